@@ -1,0 +1,4 @@
+export * from "./version";
+export * from "./job-claims";
+export * from "./runner-messages";
+export * from "./server-messages";
