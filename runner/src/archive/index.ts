@@ -1,0 +1,3 @@
+export { createBackup } from "./backup";
+export { ArchiveError } from "./errors";
+export type * from "./types";
