@@ -1,0 +1,83 @@
+import { PROGRESS_MIN_INTERVAL_MS } from "../../../shared/jobs";
+import type { JobProgress } from "../../../shared/protocol/runner-messages";
+import type { Progress } from "../archive/types";
+
+/**
+ * Turns the engine's progress callbacks (possibly thousands a second) into at most one
+ * `job.progress` per PROGRESS_MIN_INTERVAL_MS per job: the first goes out at once, later ones
+ * are coalesced and the latest is sent when the interval ends. Rate is bytes/s over a sliding window.
+ */
+export interface ProgressReporterOptions {
+  now?: () => number;
+  minIntervalMs?: number;
+  windowMs?: number;
+  setTimer?: (fn: () => void, ms: number) => unknown;
+  clearTimer?: (t: unknown) => void;
+}
+
+export class ProgressReporter {
+  private lastSentAt = -Infinity;
+  private pending?: Progress;
+  private timer?: unknown;
+  private samples: { t: number; bytes: number }[] = [];
+  private stopped = false;
+  private readonly now: () => number;
+  private readonly minIntervalMs: number;
+  private readonly windowMs: number;
+
+  constructor(
+    private readonly jobId: string,
+    private readonly send: (m: JobProgress) => void,
+    private readonly opts: ProgressReporterOptions = {},
+  ) {
+    this.now = opts.now ?? Date.now;
+    this.minIntervalMs = opts.minIntervalMs ?? PROGRESS_MIN_INTERVAL_MS;
+    this.windowMs = opts.windowMs ?? 5000;
+  }
+
+  update(p: Progress): void {
+    if (this.stopped) return;
+    const t = this.now();
+    this.samples.push({ t, bytes: p.bytes });
+    while (this.samples.length > 2 && this.samples[0]!.t < t - this.windowMs) this.samples.shift();
+    this.pending = p;
+    const wait = this.lastSentAt + this.minIntervalMs - t;
+    if (wait <= 0) {
+      this.flush();
+    } else if (this.timer === undefined) {
+      this.timer = (this.opts.setTimer ?? setTimeout)(() => {
+        this.timer = undefined;
+        this.flush();
+      }, wait);
+    }
+  }
+
+  /** No more progress after this (the result supersedes it). */
+  stop(): void {
+    this.stopped = true;
+    this.pending = undefined;
+    if (this.timer !== undefined) (this.opts.clearTimer ?? ((x) => clearTimeout(x as NodeJS.Timeout)))(this.timer);
+    this.timer = undefined;
+  }
+
+  rate(): number {
+    const first = this.samples[0];
+    const last = this.samples[this.samples.length - 1];
+    if (!first || !last || last.t <= first.t) return 0;
+    return Math.max(0, ((last.bytes - first.bytes) * 1000) / (last.t - first.t));
+  }
+
+  private flush(): void {
+    const p = this.pending;
+    if (!p || this.stopped) return;
+    this.pending = undefined;
+    this.lastSentAt = this.now();
+    const msg: JobProgress = { type: "job.progress", jobId: this.jobId, bytes: p.bytes, files: p.files, rate: this.rate() };
+    if (p.totalBytes !== undefined && p.totalBytes > 0) {
+      msg.totalBytes = p.totalBytes;
+      msg.percent = Math.min(100, (p.bytes / p.totalBytes) * 100);
+    }
+    if (p.phase) msg.phase = p.phase.slice(0, 64);
+    this.send(msg);
+  }
+}
