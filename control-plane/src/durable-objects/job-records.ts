@@ -1,0 +1,111 @@
+import { and, eq, notInArray } from "drizzle-orm";
+import { TERMINAL_JOB_STATES, type JobState } from "../../../shared/jobs";
+import { BackupJobResult, type JobResult } from "../../../shared/protocol/runner-messages";
+import { db } from "../db/client";
+import { backups, jobs, runners } from "../db/schema";
+import type { Env } from "../env";
+
+/** D1 writes made by the RunnerSession: the API reads jobs, backups and runner status from D1. */
+
+const notTerminal = notInArray(jobs.state, [...TERMINAL_JOB_STATES]);
+
+export async function setJobState(env: Env, jobId: string, state: JobState, extra: Partial<typeof jobs.$inferInsert> = {}) {
+  const now = Date.now();
+  await db(env.DB)
+    .update(jobs)
+    .set({ state, updatedAt: now, ...extra })
+    .where(and(eq(jobs.id, jobId), notTerminal));
+}
+
+export async function markJobRunning(env: Env, jobId: string, backupId: string | null) {
+  const d = db(env.DB);
+  const now = Date.now();
+  const stmts = [
+    d.update(jobs).set({ state: "RUNNING", startedAt: now, updatedAt: now }).where(and(eq(jobs.id, jobId), notTerminal)),
+  ] as const;
+  if (backupId) {
+    await d.batch([
+      ...stmts,
+      d.update(backups).set({ status: "running" }).where(and(eq(backups.id, backupId), eq(backups.status, "queued"))),
+    ]);
+  } else {
+    await d.batch(stmts);
+  }
+}
+
+export async function writeProgress(env: Env, jobId: string, progress: unknown) {
+  await db(env.DB)
+    .update(jobs)
+    .set({ progress: JSON.stringify(progress), updatedAt: Date.now() })
+    .where(and(eq(jobs.id, jobId), notTerminal));
+}
+
+/** A job reached a terminal state: job row and (for backups) the backup row, in one batch. */
+export async function finishJob(
+  env: Env,
+  a: {
+    jobId: string;
+    type: string;
+    backupId: string | null;
+    state: "SUCCEEDED" | "FAILED" | "CANCELLED" | "INTERRUPTED";
+    result?: JobResult["result"];
+    error?: { code: string; message: string };
+    warnings?: string[];
+  },
+): Promise<JobState> {
+  const d = db(env.DB);
+  const now = Date.now();
+  let state = a.state;
+  let error = a.error;
+  let backupPatch: Partial<typeof backups.$inferInsert> | undefined;
+  if (a.type === "backup" && a.backupId) {
+    if (state === "SUCCEEDED") {
+      const parsed = BackupJobResult.safeParse(a.result);
+      if (parsed.success) {
+        backupPatch = {
+          status: a.warnings?.length ? "partial" : "completed",
+          fileName: parsed.data.fileName,
+          size: parsed.data.size,
+          sha256: parsed.data.sha256,
+          fileCount: parsed.data.fileCount,
+          completedAt: now,
+        };
+      } else {
+        // A success without a usable result is not a success: nothing could be restored from it.
+        state = "FAILED";
+        error = { code: "BAD_RESULT", message: "runner reported success without a valid backup result" };
+      }
+    }
+    backupPatch ??= {
+      status: "failed",
+      errorCode: error?.code ?? state,
+      errorMessage: error?.message ?? `job ${state.toLowerCase()}`,
+      completedAt: now,
+    };
+  }
+  const jobPatch = {
+    state,
+    updatedAt: now,
+    finishedAt: now,
+    result: a.result ? JSON.stringify(a.warnings?.length ? { ...a.result, warnings: a.warnings } : a.result) : null,
+    errorCode: error?.code ?? null,
+    errorMessage: error?.message ?? null,
+  };
+  const jobStmt = d.update(jobs).set(jobPatch).where(and(eq(jobs.id, a.jobId), notTerminal));
+  if (backupPatch && a.backupId) {
+    await d.batch([
+      jobStmt,
+      d.update(backups).set(backupPatch).where(and(eq(backups.id, a.backupId), notInArray(backups.status, ["completed", "partial", "failed"]))),
+    ]);
+  } else {
+    await jobStmt;
+  }
+  return state;
+}
+
+export async function setRunnerPresence(env: Env, runnerId: string, online: boolean) {
+  await db(env.DB)
+    .update(runners)
+    .set({ status: online ? "online" : "offline", lastSeenAt: Date.now() })
+    .where(eq(runners.id, runnerId));
+}

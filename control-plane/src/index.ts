@@ -1,0 +1,69 @@
+import { Hono } from "hono";
+import { HTTPException } from "hono/http-exception";
+import { lt, or, and, isNotNull } from "drizzle-orm";
+import { ApiErrorCode } from "../../shared/errors";
+import { db } from "./db/client";
+import { enrollmentTokens, sessions } from "./db/schema";
+import type { AppEnv, Env } from "./env";
+import { ApiError } from "./errors";
+import { activityRoutes } from "./routes/activity";
+import { authRoutes } from "./routes/auth";
+import { backupRoutes } from "./routes/backups";
+import { consoleRoutes } from "./routes/console";
+import { jobRoutes } from "./routes/jobs";
+import { jwksRoutes } from "./routes/jwks";
+import { runnerRoutes } from "./routes/runners";
+import { setupRoutes } from "./routes/setup";
+
+export { RunnerSession } from "./durable-objects/runner-session";
+
+export const app = new Hono<AppEnv>();
+
+/** Largest API request body; bigger ones are refused before parsing. */
+const MAX_BODY_BYTES = 64 * 1024;
+
+app.use("/api/*", async (c, next) => {
+  const len = Number(c.req.header("content-length") ?? 0);
+  if (len > MAX_BODY_BYTES) throw new ApiError(413, ApiErrorCode.PayloadTooLarge, "request body too large");
+  await next();
+  c.header("cache-control", "no-store");
+  c.header("x-content-type-options", "nosniff");
+});
+
+app.route("/api/v1/setup", setupRoutes);
+app.route("/api/v1/auth", authRoutes);
+app.route("/api/v1/runners", runnerRoutes);
+app.route("/api/v1/backups", backupRoutes);
+app.route("/api/v1/jobs", jobRoutes);
+app.route("/api/v1/activity", activityRoutes);
+app.route("/.well-known", jwksRoutes);
+app.route("/", consoleRoutes);
+
+app.notFound((c) => c.json({ error: { code: ApiErrorCode.NotFound, message: "no such route" } }, 404));
+
+app.onError((err, c) => {
+  if (err instanceof ApiError) return c.json({ error: { code: err.code, message: err.message } }, err.status);
+  if (err instanceof HTTPException) {
+    const code = err.status === 404 ? ApiErrorCode.NotFound : err.status < 500 ? ApiErrorCode.BadRequest : ApiErrorCode.Internal;
+    return c.json({ error: { code, message: err.message || "request failed" } }, err.status);
+  }
+  console.error("unhandled error", c.req.method, new URL(c.req.url).pathname, err instanceof Error ? err.message : err);
+  return c.json({ error: { code: ApiErrorCode.Internal, message: "internal error" } }, 500);
+});
+
+/** Cron: sweep expired enrollment tokens and sessions (kept a day for the activity trail). */
+export async function sweep(env: Env, now = Date.now()): Promise<void> {
+  const d = db(env.DB);
+  const cutoff = now - 24 * 3600 * 1000;
+  await d.batch([
+    d.delete(enrollmentTokens).where(or(lt(enrollmentTokens.expiresAt, cutoff), and(isNotNull(enrollmentTokens.usedAt), lt(enrollmentTokens.usedAt, cutoff)))),
+    d.delete(sessions).where(lt(sessions.expiresAt, now)),
+  ]);
+}
+
+export default {
+  fetch: app.fetch,
+  async scheduled(controller, env, ctx) {
+    ctx.waitUntil(sweep(env, controller.scheduledTime).catch((e) => console.error("scheduled: sweep failed", (e as Error).message)));
+  },
+} satisfies ExportedHandler<Env>;

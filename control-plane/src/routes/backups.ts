@@ -1,0 +1,285 @@
+import { Hono, type Context } from "hono";
+import { and, desc, eq, inArray } from "drizzle-orm";
+import { z } from "zod";
+import { isValidBackupName } from "../../../shared/naming";
+import type { JobEncryption, JobSecrets, JobSpec } from "../../../shared/protocol/job-claims";
+import { bytesToBase64 } from "../crypto/random";
+import { db } from "../db/client";
+import { backups, jobs } from "../db/schema";
+import type { AppEnv } from "../env";
+import { conflict, notFound, validationFailed } from "../errors";
+import { activity, noteActivity } from "../lib/activity";
+import { currentUser, requireAuth, tenantScope } from "../lib/auth";
+import { dispatchJob } from "../lib/dispatch";
+import { newId } from "../lib/ids";
+import { newDataKey, unwrapDataKey } from "../lib/panel-keys";
+import { readJson } from "../lib/validate";
+import { findRunner } from "./runners";
+
+const Password = z.string().min(12, "password must be at least 12 characters").max(1024);
+
+const CreateBackupBody = z.object({
+  runnerId: z.string().min(1).max(64),
+  name: z.string().refine(isValidBackupName, "name must be 1-64 of A-Z a-z 0-9 . _ - starting with a letter or digit"),
+  type: z.enum(["full", "incremental"]).default("full"),
+  compressionLevel: z.number().int().min(1).max(9).default(3),
+  sources: z
+    .array(z.string().min(1).max(4096).refine((p) => p.startsWith("/"), "sources must be absolute paths"))
+    .max(64)
+    .optional(),
+  encryption: z
+    .discriminatedUnion("mode", [
+      z.object({ mode: z.literal("none") }),
+      z.object({ mode: z.literal("panel") }),
+      z.object({ mode: z.literal("password"), password: Password }),
+    ])
+    .default({ mode: "none" }),
+});
+
+const RestoreBody = z.object({
+  target: z.string().min(1).max(4096).refine((p) => p.startsWith("/"), "target must be an absolute path"),
+  only: z.array(z.string().min(1).max(1024)).max(64).optional(),
+  conflict: z.enum(["skip", "overwrite", "rename"]).default("skip"),
+  password: z.string().min(1).max(1024).optional(),
+});
+
+const VerifyBody = z.object({ password: z.string().min(1).max(1024).optional() });
+
+const ListQuery = z.object({
+  limit: z.coerce.number().int().min(1).max(500).default(50),
+  runnerId: z.string().max(64).optional(),
+});
+
+type BackupRow = typeof backups.$inferSelect;
+
+export function backupView(b: BackupRow) {
+  return {
+    id: b.id,
+    tenantId: b.tenantId,
+    runnerId: b.runnerId,
+    jobId: b.jobId,
+    name: b.name,
+    kind: b.kind,
+    status: b.status,
+    fileName: b.fileName,
+    size: b.size,
+    sha256: b.sha256,
+    fileCount: b.fileCount,
+    encryption: b.encryptionMode,
+    chainRootId: b.chainRootId,
+    parentId: b.parentId,
+    createdAt: new Date(b.createdAt).toISOString(),
+    completedAt: b.completedAt ? new Date(b.completedAt).toISOString() : null,
+    ...(b.errorCode && { error: { code: b.errorCode, message: b.errorMessage ?? "" } }),
+  };
+}
+
+export const backupRoutes = new Hono<AppEnv>();
+
+backupRoutes.post("/", activity("backup.create"), requireAuth("backups.create"), async (c) => {
+  const body = await readJson(c, CreateBackupBody);
+  const user = currentUser(c);
+  const runner = await findRunner(c, body.runnerId, tenantScope(user));
+  noteActivity(c, { tenantId: runner.tenantId, details: { runnerId: runner.id, name: body.name, kind: body.type, encryption: body.encryption.mode } });
+  if (runner.revokedAt) throw conflict("runner is revoked");
+  const d = db(c.env.DB);
+  const backupId = newId("bkp");
+  const jobId = newId("job");
+  let chainRootId = backupId;
+  let parentId: string | null = null;
+  if (body.type === "incremental") {
+    // An incremental extends the newest completed backup of the same runner and name.
+    const parent = await d
+      .select({ id: backups.id, chainRootId: backups.chainRootId })
+      .from(backups)
+      .where(and(eq(backups.runnerId, runner.id), eq(backups.name, body.name), inArray(backups.status, ["completed", "partial"])))
+      .orderBy(desc(backups.createdAt))
+      .get();
+    if (!parent) throw conflict(`no completed backup named ${body.name} on this runner to base an incremental on`);
+    chainRootId = parent.chainRootId;
+    parentId = parent.id;
+  }
+  let encryption: JobEncryption = { mode: "none" };
+  let secrets: JobSecrets | null = null;
+  let panelKeyId: string | null = null;
+  let wrappedDataKey: string | null = null;
+  if (body.encryption.mode === "panel") {
+    const k = await newDataKey(c.env, runner.tenantId, backupId);
+    encryption = { mode: "panel", keyId: k.keyId, wrappedKey: k.wrappedKey };
+    secrets = { dataKey: bytesToBase64(k.dataKey) };
+    panelKeyId = k.keyId;
+    wrappedDataKey = k.wrappedKey;
+  } else if (body.encryption.mode === "password") {
+    encryption = { mode: "password" };
+    secrets = { password: body.encryption.password };
+  }
+  const spec: JobSpec = {
+    type: "backup",
+    params: {
+      binding: { backupId, tenantId: runner.tenantId, chainRootId, parentId },
+      name: body.name,
+      kind: body.type,
+      compressionLevel: body.compressionLevel,
+      ...(body.sources && { sources: body.sources }),
+      destination: { kind: "local" },
+      encryption,
+    },
+  };
+  const now = Date.now();
+  const backupRow: BackupRow = {
+    id: backupId,
+    tenantId: runner.tenantId,
+    runnerId: runner.id,
+    jobId,
+    name: body.name,
+    kind: body.type,
+    status: "queued",
+    fileName: null,
+    size: null,
+    sha256: null,
+    fileCount: null,
+    encryptionMode: body.encryption.mode,
+    panelKeyId,
+    wrappedDataKey,
+    chainRootId,
+    parentId,
+    errorCode: null,
+    errorMessage: null,
+    createdAt: now,
+    completedAt: null,
+  };
+  await d.batch([
+    d.insert(jobs).values({
+      id: jobId,
+      tenantId: runner.tenantId,
+      runnerId: runner.id,
+      backupId,
+      type: "backup",
+      state: "PENDING",
+      params: JSON.stringify(spec.params),
+      createdBy: user.id,
+      createdAt: now,
+      updatedAt: now,
+    }),
+    d.insert(backups).values(backupRow),
+  ]);
+  noteActivity(c, { targetType: "backup", targetId: backupId, details: { jobId } });
+  await dispatchJob(c.env, runner, { jobId, spec, secrets, backupId });
+  return c.json({ backup: backupView(backupRow), job: { id: jobId, state: "PENDING" } }, 202);
+});
+
+backupRoutes.get("/", requireAuth("backups.read"), async (c) => {
+  const q = ListQuery.safeParse(c.req.query());
+  if (!q.success) throw validationFailed(q.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; "));
+  const scope = tenantScope(currentUser(c));
+  const rows = await db(c.env.DB)
+    .select()
+    .from(backups)
+    .where(and(scope ? eq(backups.tenantId, scope) : undefined, q.data.runnerId ? eq(backups.runnerId, q.data.runnerId) : undefined))
+    .orderBy(desc(backups.createdAt))
+    .limit(q.data.limit)
+    .all();
+  return c.json(rows.map(backupView));
+});
+
+async function findBackup(c: { env: AppEnv["Bindings"] }, id: string, scope: string | null): Promise<BackupRow> {
+  const row = await db(c.env.DB)
+    .select()
+    .from(backups)
+    .where(and(eq(backups.id, id), scope ? eq(backups.tenantId, scope) : undefined))
+    .get();
+  if (!row) throw notFound("backup");
+  return row;
+}
+
+backupRoutes.get("/:id", requireAuth("backups.read"), async (c) => {
+  return c.json(backupView(await findBackup(c, c.req.param("id"), tenantScope(currentUser(c)))));
+});
+
+/** Restore and verify read an existing archive: same binding, same key material as the backup. */
+async function readJobFor(
+  c: { env: AppEnv["Bindings"] },
+  b: BackupRow,
+  password: string | undefined,
+): Promise<{ encryption: JobEncryption; secrets: JobSecrets | null }> {
+  if (b.status !== "completed" && b.status !== "partial") throw conflict(`backup is ${b.status}, not completed`);
+  if (!b.fileName) throw conflict("backup has no archive file");
+  if (b.encryptionMode === "panel") {
+    if (!b.panelKeyId || !b.wrappedDataKey) throw conflict("backup has no panel key record");
+    const dataKey = await unwrapDataKey(c.env, { tenantId: b.tenantId, backupId: b.id, keyId: b.panelKeyId, wrappedKey: b.wrappedDataKey });
+    return { encryption: { mode: "panel", keyId: b.panelKeyId, wrappedKey: b.wrappedDataKey }, secrets: { dataKey: bytesToBase64(dataKey) } };
+  }
+  if (b.encryptionMode === "password") {
+    if (!password) throw validationFailed("password: required for a password-encrypted backup");
+    return { encryption: { mode: "password" }, secrets: { password } };
+  }
+  return { encryption: { mode: "none" }, secrets: null };
+}
+
+async function startReadJob(
+  c: Context<AppEnv, string>,
+  kind: "restore" | "verify",
+  b: BackupRow,
+  spec: JobSpec,
+  secrets: JobSecrets | null,
+) {
+  const user = currentUser(c);
+  const runner = await findRunner(c, b.runnerId, null);
+  if (runner.revokedAt) throw conflict("runner is revoked");
+  const jobId = newId("job");
+  const now = Date.now();
+  await db(c.env.DB).insert(jobs).values({
+    id: jobId,
+    tenantId: b.tenantId,
+    runnerId: b.runnerId,
+    backupId: b.id,
+    type: kind,
+    state: "PENDING",
+    params: JSON.stringify(spec.params),
+    createdBy: user.id,
+    createdAt: now,
+    updatedAt: now,
+  });
+  noteActivity(c, { details: { jobId } });
+  await dispatchJob(c.env, runner, { jobId, spec, secrets, backupId: b.id });
+  return c.json({ job: { id: jobId, state: "PENDING" } }, 202);
+}
+
+backupRoutes.post("/:id/restore", activity("backup.restore"), requireAuth("backups.restore"), async (c) => {
+  const id = c.req.param("id");
+  noteActivity(c, { targetType: "backup", targetId: id });
+  const body = await readJson(c, RestoreBody);
+  const b = await findBackup(c, id, tenantScope(currentUser(c)));
+  const { encryption, secrets } = await readJobFor(c, b, body.password);
+  const spec: JobSpec = {
+    type: "restore",
+    params: {
+      binding: { backupId: b.id, tenantId: b.tenantId, chainRootId: b.chainRootId, parentId: b.parentId },
+      fileName: b.fileName!,
+      destination: { kind: "local" },
+      encryption,
+      target: body.target,
+      ...(body.only && { only: body.only }),
+      conflict: body.conflict,
+    },
+  };
+  return startReadJob(c, "restore", b, spec, secrets);
+});
+
+backupRoutes.post("/:id/verify", activity("backup.verify"), requireAuth("backups.read"), async (c) => {
+  const id = c.req.param("id");
+  noteActivity(c, { targetType: "backup", targetId: id });
+  const body = await readJson(c, VerifyBody);
+  const b = await findBackup(c, id, tenantScope(currentUser(c)));
+  const { encryption, secrets } = await readJobFor(c, b, body.password);
+  const spec: JobSpec = {
+    type: "verify",
+    params: {
+      binding: { backupId: b.id, tenantId: b.tenantId, chainRootId: b.chainRootId, parentId: b.parentId },
+      fileName: b.fileName!,
+      destination: { kind: "local" },
+      encryption,
+    },
+  };
+  return startReadJob(c, "verify", b, spec, secrets);
+});

@@ -1,0 +1,54 @@
+import { Hono } from "hono";
+import { eq, sql } from "drizzle-orm";
+import { z } from "zod";
+import { db } from "../db/client";
+import { tenants, users } from "../db/schema";
+import type { AppEnv } from "../env";
+import { conflict, unauthorized } from "../errors";
+import { activity, noteActivity } from "../lib/activity";
+import { newId } from "../lib/ids";
+import { readJson } from "../lib/validate";
+import { hashPassword } from "../crypto/password";
+import { timingSafeEqualString } from "../crypto/random";
+
+export const SetupBody = z.object({
+  tenantName: z.string().trim().min(1).max(128),
+  email: z.string().trim().toLowerCase().email().max(254),
+  password: z.string().min(12, "password must be at least 12 characters").max(1024),
+});
+
+export const setupRoutes = new Hono<AppEnv>();
+
+/** First-run bootstrap: creates the first tenant and its ROOT user, only while no user exists. */
+setupRoutes.post("/", activity("setup"), async (c) => {
+  const given = c.req.header("x-setup-token") ?? "";
+  if (!c.env.SETUP_TOKEN || !timingSafeEqualString(given, c.env.SETUP_TOKEN)) throw unauthorized("bad setup token");
+  const body = await readJson(c, SetupBody);
+  const d = db(c.env.DB);
+  if (await d.select({ id: users.id }).from(users).limit(1).get()) throw conflict("setup already done");
+  const now = Date.now();
+  const tenantId = newId("ten");
+  const userId = newId("usr");
+  const passwordHash = await hashPassword(body.password);
+  // The insert of the user is conditional on the table still being empty, so two racing setups cannot both win.
+  const [, inserted] = await d.batch([
+    d.insert(tenants).values({ id: tenantId, name: body.tenantName, parentId: null, createdAt: now }),
+    d.run(sqlInsertFirstUser(userId, tenantId, body.email, passwordHash, now)),
+  ]);
+  if ((inserted as D1Result).meta.changes !== 1) {
+    await d.delete(tenants).where(eqId(tenantId));
+    throw conflict("setup already done");
+  }
+  noteActivity(c, { tenantId, actorType: "system", actorId: null, targetType: "user", targetId: userId });
+  return c.json(
+    { tenant: { id: tenantId, name: body.tenantName }, user: { id: userId, email: body.email, role: "ROOT", tenantId } },
+    201,
+  );
+});
+
+const eqId = (id: string) => eq(tenants.id, id);
+function sqlInsertFirstUser(id: string, tenantId: string, email: string, hash: string, now: number) {
+  return sql`INSERT INTO users (id, tenant_id, email, password_hash, role, permissions, disabled, created_at)
+    SELECT ${id}, ${tenantId}, ${email}, ${hash}, 'ROOT', '{}', 0, ${now}
+    WHERE NOT EXISTS (SELECT 1 FROM users)`;
+}
