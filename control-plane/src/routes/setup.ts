@@ -1,8 +1,7 @@
 import { Hono } from "hono";
-import { eq, sql } from "drizzle-orm";
 import { z } from "zod";
 import { db } from "../db/client";
-import { tenants, users } from "../db/schema";
+import { users } from "../db/schema";
 import type { AppEnv } from "../env";
 import { conflict, unauthorized } from "../errors";
 import { activity, noteActivity } from "../lib/activity";
@@ -30,15 +29,19 @@ setupRoutes.post("/", activity("setup"), async (c) => {
   const tenantId = newId("ten");
   const userId = newId("usr");
   const passwordHash = await hashPassword(body.password);
-  // The insert of the user is conditional on the table still being empty, so two racing setups cannot both win.
-  const [, inserted] = await d.batch([
-    d.insert(tenants).values({ id: tenantId, name: body.tenantName, parentId: null, createdAt: now }),
-    d.run(sqlInsertFirstUser(userId, tenantId, body.email, passwordHash, now)),
+  // The user insert is conditional on the table still being empty, so two racing setups cannot both win;
+  // the tenant insert is conditional on the user insert having happened (same batch = one transaction).
+  const [inserted] = await c.env.DB.batch([
+    c.env.DB.prepare(
+      `INSERT INTO users (id, tenant_id, email, password_hash, role, permissions, disabled, created_at)
+       SELECT ?, ?, ?, ?, 'ROOT', '{}', 0, ? WHERE NOT EXISTS (SELECT 1 FROM users)`,
+    ).bind(userId, tenantId, body.email, passwordHash, now),
+    c.env.DB.prepare(
+      `INSERT INTO tenants (id, parent_id, name, created_at)
+       SELECT ?, NULL, ?, ? WHERE EXISTS (SELECT 1 FROM users WHERE id = ?)`,
+    ).bind(tenantId, body.tenantName, now, userId),
   ]);
-  if ((inserted as D1Result).meta.changes !== 1) {
-    await d.delete(tenants).where(eqId(tenantId));
-    throw conflict("setup already done");
-  }
+  if (inserted?.meta.changes !== 1) throw conflict("setup already done");
   noteActivity(c, { tenantId, actorType: "system", actorId: null, targetType: "user", targetId: userId });
   return c.json(
     { tenant: { id: tenantId, name: body.tenantName }, user: { id: userId, email: body.email, role: "ROOT", tenantId } },
@@ -46,9 +49,3 @@ setupRoutes.post("/", activity("setup"), async (c) => {
   );
 });
 
-const eqId = (id: string) => eq(tenants.id, id);
-function sqlInsertFirstUser(id: string, tenantId: string, email: string, hash: string, now: number) {
-  return sql`INSERT INTO users (id, tenant_id, email, password_hash, role, permissions, disabled, created_at)
-    SELECT ${id}, ${tenantId}, ${email}, ${hash}, 'ROOT', '{}', 0, ${now}
-    WHERE NOT EXISTS (SELECT 1 FROM users)`;
-}
