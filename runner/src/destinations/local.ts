@@ -20,7 +20,14 @@ export class LocalDestination implements Destination {
   }
 
   private path(name: string): string {
-    if (!name || name.includes("/") || name.includes("\\") || name === "." || name === ".." || name.includes("\0")) {
+    if (
+      !name ||
+      name.includes("/") ||
+      name.includes("\\") ||
+      name === "." ||
+      name === ".." ||
+      name.includes("\0")
+    ) {
       throw new DestinationError("PROTOCOL_ERROR", this.url, `invalid object name ${JSON.stringify(name)}`);
     }
     return join(this.root, name);
@@ -70,7 +77,8 @@ export class LocalDestination implements Destination {
     try {
       await stat(p);
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === "ENOENT") throw new DestinationError("NOT_FOUND", this.url, `${name} not found`);
+      if ((err as NodeJS.ErrnoException).code === "ENOENT")
+        throw new DestinationError("NOT_FOUND", this.url, `${name} not found`);
       throw err;
     }
     return createReadStream(p, { start: range?.start, end: range?.end, highWaterMark: 1024 * 1024 });
@@ -120,11 +128,17 @@ export class LocalDestination implements Destination {
       const s = await this.createReadStream(name);
       const chunks: Buffer[] = [];
       for await (const c of s) chunks.push(c as Buffer);
-      if (Buffer.concat(chunks).toString() !== "probe") throw new DestinationError("INTEGRITY_MISMATCH", this.url, "probe read back differs");
+      if (Buffer.concat(chunks).toString() !== "probe")
+        throw new DestinationError("INTEGRITY_MISMATCH", this.url, "probe read back differs");
     } catch (err) {
       if (err instanceof DestinationError) throw err;
       const code = (err as NodeJS.ErrnoException).code;
-      throw new DestinationError(code === "ENOSPC" ? "NO_SPACE" : code === "EACCES" ? "AUTH_FAILED" : "PROTOCOL_ERROR", this.url, (err as Error).message, { cause: err });
+      throw new DestinationError(
+        code === "ENOSPC" ? "NO_SPACE" : code === "EACCES" ? "AUTH_FAILED" : "PROTOCOL_ERROR",
+        this.url,
+        (err as Error).message,
+        { cause: err },
+      );
     } finally {
       await this.delete(name);
     }

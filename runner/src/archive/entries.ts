@@ -1,0 +1,183 @@
+/**
+ * Tar entries out of an opened archive, each checked against the manifest (path, type, size,
+ * link target, SHA-256) in order. Selections read only the frames that hold the chosen entries.
+ */
+import { createHash } from "node:crypto";
+import { Readable } from "node:stream";
+import { pipeline } from "node:stream/promises";
+import { extract as tarExtract, type Header } from "tar-stream";
+import { corrupt, toArchiveError } from "./errors";
+import { frameTarOffsets, tarBytes, type ArchiveHandle } from "./reader";
+import type { ManifestEntry } from "./manifest-types";
+import { TAR_END } from "./tar-header";
+
+const TAR_TYPES: Record<string, ManifestEntry["t"]> = { file: "file", "contiguous-file": "file", link: "hardlink", symlink: "symlink", directory: "directory" };
+
+export interface EntryHandlerArgs {
+  entry: ManifestEntry;
+  header: Header;
+  /** The body; throws CORRUPT at its end if the bytes differ from the manifest. */
+  body: AsyncIterable<Buffer>;
+}
+
+/** Glob -> RegExp: `**` crosses '/', `*` and `?` do not. */
+export function globToRegExp(glob: string): RegExp {
+  let re = "";
+  for (let i = 0; i < glob.length; i++) {
+    const c = glob[i]!;
+    if (c === "*") {
+      if (glob[i + 1] === "*") {
+        re += ".*";
+        i++;
+        if (glob[i + 1] === "/") i++;
+      } else re += "[^/]*";
+    } else if (c === "?") re += "[^/]";
+    else re += c.replace(/[.+^${}()|[\]\\]/g, "\\$&");
+  }
+  return new RegExp(`^${re}$`);
+}
+
+/**
+ * Which manifest entries a list of selectors picks: `domain:NAME`, `component:NAME` or a path glob.
+ * A selected directory brings everything below it; a selected hardlink brings its target.
+ */
+export function selectEntries(entries: ManifestEntry[], only?: string[]): ManifestEntry[] {
+  if (!only || only.length === 0) return entries;
+  const tests = only.map((s) => {
+    if (s.startsWith("domain:")) return (e: ManifestEntry) => e.d === s.slice(7);
+    if (s.startsWith("component:")) return (e: ManifestEntry) => e.c === s.slice(10);
+    const re = globToRegExp(s.replace(/\/+$/, ""));
+    return (e: ManifestEntry) => re.test(e.p);
+  });
+  const chosen = new Set<number>();
+  const dirs: string[] = [];
+  entries.forEach((e, i) => {
+    if (tests.some((t) => t(e)) || dirs.some((d) => e.p.startsWith(d))) {
+      chosen.add(i);
+      if (e.t === "directory") dirs.push(e.p + "/");
+    }
+  });
+  const byPath = new Map(entries.map((e, i) => [e.p, i]));
+  for (const i of [...chosen]) {
+    const e = entries[i]!;
+    if (e.t === "hardlink" && e.l !== undefined) {
+      const j = byPath.get(e.l);
+      if (j !== undefined) chosen.add(j);
+    }
+  }
+  return entries.filter((_, i) => chosen.has(i));
+}
+
+/** Tar byte runs to read for a selection: merged [start, end) intervals. */
+function intervals(sel: ManifestEntry[]): [number, number][] {
+  const out: [number, number][] = [];
+  for (const e of [...sel].sort((a, b) => a.o - b.o)) {
+    const last = out[out.length - 1];
+    if (last && e.o <= last[1]) last[1] = Math.max(last[1], e.e);
+    else out.push([e.o, e.e]);
+  }
+  return out;
+}
+
+/** Yields the tar bytes the selection needs (all of it, end-to-end checked, when `full`). */
+async function* selectedTar(h: ArchiveHandle, sel: ManifestEntry[], full: boolean, signal?: AbortSignal): AsyncGenerator<Buffer> {
+  const n = h.manifest.frames.length;
+  if (full) {
+    for await (const { data } of tarBytes(h, 0, n, signal)) yield data;
+    return;
+  }
+  const offs = frameTarOffsets(h.manifest);
+  const frameOf = (pos: number) => {
+    let lo = 1;
+    let hi = n - 1;
+    while (lo < hi) {
+      const mid = (lo + hi + 1) >> 1;
+      if (offs[mid]! <= pos) lo = mid;
+      else hi = mid - 1;
+    }
+    return lo;
+  };
+  // Group intervals into runs of consecutive frames, one range read per run.
+  const runs: { from: number; to: number; parts: [number, number][] }[] = [];
+  for (const [s, e] of intervals(sel)) {
+    const from = frameOf(s);
+    const to = frameOf(e - 1);
+    const last = runs[runs.length - 1];
+    if (last && from <= last.to + 1) {
+      last.to = Math.max(last.to, to);
+      last.parts.push([s, e]);
+    } else runs.push({ from, to, parts: [[s, e]] });
+  }
+  for (const run of runs) {
+    for await (const { index, data } of tarBytes(h, run.from, run.to, signal)) {
+      const fs = offs[index]!;
+      const fe = fs + data.length;
+      for (const [s, e] of run.parts) {
+        const a = Math.max(s, fs);
+        const b = Math.min(e, fe);
+        if (a < b) yield data.subarray(a - fs, b - fs);
+      }
+    }
+  }
+  yield TAR_END;
+}
+
+/**
+ * Calls `handler` for each selected entry in archive order. Anything in the tar stream that the
+ * manifest does not list in that order is CORRUPT.
+ */
+export async function forEachEntry(
+  h: ArchiveHandle,
+  opts: { only?: string[]; signal?: AbortSignal },
+  handler: (a: EntryHandlerArgs) => Promise<void>,
+): Promise<{ entries: number; bytes: number }> {
+  const sel = selectEntries(h.manifest.entries, opts.only);
+  const full = sel.length === h.manifest.entries.length;
+  const ex = tarExtract();
+  const feeding = pipeline(Readable.from(selectedTar(h, sel, full, opts.signal), { highWaterMark: 1 }), ex, { signal: opts.signal });
+  feeding.catch(() => {});
+  let i = 0;
+  let bytes = 0;
+  try {
+    for await (const te of ex) {
+      const want = sel[i++];
+      const hd = te.header;
+      if (!want) throw corrupt(`tar entry ${JSON.stringify(hd.name)} is not in the manifest`);
+      const name = hd.type === "directory" ? hd.name.replace(/\/+$/, "") : hd.name;
+      const type = TAR_TYPES[hd.type ?? ""];
+      // An unknown type (device, FIFO, ...) is judged by the restore's safety rules, not here.
+      if (name !== want.p || (type && type !== want.t) || (hd.size ?? 0) !== (want.t === "file" ? want.s : 0) || (hd.linkname ?? undefined) !== (want.l ?? undefined)) {
+        if (!type && name === want.p) {
+          // fall through to handler with the manifest entry; the restore refuses it
+        } else throw corrupt(`tar entry ${JSON.stringify(hd.name)} does not match manifest entry ${JSON.stringify(want.p)}`);
+      }
+      const hash = createHash("sha256");
+      let seen = 0;
+      let consumed = false;
+      const body = (async function* () {
+        consumed = true;
+        for await (const c of te as AsyncIterable<Buffer>) {
+          hash.update(c);
+          seen += c.length;
+          yield c;
+        }
+        if (want.t === "file" && (seen !== want.s || hash.digest("hex") !== want.h)) throw corrupt(`content of ${want.p} does not match the manifest`);
+      })();
+      await handler({ entry: want, header: hd, body });
+      // A handler that skips the body still gets it hashed: every byte is checked.
+      if (!consumed) for await (const _ of body) void _;
+      bytes += seen;
+    }
+    await feeding;
+    if (i !== sel.length) throw corrupt(`archive holds ${i} of the ${sel.length} entries the manifest lists`);
+    return { entries: i, bytes };
+  } catch (err) {
+    ex.destroy();
+    await feeding.catch(() => {});
+    const fe = await feeding.then(() => null, (e: unknown) => e);
+    // Prefer the reader's error (TRUNCATED/CORRUPT) over the tar parser's reaction to it.
+    const e = toArchiveError(fe && !(err as { code?: string })?.code?.match?.(/^(CORRUPT|TRUNCATED|WRONG_KEY|UNSAFE_ENTRY)$/) ? fe : err);
+    if (e.code === "IO_ERROR" && /Unexpected end|Invalid tar header|tar/i.test(e.message)) throw corrupt(`tar stream invalid: ${e.message}`);
+    throw e;
+  }
+}

@@ -1,0 +1,248 @@
+/**
+ * Restore: extract into a staging directory inside the target, verify everything, then move into
+ * place. Nothing touches the live tree until the whole selection has checked out.
+ */
+import { closeSync, fchmodSync, fchownSync, futimesSync, lchownSync, linkSync, lstatSync, lutimesSync, mkdirSync, openSync, realpathSync, renameSync, rmSync, statfsSync, symlinkSync, writeSync, chmodSync, utimesSync, constants as FS } from "node:fs";
+import { mkdtemp, rm } from "node:fs/promises";
+import { dirname, join } from "node:path";
+import type { ArchiveBinding, DecryptionKey, Progress } from "../archive/types";
+import { ArchiveError, unsafe, toArchiveError } from "../archive/errors";
+import { openArchive, type ArchiveSource } from "../archive/reader";
+import { forEachEntry, selectEntries } from "../archive/entries";
+import type { ManifestEntry } from "../archive/manifest-types";
+import type { Kdf, SCRYPT_LIMITS } from "../archive/crypto";
+import { checkEntryPath, checkSymlinkTarget, MAX_ENTRIES, safeMode } from "./safety";
+
+export type ConflictAction = "skip" | "overwrite" | "rename";
+
+export interface RestoreOptions {
+  source: ArchiveSource;
+  fileName?: string;
+  target: string;
+  key: DecryptionKey;
+  binding?: ArchiveBinding;
+  /** Path globs, `domain:NAME` or `component:NAME`. */
+  only?: string[];
+  conflict?: ConflictAction;
+  /** Keep archived uid/gid: only honoured when running as root. Otherwise files belong to the restoring user. */
+  preserveOwner?: boolean;
+  signal?: AbortSignal;
+  onProgress?: (p: Progress) => void;
+  kdf?: Kdf;
+  scryptLimits?: typeof SCRYPT_LIMITS;
+}
+
+export interface RestoreResult {
+  target: string;
+  entries: number;
+  files: number;
+  bytes: number;
+  skipped: string[];
+  renamed: { from: string; to: string }[];
+  warnings: string[];
+}
+
+interface Placed {
+  e: ManifestEntry;
+}
+
+export async function restoreArchive(o: RestoreOptions): Promise<RestoreResult> {
+  let staging: string | null = null;
+  try {
+    const h = await openArchive({ source: o.source, fileName: o.fileName, key: o.key, binding: o.binding, signal: o.signal, kdf: o.kdf, scryptLimits: o.scryptLimits });
+    const m = h.manifest;
+    const sel = selectEntries(m.entries, o.only);
+    if (o.only?.length && sel.length === 0) throw new ArchiveError("NOT_FOUND", `nothing in the archive matches ${o.only.join(", ")}`);
+    if (sel.length > MAX_ENTRIES) throw unsafe(`archive lists ${sel.length} entries (limit ${MAX_ENTRIES})`);
+    let declared = 0;
+    for (const e of sel) {
+      checkEntryPath(e.p);
+      if (e.t === "symlink") checkSymlinkTarget(e.p, e.l ?? "");
+      if (e.t === "hardlink") checkEntryPath(e.l ?? "");
+      if (e.t === "file") {
+        if (!Number.isSafeInteger(e.s) || e.s < 0 || e.s > m.totals.tarBytes) throw new ArchiveError("CORRUPT", `entry ${e.p} declares ${e.s} bytes, more than the whole archive holds`);
+        declared += e.s;
+      }
+    }
+    if (declared > m.totals.bytes || m.totals.tarBytes !== m.frames.reduce((a, f) => a + f.d, 0)) throw new ArchiveError("CORRUPT", "manifest totals are inconsistent");
+    mkdirSync(o.target, { recursive: true });
+    const target = realpathSync(o.target);
+    if (!lstatSync(target).isDirectory()) throw new ArchiveError("USAGE", `${o.target} is not a directory`);
+    try {
+      const fsStat = statfsSync(target);
+      if (declared > fsStat.bavail * fsStat.bsize) throw new ArchiveError("IO_ERROR", `not enough space in ${target}: ${declared} bytes needed`);
+    } catch (err) {
+      if (err instanceof ArchiveError) throw err;
+    }
+    staging = await mkdtemp(join(target, ".cairn-restore-"));
+    const stage = staging;
+    const asRoot = process.getuid?.() === 0;
+    const keepOwner = asRoot && o.preserveOwner === true;
+    const symlinks = new Set<string>();
+    const files = new Set<string>();
+    const seen = new Set<string>();
+    const dirs: ManifestEntry[] = [];
+    const placed: Placed[] = [];
+    let bytes = 0;
+    let fileCount = 0;
+    let lastProgress = 0;
+
+    const ensureParents = (parts: string[]) => {
+      for (let i = 1; i < parts.length; i++) {
+        const pre = parts.slice(0, i).join("/");
+        if (symlinks.has(pre)) throw unsafe(`entry ${parts.join("/")} would be written through the symlink ${pre}`);
+        if (files.has(pre)) throw unsafe(`entry ${parts.join("/")} would be written below the file ${pre}`);
+      }
+      if (parts.length > 1) mkdirSync(join(stage, ...parts.slice(0, -1)), { recursive: true, mode: 0o700 });
+    };
+
+    await forEachEntry(h, { only: o.only, signal: o.signal }, async ({ entry: e, header, body }) => {
+      const parts = checkEntryPath(e.p);
+      const t = header.type;
+      if (t !== "file" && t !== "contiguous-file" && t !== "directory" && t !== "symlink" && t !== "link") {
+        throw unsafe(`entry ${e.p} is a ${t ?? "unknown type"}: device nodes, FIFOs and other special files are refused`);
+      }
+      if (seen.has(e.p)) throw unsafe(`entry ${e.p} appears twice in the archive`);
+      seen.add(e.p);
+      ensureParents(parts);
+      const dest = join(stage, ...parts);
+      if (e.t === "directory") {
+        mkdirSync(dest, { mode: 0o700 });
+        dirs.push(e);
+      } else if (e.t === "symlink") {
+        checkSymlinkTarget(e.p, e.l ?? "");
+        symlinkSync(e.l!, dest);
+        symlinks.add(e.p);
+        if (keepOwner) lchownSync(dest, e.u, e.g);
+        lutimesSync(dest, e.mt, e.mt);
+      } else if (e.t === "hardlink") {
+        const l = e.l ?? "";
+        checkEntryPath(l);
+        if (!files.has(l)) throw unsafe(`hardlink ${e.p} -> ${l}: target is not a regular file restored earlier from this archive`);
+        linkSync(join(stage, ...l.split("/")), dest);
+        files.add(e.p);
+      } else {
+        const fd = openSync(dest, FS.O_WRONLY | FS.O_CREAT | FS.O_EXCL | FS.O_NOFOLLOW, 0o600);
+        try {
+          for await (const c of body) {
+            writeSync(fd, c);
+            bytes += c.length;
+            if (bytes > declared) throw new ArchiveError("CORRUPT", "archive holds more data than its manifest declares");
+            if (o.onProgress && bytes - lastProgress >= 8 * 1024 * 1024) {
+              lastProgress = bytes;
+              o.onProgress({ bytes, files: fileCount, totalBytes: declared, currentFile: e.p, phase: "restore" });
+            }
+          }
+          fchmodSync(fd, safeMode(e.m));
+          if (keepOwner) fchownSync(fd, e.u, e.g);
+          futimesSync(fd, e.mt, e.mt);
+        } finally {
+          closeSync(fd);
+        }
+        files.add(e.p);
+        fileCount++;
+      }
+      placed.push({ e });
+    });
+
+    // Directory metadata last, deepest first, so creating children did not disturb it.
+    for (const d of [...dirs].reverse()) {
+      const p = join(stage, ...d.p.split("/"));
+      if (keepOwner) lchownSync(p, d.u, d.g);
+      chmodSync(p, safeMode(d.m) | 0o700);
+      utimesSync(p, d.mt, d.mt);
+    }
+    const committed = commit(target, stage, placed, o.conflict ?? "skip");
+    // Now that children are in place, give directories their archived mode (owner write was kept for the moves).
+    const movedUnder = (p: string) => {
+      const parts = p.split("/");
+      for (let i = 1; i <= parts.length; i++) if (committed.movedDirs.has(parts.slice(0, i).join("/"))) return true;
+      return false;
+    };
+    for (const d of [...dirs].reverse()) {
+      if (!movedUnder(d.p)) continue;
+      const p = join(target, ...d.p.split("/"));
+      chmodSync(p, safeMode(d.m));
+      utimesSync(p, d.mt, d.mt);
+    }
+    await rm(stage, { recursive: true, force: true });
+    staging = null;
+    o.onProgress?.({ bytes, files: fileCount, totalBytes: declared, phase: "done" });
+    return { target, entries: placed.length, files: fileCount, bytes, skipped: committed.skipped, renamed: committed.renamed, warnings: [...m.warnings, ...committed.warnings] };
+  } catch (err) {
+    if (staging) await rm(staging, { recursive: true, force: true }).catch(() => {});
+    throw toArchiveError(err);
+  }
+}
+
+type Action = { kind: "move"; e: ManifestEntry; to: string; whole: boolean } | { kind: "merge"; e: ManifestEntry } | { kind: "skip"; e: ManifestEntry; under: boolean };
+
+function lstatOrNull(p: string) {
+  try {
+    return lstatSync(p);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === "ENOENT") return null;
+    throw err;
+  }
+}
+
+/** Plans every move first (refusing existing symlinks in the path), then performs the moves. */
+function commit(target: string, stage: string, placed: Placed[], conflict: ConflictAction) {
+  const actions: Action[] = [];
+  const covered: string[] = []; // prefixes moved or skipped as a whole
+  const skipped: string[] = [];
+  const renamed: { from: string; to: string }[] = [];
+  const warnings: string[] = [];
+  const movedDirs = new Set<string>();
+  const checkedParents = new Set<string>();
+  for (const { e } of placed) {
+    if (covered.some((c) => e.p.startsWith(c))) continue;
+    const parts = e.p.split("/");
+    let parentMissing = false;
+    for (let i = 1; i < parts.length; i++) {
+      const pre = parts.slice(0, i).join("/");
+      if (checkedParents.has(pre)) continue;
+      const st = lstatOrNull(join(target, ...parts.slice(0, i)));
+      if (st?.isSymbolicLink()) throw unsafe(`refusing to restore ${e.p}: ${pre} in the target is a symlink`);
+      if (st && !st.isDirectory()) throw unsafe(`refusing to restore ${e.p}: ${pre} in the target is not a directory`);
+      if (!st) parentMissing = true;
+      else checkedParents.add(pre);
+    }
+    const to = join(target, ...parts);
+    const existing = parentMissing ? null : lstatOrNull(to);
+    const isDir = e.t === "directory";
+    if (!existing) {
+      actions.push({ kind: "move", e, to, whole: isDir });
+      if (isDir) covered.push(e.p + "/");
+    } else if (isDir && existing.isDirectory()) {
+      actions.push({ kind: "merge", e });
+      checkedParents.add(e.p);
+    } else if (existing.isDirectory() && !isDir) {
+      warnings.push(`kept existing directory ${e.p} (the archive has a ${e.t} there)`);
+      actions.push({ kind: "skip", e, under: false });
+    } else if (conflict === "skip" || (isDir && conflict === "overwrite")) {
+      actions.push({ kind: "skip", e, under: isDir });
+      if (isDir) covered.push(e.p + "/");
+    } else if (conflict === "overwrite") {
+      actions.push({ kind: "move", e, to, whole: false });
+    } else {
+      let alt = `${to}.restored`;
+      for (let i = 2; lstatOrNull(alt); i++) alt = `${to}.restored-${i}`;
+      renamed.push({ from: e.p, to: alt.slice(target.length + 1) });
+      actions.push({ kind: "move", e, to: alt, whole: isDir });
+      if (isDir) covered.push(e.p + "/");
+    }
+  }
+  for (const a of actions) {
+    if (a.kind === "skip") {
+      skipped.push(a.e.p);
+      continue;
+    }
+    if (a.kind === "merge") continue;
+    const from = join(stage, ...a.e.p.split("/"));
+    mkdirSync(dirname(a.to), { recursive: true });
+    renameSync(from, a.to);
+    if (a.whole) movedDirs.add(a.e.p);
+  }
+  return { skipped, renamed, warnings, movedDirs };
+}
