@@ -1,7 +1,9 @@
-import { createBackup } from "../archive";
+import { createBackup, restoreArchive, verifyArchive } from "../archive";
 import type { CreateBackup } from "./backup";
+import type { RestoreArchive } from "./restore";
+import type { VerifyArchive } from "./verify";
 
-/** The real archive engine; tests inject fakes through backupHandler's loader instead. */
-export async function loadCreateBackup(): Promise<CreateBackup> {
-  return createBackup;
-}
+/** The real archive engine; tests inject fakes through each handler's loader instead. */
+export const loadCreateBackup = async (): Promise<CreateBackup> => createBackup;
+export const loadRestoreArchive = async (): Promise<RestoreArchive> => restoreArchive;
+export const loadVerifyArchive = async (): Promise<VerifyArchive> => verifyArchive;
