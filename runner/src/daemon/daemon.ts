@@ -122,12 +122,19 @@ export class RunnerDaemon {
     void createConnectToken(config.runnerId, config.keys.signing.privateJwk as JWK).then(
       (token) => {
         if (this.stopping) return;
-        const ws = new WebSocket(url, {
-          headers: { Authorization: `Bearer ${token}` },
-          maxPayload: MAX_MESSAGE_BYTES,
-          handshakeTimeout: 15_000,
-          perMessageDeflate: false,
-        });
+        let ws: WebSocket;
+        try {
+          ws = new WebSocket(url, {
+            headers: { Authorization: `Bearer ${token}` },
+            maxPayload: MAX_MESSAGE_BYTES,
+            handshakeTimeout: 15_000,
+            perMessageDeflate: false,
+          });
+        } catch (err) {
+          log.error("cannot open connection", { url, error: errorMessage(err) });
+          this.scheduleReconnect(false, 0, "");
+          return;
+        }
         const conn: Conn = { ws, welcomed: false, lastSeen: Date.now() };
         this.conn = conn;
         let httpStatus: number | undefined;
