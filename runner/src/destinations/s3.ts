@@ -1,0 +1,432 @@
+/**
+ * S3 and S3-compatible storage (AWS, MinIO, R2, Spaces, GCS XML API). Uploads are our own multipart:
+ * parts of `partSize` with at most `queueSize` in flight, so memory stays bounded whatever the object
+ * size; nothing is visible under the final key before CompleteMultipartUpload; any failure aborts the
+ * multipart upload so no orphaned parts are left to bill.
+ */
+import { createHash } from "node:crypto";
+import { Writable, type Readable } from "node:stream";
+import { finished } from "node:stream/promises";
+import {
+  AbortMultipartUploadCommand,
+  CompleteMultipartUploadCommand,
+  CreateMultipartUploadCommand,
+  DeleteObjectCommand,
+  GetObjectCommand,
+  HeadObjectCommand,
+  ListObjectsV2Command,
+  PutObjectCommand,
+  S3Client,
+  UploadPartCommand,
+  type S3ClientConfig,
+} from "@aws-sdk/client-s3";
+import { checkObjectName, normalizePrefix } from "./names";
+import { runProbe } from "./probe";
+import { DEFAULT_RETRY, withRetry, type RetryPolicy } from "./retry";
+import {
+  DestinationError,
+  type Destination,
+  type DestinationErrorCode,
+  type ObjectInfo,
+  type ObjectWriter,
+} from "./types";
+import { specUrl, type S3Spec } from "./url";
+
+const AUTH_ERRORS = new Set([
+  "InvalidAccessKeyId",
+  "SignatureDoesNotMatch",
+  "AccessDenied",
+  "InvalidToken",
+  "ExpiredToken",
+  "Forbidden",
+]);
+const SPACE_ERRORS = new Set([
+  "EntityTooLarge",
+  "QuotaExceeded",
+  "InsufficientStorage",
+  "XMinioStorageFull",
+  "StorageFull",
+]);
+
+/** Turn an SDK error into a DestinationError that names the destination and the cause (never a secret). */
+export function mapS3Error(url: string, what: string, err: unknown): DestinationError {
+  if (err instanceof DestinationError) return err;
+  const e = err as {
+    name?: string;
+    Code?: string;
+    code?: string;
+    message?: string;
+    $metadata?: { httpStatusCode?: number };
+  };
+  const name = e?.Code ?? e?.name ?? "";
+  const status = e?.$metadata?.httpStatusCode;
+  let code: DestinationErrorCode;
+  if (AUTH_ERRORS.has(name) || status === 401 || status === 403) code = "AUTH_FAILED";
+  else if (
+    name === "NoSuchBucket" ||
+    name === "NoSuchKey" ||
+    name === "NotFound" ||
+    name === "NoSuchUpload" ||
+    status === 404
+  )
+    code = "NOT_FOUND";
+  else if (SPACE_ERRORS.has(name) || status === 507) code = "NO_SPACE";
+  else if (name === "AbortError" || e?.code === "ABORT_ERR") code = "CANCELLED";
+  else if ((status !== undefined && status >= 500) || status === undefined) code = "CONNECTION_FAILED";
+  else code = "PROTOCOL_ERROR";
+  const detail =
+    name === "NoSuchBucket"
+      ? "bucket does not exist"
+      : `${name || "error"}${status ? ` (HTTP ${status})` : ""}: ${e?.message ?? String(err)}`;
+  return new DestinationError(code, url, `${what} failed: ${detail}`, { cause: err });
+}
+
+export class S3Destination implements Destination {
+  readonly url: string;
+  readonly supportsRanges = true;
+  readonly client: S3Client;
+  private readonly prefix: string;
+  private readonly retry: RetryPolicy;
+
+  constructor(readonly spec: S3Spec) {
+    this.url = specUrl(spec);
+    this.prefix = normalizePrefix(spec.prefix);
+    this.retry = spec.retry ?? DEFAULT_RETRY;
+    const config: S3ClientConfig = {
+      region: spec.region,
+      endpoint: spec.endpoint,
+      forcePathStyle: spec.pathStyle,
+      credentials: spec.credentials,
+      // The SDK's own retry loop (exponential backoff) covers resets and 5xx on each request.
+      maxAttempts: this.retry.attempts,
+      // Flexible checksums use aws-chunked trailers many S3-compatible servers reject; we check MD5 ETags.
+      requestChecksumCalculation: "WHEN_REQUIRED",
+      responseChecksumValidation: "WHEN_REQUIRED",
+    };
+    this.client = new S3Client(config);
+  }
+
+  key(name: string): string {
+    return this.prefix + checkObjectName(this.url, name);
+  }
+
+  async createWriter(
+    name: string,
+    opts: { signal?: AbortSignal; sizeHint?: number } = {},
+  ): Promise<ObjectWriter> {
+    return new S3Writer(this, this.key(name), name, opts.signal);
+  }
+
+  async createReadStream(name: string, range?: { start: number; end?: number }): Promise<Readable> {
+    const Key = this.key(name);
+    const Range = range ? `bytes=${range.start}-${range.end ?? ""}` : undefined;
+    try {
+      const out = await this.client.send(new GetObjectCommand({ Bucket: this.spec.bucket, Key, Range }));
+      return out.Body as Readable;
+    } catch (err) {
+      throw mapS3Error(this.url, `read ${name}`, err);
+    }
+  }
+
+  async stat(name: string): Promise<ObjectInfo | null> {
+    try {
+      const h = await this.client.send(
+        new HeadObjectCommand({ Bucket: this.spec.bucket, Key: this.key(name) }),
+      );
+      return { name, size: Number(h.ContentLength ?? 0), mtime: h.LastModified };
+    } catch (err) {
+      const mapped = mapS3Error(this.url, `stat ${name}`, err);
+      // HEAD has no body, so a missing bucket also looks like 404: tell them apart with a list.
+      if (mapped.code === "NOT_FOUND") {
+        await this.list("\u0000-none-");
+        return null;
+      }
+      throw mapped;
+    }
+  }
+
+  async list(prefix = ""): Promise<ObjectInfo[]> {
+    const out: ObjectInfo[] = [];
+    let token: string | undefined;
+    try {
+      do {
+        const page = await this.client.send(
+          new ListObjectsV2Command({
+            Bucket: this.spec.bucket,
+            Prefix: this.prefix + prefix,
+            ContinuationToken: token,
+          }),
+        );
+        for (const o of page.Contents ?? []) {
+          if (!o.Key) continue;
+          out.push({
+            name: o.Key.slice(this.prefix.length),
+            size: Number(o.Size ?? 0),
+            mtime: o.LastModified,
+          });
+        }
+        token = page.IsTruncated ? page.NextContinuationToken : undefined;
+      } while (token);
+    } catch (err) {
+      throw mapS3Error(this.url, "list", err);
+    }
+    return out;
+  }
+
+  async delete(name: string): Promise<void> {
+    try {
+      await this.client.send(new DeleteObjectCommand({ Bucket: this.spec.bucket, Key: this.key(name) }));
+    } catch (err) {
+      const mapped = mapS3Error(this.url, `delete ${name}`, err);
+      if (mapped.code !== "NOT_FOUND" || String((err as Error).name) === "NoSuchBucket") throw mapped;
+    }
+  }
+
+  test(): Promise<void> {
+    return runProbe(this);
+  }
+
+  async close(): Promise<void> {
+    this.client.destroy();
+  }
+
+  /** Retried idempotent request (abort, head); the SDK already retried each attempt at the HTTP level. */
+  send<T>(what: string, fn: () => Promise<T>): Promise<T> {
+    return withRetry(this.retry, fn).catch((err) => {
+      throw mapS3Error(this.url, what, err);
+    });
+  }
+}
+
+class S3Writer implements ObjectWriter {
+  readonly stream: Writable;
+  private part?: Buffer;
+  private partLen = 0;
+  private total = 0;
+  /** MD5 of the whole object: some S3-compatible servers report it as a multipart ETag. */
+  private readonly wholeMd5 = createHash("md5");
+  private uploadId?: string;
+  private readonly parts: { PartNumber: number; ETag: string }[] = [];
+  private readonly partMd5s: Buffer[] = [];
+  private readonly inflight = new Set<Promise<void>>();
+  private failure?: DestinationError;
+  private aborting?: Promise<void>;
+  private creating?: Promise<unknown>;
+  private committed = false;
+
+  constructor(
+    private readonly dest: S3Destination,
+    private readonly key: string,
+    private readonly name: string,
+    private readonly signal?: AbortSignal,
+  ) {
+    this.stream = new Writable({
+      highWaterMark: 1024 * 1024,
+      write: (chunk: Buffer, _enc, cb) => {
+        this.accept(chunk).then(() => cb(), cb);
+      },
+    });
+    signal?.addEventListener("abort", () => void this.abort(signal.reason).catch(() => {}), { once: true });
+  }
+
+  private get spec(): S3Spec {
+    return this.dest.spec;
+  }
+
+  private async accept(chunk: Buffer): Promise<void> {
+    if (this.failure) throw this.failure;
+    if (this.aborting)
+      throw new DestinationError("CANCELLED", this.dest.url, `upload of ${this.name} was aborted`);
+    this.total += chunk.length;
+    this.wholeMd5.update(chunk);
+    // Copy into one part-sized buffer: each part costs exactly partSize, no concat copies.
+    let off = 0;
+    while (off < chunk.length) {
+      this.part ??= Buffer.allocUnsafe(this.spec.partSize);
+      const n = chunk.copy(this.part, this.partLen, off);
+      this.partLen += n;
+      off += n;
+      if (this.partLen === this.spec.partSize) await this.startPart(this.take());
+    }
+  }
+
+  /** The bytes gathered so far (a full part, or the tail at the end). */
+  private take(): Buffer {
+    const out = this.part ? this.part.subarray(0, this.partLen) : Buffer.alloc(0);
+    this.part = undefined;
+    this.partLen = 0;
+    return out;
+  }
+
+  private async startPart(body: Buffer): Promise<void> {
+    if (this.uploadId === undefined) {
+      const creating = this.dest
+        .send(`start upload of ${this.name}`, () =>
+          this.dest.client.send(
+            new CreateMultipartUploadCommand({
+              Bucket: this.spec.bucket,
+              Key: this.key,
+              StorageClass: this.spec.storageClass,
+              ServerSideEncryption: this.spec.sse,
+              SSEKMSKeyId: this.spec.sseKmsKeyId,
+            }),
+          ),
+        )
+        .then((created) => {
+          if (!created.UploadId)
+            throw new DestinationError("PROTOCOL_ERROR", this.dest.url, "server returned no UploadId");
+          // Set inside the promise so an abort that awaits `creating` always sees the id.
+          this.uploadId = created.UploadId;
+        });
+      this.creating = creating.catch(() => {});
+      await creating;
+    }
+    // Bounded queue: wait for a slot before buffering another part.
+    while (this.inflight.size >= this.spec.queueSize) await Promise.race(this.inflight);
+    if (this.failure) throw this.failure;
+    if (this.aborting)
+      throw new DestinationError("CANCELLED", this.dest.url, `upload of ${this.name} was aborted`);
+    const PartNumber = this.parts.length + this.inflight.size + 1;
+    const md5 = createHash("md5").update(body).digest();
+    this.partMd5s[PartNumber - 1] = md5;
+    const uploadId = this.uploadId;
+    const p = this.dest.client
+      .send(
+        new UploadPartCommand({
+          Bucket: this.spec.bucket,
+          Key: this.key,
+          UploadId: uploadId,
+          PartNumber,
+          Body: body,
+          ContentMD5: md5.toString("base64"),
+          ContentLength: body.length,
+        }),
+        { abortSignal: this.signal },
+      )
+      .then(
+        (r) => {
+          this.parts.push({ PartNumber, ETag: r.ETag ?? "" });
+        },
+        (err: unknown) => {
+          this.failure ??= mapS3Error(this.dest.url, `upload part ${PartNumber} of ${this.name}`, err);
+          // Abort right away so parts do not linger even if the caller never calls abort().
+          void this.abort(this.failure).catch(() => {});
+        },
+      )
+      .finally(() => this.inflight.delete(p));
+    this.inflight.add(p);
+  }
+
+  async commit(): Promise<ObjectInfo> {
+    if (this.committed)
+      throw new DestinationError("PROTOCOL_ERROR", this.dest.url, `${this.name} already committed`);
+    try {
+      await finished(this.stream);
+    } catch (err) {
+      await this.abort(err);
+      throw this.failure ?? mapS3Error(this.dest.url, `upload of ${this.name}`, err);
+    }
+    if (this.aborting) {
+      await this.aborting;
+      throw (
+        this.failure ?? new DestinationError("CANCELLED", this.dest.url, `upload of ${this.name} was aborted`)
+      );
+    }
+    try {
+      const expectedEtags = await this.finish();
+      this.committed = true;
+      return await this.verify(expectedEtags);
+    } catch (err) {
+      if (!this.committed) await this.abort(err);
+      throw err instanceof DestinationError ? err : mapS3Error(this.dest.url, `upload of ${this.name}`, err);
+    }
+  }
+
+  /** Send the rest and make the object visible; returns the ETags we would accept from S3. */
+  private async finish(): Promise<string[]> {
+    if (this.uploadId === undefined) {
+      const body = this.take();
+      const md5 = createHash("md5").update(body).digest();
+      await this.dest.send(`upload ${this.name}`, () =>
+        this.dest.client.send(
+          new PutObjectCommand({
+            Bucket: this.spec.bucket,
+            Key: this.key,
+            Body: body,
+            ContentMD5: md5.toString("base64"),
+            ContentLength: body.length,
+            StorageClass: this.spec.storageClass,
+            ServerSideEncryption: this.spec.sse,
+            SSEKMSKeyId: this.spec.sseKmsKeyId,
+          }),
+          { abortSignal: this.signal },
+        ),
+      );
+      return [md5.toString("hex")];
+    }
+    if (this.partLen > 0) await this.startPart(this.take());
+    while (this.inflight.size > 0) await Promise.race(this.inflight);
+    if (this.failure) throw this.failure;
+    const parts = [...this.parts].sort((a, b) => a.PartNumber - b.PartNumber);
+    const uploadId = this.uploadId;
+    await this.dest.send(`complete upload of ${this.name}`, () =>
+      this.dest.client.send(
+        new CompleteMultipartUploadCommand({
+          Bucket: this.spec.bucket,
+          Key: this.key,
+          UploadId: uploadId,
+          MultipartUpload: { Parts: parts },
+        }),
+      ),
+    );
+    this.uploadId = undefined;
+    // AWS reports md5(concat(part md5s))-N; s3rver and some other servers report the plain MD5.
+    return [
+      `${createHash("md5").update(Buffer.concat(this.partMd5s)).digest("hex")}-${parts.length}`,
+      this.wholeMd5.digest("hex"),
+    ];
+  }
+
+  /** Storage is untrusted: read back what it says it stored and compare with what we sent. */
+  private async verify(expectedEtags: string[]): Promise<ObjectInfo> {
+    const h = await this.dest.send(`check ${this.name}`, () =>
+      this.dest.client.send(new HeadObjectCommand({ Bucket: this.spec.bucket, Key: this.key })),
+    );
+    const size = Number(h.ContentLength ?? -1);
+    const etag = (h.ETag ?? "").replace(/"/g, "");
+    // SSE-KMS ETags are not MD5s of the content, so only the size can be compared there.
+    const etagComparable = this.spec.sse !== "aws:kms" && etag !== "";
+    if (size !== this.total || (etagComparable && !expectedEtags.includes(etag))) {
+      await this.dest.delete(this.name).catch(() => {});
+      throw new DestinationError(
+        "INTEGRITY_MISMATCH",
+        this.dest.url,
+        `stored ${this.name} does not match what was sent (size ${size} vs ${this.total}${etagComparable ? `, etag ${etag} vs ${expectedEtags.join(" or ")}` : ""})`,
+      );
+    }
+    return { name: this.name, size, mtime: h.LastModified };
+  }
+
+  abort(reason?: unknown): Promise<void> {
+    if (this.committed) return Promise.resolve();
+    this.aborting ??= (async () => {
+      // Destroy without an error: whoever pipes into the stream sees a premature close, and an
+      // abort never turns into an unhandled 'error' event.
+      if (!this.stream.destroyed) this.stream.destroy();
+      // Let in-flight parts settle first: a part finishing after the abort would otherwise recreate storage.
+      while (this.inflight.size > 0) await Promise.allSettled([...this.inflight]);
+      // An upload being created while we abort must be aborted too, or it would be orphaned.
+      await this.creating;
+      const uploadId = this.uploadId;
+      this.uploadId = undefined;
+      if (uploadId !== undefined) {
+        await this.dest.send(`abort upload of ${this.name}`, () =>
+          this.dest.client.send(
+            new AbortMultipartUploadCommand({ Bucket: this.spec.bucket, Key: this.key, UploadId: uploadId }),
+          ),
+        );
+      }
+    })();
+    return this.aborting;
+  }
+}

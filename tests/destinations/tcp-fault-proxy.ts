@@ -1,0 +1,51 @@
+/** A loopback TCP proxy that can cut connections after N client bytes, to fake resets mid-upload. */
+import net from "node:net";
+
+export interface TcpFaultProxy {
+  port: number;
+  /** Connections whose client→server byte count passes this are reset; undefined = pass through. */
+  cutAfterBytes?: number;
+  cuts: number;
+  close(): Promise<void>;
+}
+
+export async function startTcpFaultProxy(
+  targetPort: number,
+  targetHost = "127.0.0.1",
+): Promise<TcpFaultProxy> {
+  const sockets = new Set<net.Socket>();
+  const proxy: TcpFaultProxy = { port: 0, cuts: 0, close: async () => {} };
+  const server = net.createServer((client) => {
+    const upstream = net.connect(targetPort, targetHost);
+    sockets.add(client).add(upstream);
+    let sent = 0;
+    const kill = () => {
+      client.resetAndDestroy();
+      upstream.resetAndDestroy();
+    };
+    client.on("data", (chunk: Buffer) => {
+      sent += chunk.length;
+      if (proxy.cutAfterBytes !== undefined && sent > proxy.cutAfterBytes) {
+        proxy.cuts++;
+        kill();
+        return;
+      }
+      if (!upstream.write(chunk)) client.pause();
+    });
+    upstream.on("drain", () => client.resume());
+    upstream.pipe(client);
+    client.on("end", () => upstream.end());
+    client.on("error", kill);
+    upstream.on("error", kill);
+    client.on("close", () => sockets.delete(client));
+    upstream.on("close", () => sockets.delete(upstream));
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  proxy.port = (server.address() as net.AddressInfo).port;
+  proxy.close = () =>
+    new Promise<void>((resolve) => {
+      for (const s of sockets) s.destroy();
+      server.close(() => resolve());
+    });
+  return proxy;
+}
