@@ -9,6 +9,7 @@ command -v tar >/dev/null || need+=(tar)
 [ -x /usr/sbin/sshd ] || need+=(openssh-server)
 command -v pg_dump >/dev/null || need+=(postgresql-client)
 command -v mariadb-dump >/dev/null || need+=(mariadb-client)
+[ -x /usr/bin/chromium ] || need+=(chromium)
 
 if [ ${#need[@]} -gt 0 ]; then
   echo "[test-setup] installing Debian packages: ${need[*]}"
