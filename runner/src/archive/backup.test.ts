@@ -2,7 +2,8 @@ import { afterAll, describe, expect, it } from "vitest";
 import { execFileSync } from "node:child_process";
 import { mkdirSync, readdirSync, rmSync } from "node:fs";
 import { join } from "node:path";
-import { createBackup } from "./index";
+import { createBackup, restoreArchive, verifyArchive } from "./index";
+import { readFileSync, writeFileSync } from "node:fs";
 import { BINDING, describeTree, makeTree, tempDir } from "./test-helpers";
 
 const dirs: string[] = [];
@@ -44,5 +45,29 @@ describe("createBackup (mode none)", () => {
     });
     await expect(p).rejects.toMatchObject({ code: "CANCELLED" });
     expect(readdirSync(out)).toEqual([]);
+  });
+
+  it("a file that shrinks, grows or vanishes while read gives warnings and a valid archive", async () => {
+    const root = tempDir();
+    dirs.push(root);
+    const f = (n: string, body: string) => { writeFileSync(join(root, n), body); return join(root, n); };
+    const base = { mode: 0o644, uid: 0, gid: 0, mtime: new Date(0) };
+    async function* entries() {
+      // sizes as they were when listed; the files on disk have changed since
+      yield { ...base, name: "shrank.txt", type: "file" as const, size: 1000, body: { kind: "file" as const, absPath: f("shrank", "x".repeat(500)) } };
+      yield { ...base, name: "grew.txt", type: "file" as const, size: 100, body: { kind: "file" as const, absPath: f("grew", "y".repeat(500)) } };
+      yield { ...base, name: "gone.txt", type: "file" as const, size: 10, body: { kind: "file" as const, absPath: join(root, "missing") } };
+      yield { ...base, name: "after.txt", type: "file" as const, size: 3, body: { kind: "buffer" as const, data: Buffer.from("end") } };
+    }
+    const r = await createBackup({ entries: entries(), outDir: join(root, "out"), name: "w", kind: "full", level: 3, encryption: { mode: "none" }, binding: BINDING });
+    expect(r.warnings).toHaveLength(3);
+    expect(r.warnings.join("\n")).toMatch(/shrank.*shrank\.txt[\s\S]*grew.*grew\.txt[\s\S]*vanished.*gone\.txt/);
+    await verifyArchive({ source: r.path, key: { mode: "none" } });
+    const t = join(root, "t");
+    const res = await restoreArchive({ source: r.path, target: t, key: { mode: "none" } });
+    expect(res.warnings).toHaveLength(3);
+    expect(readFileSync(join(t, "shrank.txt"))).toEqual(Buffer.concat([Buffer.from("x".repeat(500)), Buffer.alloc(500)]));
+    expect(readFileSync(join(t, "grew.txt"), "utf8")).toBe("y".repeat(100));
+    expect(readFileSync(join(t, "after.txt"), "utf8")).toBe("end");
   });
 });

@@ -18,7 +18,13 @@ export const MAX_HEADER_JSON = 64 * 1024;
 /** Production scrypt cost (N = 2^17, r = 8, p = 1). */
 export const DEFAULT_SCRYPT = { N: 2 ** 17, r: 8, p: 1 } as const;
 /** What a reader accepts before it runs any KDF work (refuses absurd headers cheaply). */
-export const SCRYPT_LIMITS = { maxLogN: 22, minLogN: 10, maxR: 32, maxP: 16 } as const;
+export interface ScryptLimits {
+  maxLogN: number;
+  minLogN: number;
+  maxR: number;
+  maxP: number;
+}
+export const SCRYPT_LIMITS: ScryptLimits = { maxLogN: 22, minLogN: 10, maxR: 32, maxP: 16 };
 
 export interface ScryptParams {
   N: number;
@@ -173,7 +179,7 @@ export type ReadKey = { mode: "password"; password: string } | { mode: "panel"; 
 
 export interface OpenOptions {
   kdf?: Kdf;
-  scryptLimits?: typeof SCRYPT_LIMITS;
+  scryptLimits?: ScryptLimits;
 }
 
 /** Unwraps the data key and checks the key commitment: WRONG_KEY here, never CORRUPT later. */

@@ -3,7 +3,7 @@ import { Readable, type Writable } from "node:stream";
 import { once } from "node:events";
 import type { ArchiveBinding, DecryptionKey, Progress } from "./types";
 import { ArchiveError, corrupt } from "./errors";
-import { ENC_MAGIC, MAX_HEADER_JSON, parseEncHeader, type Kdf, type SCRYPT_LIMITS } from "./crypto";
+import { ENC_MAGIC, MAX_HEADER_JSON, parseEncHeader, type Kdf, type ScryptLimits } from "./crypto";
 import { openArchive, readFrames, type ArchiveSource } from "./reader";
 import { forEachEntry } from "./entries";
 import { LocalDestination } from "../destinations/local";
@@ -19,7 +19,7 @@ interface ReadOpts {
   signal?: AbortSignal;
   onProgress?: (p: Progress) => void;
   kdf?: Kdf;
-  scryptLimits?: typeof SCRYPT_LIMITS;
+  scryptLimits?: ScryptLimits;
 }
 
 export interface VerifyResult {

@@ -4,7 +4,7 @@
  * to the size in its header instead of corrupting the stream.
  */
 import { createHash } from "node:crypto";
-import { closeSync, fstatSync, lstatSync, openSync, readdirSync, readlinkSync, readSync } from "node:fs";
+import { closeSync, lstatSync, openSync, readdirSync, readlinkSync, readSync } from "node:fs";
 import { basename, join } from "node:path";
 import type { ArchiveEntry, Progress } from "./types";
 import type { ManifestEntry } from "./manifest-types";
@@ -136,8 +136,8 @@ export async function* tarChunks(entries: AsyncIterable<ArchiveEntry>, chunkSize
     let size = e.type === "file" ? e.size : 0;
     if (e.type === "file" && e.body?.kind === "file") {
       try {
+        // The size seen when the entry was listed goes in the header; the body is padded or cut to it.
         fd = openSync(e.body.absPath, "r");
-        size = fstatSync(fd).size; // the size at open time goes in the header
       } catch (err) {
         if ((err as NodeJS.ErrnoException).code === "ENOENT") {
           sink.warnings.push(`vanished while backing up: ${e.name}`);
@@ -172,7 +172,6 @@ export async function* tarChunks(entries: AsyncIterable<ArchiveEntry>, chunkSize
             const n = readSync(fd, cb.buf, start, want, null);
             if (n === 0) {
               sink.warnings.push(`file shrank while being read (padded with zeros to ${size} bytes): ${e.name}`);
-              const zstart = cb.pos;
               // hash the padding too: the manifest describes the bytes that are in the archive
               const pad = Buffer.alloc(Math.min(left, 1024 * 1024));
               let z = left;
@@ -181,7 +180,6 @@ export async function* tarChunks(entries: AsyncIterable<ArchiveEntry>, chunkSize
                 hash.update(pad.subarray(0, k));
                 z -= k;
               }
-              void zstart;
               yield* cb.zeros(left);
               left = 0;
               break;

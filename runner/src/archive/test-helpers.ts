@@ -74,3 +74,77 @@ import { createHash } from "node:crypto";
 function require_hash(b: Buffer): string {
   return createHash("sha256").update(b).digest("hex").slice(0, 16);
 }
+
+import { writeFileSync as wfs } from "node:fs";
+import { Readable } from "node:stream";
+import { pipeline } from "node:stream/promises";
+import { createWriteStream } from "node:fs";
+import { FrameEncoder } from "./frames";
+import { createSealContext } from "./crypto";
+import { encodeManifest, manifestFileName } from "./manifest";
+import type { Manifest, ManifestEntry } from "./manifest-types";
+import type { EncryptionSpec } from "./types";
+
+/** Minimal tar walker for tests: manifest entries (with offsets and hashes) for any raw tar. */
+export function manifestEntriesOf(tar: Buffer): ManifestEntry[] {
+  const out: ManifestEntry[] = [];
+  let pos = 0;
+  let start = 0;
+  let pax: Record<string, string> = {};
+  const str = (a: number, b: number) => tar.subarray(a, b).toString("utf8").replace(/\0.*$/s, "");
+  const oct = (a: number, b: number) => parseInt(str(a, b).trim() || "0", 8);
+  while (pos + 512 <= tar.length && tar.subarray(pos, pos + 512).some((x) => x !== 0)) {
+    const flag = String.fromCharCode(tar[pos + 156]!);
+    const size = pax.size ? Number(pax.size) : oct(pos + 124, pos + 136);
+    const dataStart = pos + 512;
+    const next = dataStart + size + ((512 - (size % 512)) % 512);
+    if (flag === "x") {
+      pax = {};
+      for (const rec of tar.subarray(dataStart, dataStart + size).toString("utf8").split("\n")) {
+        const m = /^\d+ ([^=]+)=(.*)$/.exec(rec);
+        if (m) pax[m[1]!] = m[2]!;
+      }
+      pos = next;
+      continue;
+    }
+    const prefix = str(pos + 345, pos + 500);
+    let name = pax.path ?? (prefix ? `${prefix}/${str(pos, pos + 100)}` : str(pos, pos + 100));
+    const t = ({ "0": "file", "\0": "file", "1": "hardlink", "2": "symlink", "5": "directory" } as Record<string, ManifestEntry["t"]>)[flag] ?? "file";
+    if (t === "directory") name = name.replace(/\/+$/, "");
+    const link = pax.linkpath ?? str(pos + 157, pos + 257);
+    const e: ManifestEntry = { p: name, t, s: t === "file" ? size : 0, m: oct(pos + 100, pos + 108), u: 0, g: 0, mt: oct(pos + 136, pos + 148), o: start, e: next };
+    if (t === "symlink" || t === "hardlink") e.l = link;
+    if (t === "file") e.h = createHash("sha256").update(tar.subarray(dataStart, dataStart + size)).digest("hex");
+    out.push(e);
+    pax = {};
+    pos = next;
+    start = next;
+  }
+  return out;
+}
+
+/** Packages raw tar bytes (hostile or not) as a Cairn archive with a consistent manifest. */
+export async function packTar(
+  tar: Buffer,
+  outDir: string,
+  o: { enc?: EncryptionSpec; chunkSize?: number; entries?: ManifestEntry[]; frames?: (chunks: Buffer[]) => Buffer[]; fileName?: string } = {},
+): Promise<string> {
+  const enc = o.enc ?? { mode: "none" };
+  const chunkSize = o.chunkSize ?? 64 * 1024;
+  const seal = enc.mode === "none" ? undefined : await createSealContext({ mode: enc.mode, binding: BINDING, chunkSize, password: enc.mode === "password" ? enc.password : undefined, dataKey: enc.mode === "panel" ? enc.dataKey : undefined, scrypt: { N: 1024, r: 8, p: 1 } });
+  const chunks: Buffer[] = [];
+  for (let i = 0; i < tar.length; i += chunkSize) chunks.push(tar.subarray(i, i + chunkSize));
+  const encoder = new FrameEncoder({ level: 3, seal, header: { v: 1, mode: enc.mode, binding: BINDING, chunkSize } });
+  const fileName = o.fileName ?? `hostile_full_20260101_000000.tar.zst${seal ? ".enc" : ""}`;
+  const path = join(outDir, fileName);
+  await pipeline(Readable.from(chunks, { objectMode: true }), encoder, createWriteStream(path));
+  const entries = o.entries ?? manifestEntriesOf(tar);
+  const m: Manifest = {
+    v: 1, name: "hostile", kind: "full", createdAt: new Date(0).toISOString(), mode: enc.mode, binding: BINDING,
+    archive: { fileName, size: encoder.bytesOut, sha256: "" }, chunkSize, frames: encoder.frames, entries,
+    totals: { files: entries.filter((e) => e.t === "file").length, entries: entries.length, bytes: entries.reduce((a, e) => a + e.s, 0), tarBytes: encoder.tarBytes },
+    warnings: [],
+  };
+  wfs(join(outDir, manifestFileName(fileName)), await encodeManifest(m, seal));
+  return path;
+}

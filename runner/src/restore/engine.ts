@@ -10,7 +10,7 @@ import { ArchiveError, unsafe, toArchiveError } from "../archive/errors";
 import { openArchive, type ArchiveSource } from "../archive/reader";
 import { forEachEntry, selectEntries } from "../archive/entries";
 import type { ManifestEntry } from "../archive/manifest-types";
-import type { Kdf, SCRYPT_LIMITS } from "../archive/crypto";
+import type { Kdf, ScryptLimits } from "../archive/crypto";
 import { checkEntryPath, checkSymlinkTarget, MAX_ENTRIES, safeMode } from "./safety";
 
 export type ConflictAction = "skip" | "overwrite" | "rename";
@@ -29,7 +29,7 @@ export interface RestoreOptions {
   signal?: AbortSignal;
   onProgress?: (p: Progress) => void;
   kdf?: Kdf;
-  scryptLimits?: typeof SCRYPT_LIMITS;
+  scryptLimits?: ScryptLimits;
 }
 
 export interface RestoreResult {
@@ -214,6 +214,8 @@ function commit(target: string, stage: string, placed: Placed[], conflict: Confl
     if (!existing) {
       actions.push({ kind: "move", e, to, whole: isDir });
       if (isDir) covered.push(e.p + "/");
+    } else if (isDir && existing.isSymbolicLink()) {
+      throw unsafe(`refusing to restore ${e.p}: it is a symlink in the target and the archive's entries would go through it`);
     } else if (isDir && existing.isDirectory()) {
       actions.push({ kind: "merge", e });
       checkedParents.add(e.p);
