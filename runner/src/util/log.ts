@@ -20,7 +20,7 @@ function formatValue(v: string | number | boolean | null): string {
 }
 
 export function formatLine(level: LogLevel, msg: string, fields: LogFields = {}): string {
-  const parts = [`[cairn-runner] ${level} ${msg}`];
+  const parts = [`[cairn-runner] ${level} ${msg.replace(/[\r\n]+/g, " ")}`];
   for (const [k, v] of Object.entries(fields)) {
     if (v === undefined) continue;
     parts.push(`${k}=${SECRET_FIELD.test(k) ? "[redacted]" : formatValue(v)}`);
