@@ -6,7 +6,10 @@ import { defineConfig } from "vitest/config";
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 // Test-only keys (generated for the tests, never deployed).
-const secrets = JSON.parse(readFileSync(path.join(here, "test/test-secrets.json"), "utf8")) as Record<string, string>;
+const secrets = JSON.parse(readFileSync(path.join(here, "test/test-secrets.json"), "utf8")) as Record<
+  string,
+  string
+>;
 
 export default defineConfig(async () => {
   const migrations = await readD1Migrations(path.join(here, "migrations"));

@@ -15,7 +15,8 @@ export class ApiError extends HTTPException {
 
 export const badRequest = (m: string) => new ApiError(400, ApiErrorCode.BadRequest, m);
 export const validationFailed = (m: string) => new ApiError(400, ApiErrorCode.ValidationFailed, m);
-export const unauthorized = (m = "authentication required") => new ApiError(401, ApiErrorCode.Unauthorized, m);
+export const unauthorized = (m = "authentication required") =>
+  new ApiError(401, ApiErrorCode.Unauthorized, m);
 export const forbidden = (m = "permission denied") => new ApiError(403, ApiErrorCode.Forbidden, m);
 export const notFound = (what: string) => new ApiError(404, ApiErrorCode.NotFound, `${what} not found`);
 export const conflict = (m: string) => new ApiError(409, ApiErrorCode.Conflict, m);

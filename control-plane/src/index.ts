@@ -44,10 +44,20 @@ app.notFound((c) => c.json({ error: { code: ApiErrorCode.NotFound, message: "no 
 app.onError((err, c) => {
   if (err instanceof ApiError) return c.json({ error: { code: err.code, message: err.message } }, err.status);
   if (err instanceof HTTPException) {
-    const code = err.status === 404 ? ApiErrorCode.NotFound : err.status < 500 ? ApiErrorCode.BadRequest : ApiErrorCode.Internal;
+    const code =
+      err.status === 404
+        ? ApiErrorCode.NotFound
+        : err.status < 500
+          ? ApiErrorCode.BadRequest
+          : ApiErrorCode.Internal;
     return c.json({ error: { code, message: err.message || "request failed" } }, err.status);
   }
-  console.error("unhandled error", c.req.method, new URL(c.req.url).pathname, err instanceof Error ? err.message : err);
+  console.error(
+    "unhandled error",
+    c.req.method,
+    new URL(c.req.url).pathname,
+    err instanceof Error ? err.message : err,
+  );
   return c.json({ error: { code: ApiErrorCode.Internal, message: "internal error" } }, 500);
 });
 
@@ -56,7 +66,14 @@ export async function sweep(env: Env, now = Date.now()): Promise<void> {
   const d = db(env.DB);
   const cutoff = now - 24 * 3600 * 1000;
   await d.batch([
-    d.delete(enrollmentTokens).where(or(lt(enrollmentTokens.expiresAt, cutoff), and(isNotNull(enrollmentTokens.usedAt), lt(enrollmentTokens.usedAt, cutoff)))),
+    d
+      .delete(enrollmentTokens)
+      .where(
+        or(
+          lt(enrollmentTokens.expiresAt, cutoff),
+          and(isNotNull(enrollmentTokens.usedAt), lt(enrollmentTokens.usedAt, cutoff)),
+        ),
+      ),
     d.delete(sessions).where(lt(sessions.expiresAt, now)),
   ]);
 }
@@ -64,6 +81,10 @@ export async function sweep(env: Env, now = Date.now()): Promise<void> {
 export default {
   fetch: app.fetch,
   async scheduled(controller, env, ctx) {
-    ctx.waitUntil(sweep(env, controller.scheduledTime).catch((e) => console.error("scheduled: sweep failed", (e as Error).message)));
+    ctx.waitUntil(
+      sweep(env, controller.scheduledTime).catch((e) =>
+        console.error("scheduled: sweep failed", (e as Error).message),
+      ),
+    );
   },
 } satisfies ExportedHandler<Env>;

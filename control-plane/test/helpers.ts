@@ -10,7 +10,15 @@ export const BASE = "https://cairn.test";
 
 export async function call(
   path: string,
-  init: { method?: string; body?: unknown; rawBody?: string; token?: string; headers?: Record<string, string> } = {},
+  init: {
+    method?: string;
+    body?: unknown;
+    rawBody?: string;
+    token?: string;
+    headers?: Record<string, string>;
+  } = {},
+  // Test bodies are asserted field by field; `any` keeps those assertions readable.
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
 ): Promise<{ status: number; body: any; res: Response }> {
   const headers: Record<string, string> = { ...init.headers };
   if (init.token) headers.authorization = `Bearer ${init.token}`;
@@ -19,7 +27,11 @@ export async function call(
     headers["content-type"] = "application/json";
     body = JSON.stringify(init.body);
   }
-  const res = await SELF.fetch(BASE + path, { method: init.method ?? (body !== undefined ? "POST" : "GET"), headers, body });
+  const res = await SELF.fetch(BASE + path, {
+    method: init.method ?? (body !== undefined ? "POST" : "GET"),
+    headers,
+    body,
+  });
   const text = await res.text();
   let parsed: unknown = text;
   try {
@@ -39,7 +51,9 @@ export interface TestUser {
 }
 
 /** A fresh tenant with one user, logged in through the real login route. */
-export async function createTenantUser(role: "ROOT" | "ADMIN" | "RESELLER" | "USER" = "ADMIN"): Promise<TestUser> {
+export async function createTenantUser(
+  role: "ROOT" | "ADMIN" | "RESELLER" | "USER" = "ADMIN",
+): Promise<TestUser> {
   const tenantId = newId("ten");
   const userId = newId("usr");
   const email = `${userId.toLowerCase()}@example.test`;
@@ -47,7 +61,16 @@ export async function createTenantUser(role: "ROOT" | "ADMIN" | "RESELLER" | "US
   const now = Date.now();
   const d = db(env.DB);
   await d.insert(tenants).values({ id: tenantId, name: `t-${tenantId}`, createdAt: now });
-  await d.insert(users).values({ id: userId, tenantId, email, passwordHash: await hashPassword(password), role, createdAt: now });
+  await d
+    .insert(users)
+    .values({
+      id: userId,
+      tenantId,
+      email,
+      passwordHash: await hashPassword(password),
+      role,
+      createdAt: now,
+    });
   const r = await call("/api/v1/auth/login", { body: { email, password } });
   if (r.status !== 200) throw new Error(`login failed: ${JSON.stringify(r.body)}`);
   return { tenantId, userId, email, password, token: r.body.token as string };
@@ -131,11 +154,13 @@ export class TestSocket {
     this.ws.send(typeof msg === "string" ? msg : JSON.stringify(msg));
   }
 
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
   async next(type?: string): Promise<any> {
     for (;;) {
       const i = this.queue.findIndex((m) => !type || (m as { type: string }).type === type);
       if (i >= 0) return this.queue.splice(i, 1)[0];
-      if (this.closed) throw new Error(`socket closed (${this.closed.code}) while waiting for ${type ?? "a message"}`);
+      if (this.closed)
+        throw new Error(`socket closed (${this.closed.code}) while waiting for ${type ?? "a message"}`);
       await new Promise<void>((r) => this.waiters.push(r));
     }
   }
@@ -154,7 +179,10 @@ export class TestSocket {
   }
 }
 
-export async function openSocket(runner: TestRunner, token?: string): Promise<{ status: number; socket?: TestSocket }> {
+export async function openSocket(
+  runner: TestRunner,
+  token?: string,
+): Promise<{ status: number; socket?: TestSocket }> {
   const res = await SELF.fetch(`${BASE}/api/v1/runners/connect`, {
     headers: { upgrade: "websocket", authorization: `Bearer ${token ?? (await connectToken(runner))}` },
   });
@@ -166,11 +194,22 @@ export async function openSocket(runner: TestRunner, token?: string): Promise<{ 
 }
 
 export function hello(activeJobIds: string[] = []) {
-  return { type: "hello", protocol: 1, runnerVersion: "test", hostname: "web-01", platform: "linux", activeJobIds };
+  return {
+    type: "hello",
+    protocol: 1,
+    runnerVersion: "test",
+    hostname: "web-01",
+    platform: "linux",
+    activeJobIds,
+  };
 }
 
 /** Polls until `check` returns a value (D1 updates by the DO happen after it answers the socket). */
-export async function eventually<T>(check: () => Promise<T | undefined | null | false>, what: string, tries = 200): Promise<T> {
+export async function eventually<T>(
+  check: () => Promise<T | undefined | null | false>,
+  what: string,
+  tries = 200,
+): Promise<T> {
   for (let i = 0; i < tries; i++) {
     const v = await check();
     if (v) return v;

@@ -11,7 +11,8 @@ let cache: { source: string; keys: Promise<SigningKey[]> } | undefined;
 
 async function parse(source: string): Promise<SigningKey[]> {
   const list = JSON.parse(source) as JWK[];
-  if (!Array.isArray(list) || list.length === 0) throw new Error("JOB_SIGNING_KEYS must be a non-empty JSON array");
+  if (!Array.isArray(list) || list.length === 0)
+    throw new Error("JOB_SIGNING_KEYS must be a non-empty JSON array");
   return Promise.all(
     list.map(async (jwk) => {
       if (jwk.kty !== "OKP" || jwk.crv !== "Ed25519" || !jwk.d || !jwk.kid) {

@@ -33,7 +33,10 @@ export const users = sqliteTable(
     disabled: integer("disabled", { mode: "boolean" }).notNull().default(false),
     createdAt: integer("created_at").notNull(),
   },
-  (t) => [uniqueIndex("users_email_uq").on(t.email), index("users_tenant_created_idx").on(t.tenantId, t.createdAt)],
+  (t) => [
+    uniqueIndex("users_email_uq").on(t.email),
+    index("users_tenant_created_idx").on(t.tenantId, t.createdAt),
+  ],
 );
 
 export const sessions = sqliteTable(
@@ -60,7 +63,9 @@ export const runners = sqliteTable(
     /** Public JWKs only (JSON); the private halves never leave the runner. */
     signingPublicKey: text("signing_public_key").notNull(),
     encryptionPublicKey: text("encryption_public_key").notNull(),
-    status: text("status", { enum: ["online", "offline"] }).notNull().default("offline"),
+    status: text("status", { enum: ["online", "offline"] })
+      .notNull()
+      .default("offline"),
     lastSeenAt: integer("last_seen_at"),
     revokedAt: integer("revoked_at"),
     createdAt: integer("created_at").notNull(),

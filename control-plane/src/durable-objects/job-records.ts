@@ -9,7 +9,12 @@ import type { Env } from "../env";
 
 const notTerminal = notInArray(jobs.state, [...TERMINAL_JOB_STATES]);
 
-export async function setJobState(env: Env, jobId: string, state: JobState, extra: Partial<typeof jobs.$inferInsert> = {}) {
+export async function setJobState(
+  env: Env,
+  jobId: string,
+  state: JobState,
+  extra: Partial<typeof jobs.$inferInsert> = {},
+) {
   const now = Date.now();
   await db(env.DB)
     .update(jobs)
@@ -21,12 +26,18 @@ export async function markJobRunning(env: Env, jobId: string, backupId: string |
   const d = db(env.DB);
   const now = Date.now();
   const stmts = [
-    d.update(jobs).set({ state: "RUNNING", startedAt: now, updatedAt: now }).where(and(eq(jobs.id, jobId), notTerminal)),
+    d
+      .update(jobs)
+      .set({ state: "RUNNING", startedAt: now, updatedAt: now })
+      .where(and(eq(jobs.id, jobId), notTerminal)),
   ] as const;
   if (backupId) {
     await d.batch([
       ...stmts,
-      d.update(backups).set({ status: "running" }).where(and(eq(backups.id, backupId), eq(backups.status, "queued"))),
+      d
+        .update(backups)
+        .set({ status: "running" })
+        .where(and(eq(backups.id, backupId), eq(backups.status, "queued"))),
     ]);
   } else {
     await d.batch(stmts);
@@ -87,15 +98,25 @@ export async function finishJob(
     state,
     updatedAt: now,
     finishedAt: now,
-    result: a.result ? JSON.stringify(a.warnings?.length ? { ...a.result, warnings: a.warnings } : a.result) : null,
+    result: a.result
+      ? JSON.stringify(a.warnings?.length ? { ...a.result, warnings: a.warnings } : a.result)
+      : null,
     errorCode: error?.code ?? null,
     errorMessage: error?.message ?? null,
   };
-  const jobStmt = d.update(jobs).set(jobPatch).where(and(eq(jobs.id, a.jobId), notTerminal));
+  const jobStmt = d
+    .update(jobs)
+    .set(jobPatch)
+    .where(and(eq(jobs.id, a.jobId), notTerminal));
   if (backupPatch && a.backupId) {
     await d.batch([
       jobStmt,
-      d.update(backups).set(backupPatch).where(and(eq(backups.id, a.backupId), notInArray(backups.status, ["completed", "partial", "failed"]))),
+      d
+        .update(backups)
+        .set(backupPatch)
+        .where(
+          and(eq(backups.id, a.backupId), notInArray(backups.status, ["completed", "partial", "failed"])),
+        ),
     ]);
   } else {
     await jobStmt;

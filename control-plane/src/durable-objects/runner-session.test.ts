@@ -6,7 +6,17 @@ import { CONTROL_PLANE_ISSUER, JOB_TOKEN_TYP, MAX_MESSAGE_BYTES } from "../../..
 import { JobClaims, JobSecrets } from "../../../shared/protocol/job-claims";
 import { db } from "../db/client";
 import { backups, jobs, runners } from "../db/schema";
-import { call, connectToken, createTenantUser, enrollRunner, eventually, hello, openSocket, type TestRunner, type TestUser } from "../../test/helpers";
+import {
+  call,
+  connectToken,
+  createTenantUser,
+  enrollRunner,
+  eventually,
+  hello,
+  openSocket,
+  type TestRunner,
+  type TestUser,
+} from "../../test/helpers";
 import type { RunnerSession } from "./runner-session";
 
 const d = () => db(env.DB);
@@ -15,7 +25,10 @@ const backupRow = (id: string) => d().select().from(backups).where(eq(backups.id
 const stubFor = (r: TestRunner) => env.RUNNER_SESSION.get(env.RUNNER_SESSION.idFromName(r.runnerId));
 
 async function createBackup(u: TestUser, r: TestRunner, encryption: unknown = { mode: "none" }) {
-  const res = await call("/api/v1/backups", { body: { runnerId: r.runnerId, name: "site", type: "full", encryption }, token: u.token });
+  const res = await call("/api/v1/backups", {
+    body: { runnerId: r.runnerId, name: "site", type: "full", encryption },
+    token: u.token,
+  });
   expect(res.status).toBe(202);
   return { backupId: res.body.backup.id as string, jobId: res.body.job.id as string };
 }
@@ -37,7 +50,11 @@ describe("RunnerSession over a real WebSocket upgrade", () => {
     const list = await call("/api/v1/runners", { token: u.token });
     expect(list.body).toEqual([expect.objectContaining({ id: r.runnerId, status: "online" })]);
     socket.close();
-    await eventually(async () => (await d().select().from(runners).where(eq(runners.id, r.runnerId)).get())?.status === "offline", "offline");
+    await eventually(
+      async () =>
+        (await d().select().from(runners).where(eq(runners.id, r.runnerId)).get())?.status === "offline",
+      "offline",
+    );
   });
 
   it("delivers a pending job on connect with a token that verifies against the JWKS, and runs the accepted/progress/result flow", async () => {
@@ -64,7 +81,12 @@ describe("RunnerSession over a real WebSocket upgrade", () => {
     expect(claims.exp - claims.iat).toBe(300);
     expect(claims.job.type).toBe("backup");
     if (claims.job.type !== "backup") throw new Error("unreachable");
-    expect(claims.job.params.binding).toEqual({ backupId, tenantId: u.tenantId, chainRootId: backupId, parentId: null });
+    expect(claims.job.params.binding).toEqual({
+      backupId,
+      tenantId: u.tenantId,
+      chainRootId: backupId,
+      parentId: null,
+    });
     expect(claims.job.params.encryption.mode).toBe("panel");
     // The data key travels only inside the JWE, readable with the runner's X25519 key.
     const { plaintext } = await compactDecrypt(claims.secrets!, r.encryptionKey);
@@ -77,28 +99,87 @@ describe("RunnerSession over a real WebSocket upgrade", () => {
     await eventually(async () => (await jobRow(jobId))!.state === "RUNNING", "RUNNING");
     expect((await backupRow(backupId))!.status).toBe("running");
 
-    socket.send({ type: "job.progress", jobId, bytes: 1000, files: 3, rate: 500, percent: 40, phase: "archive" });
-    await eventually(async () => (await call(`/api/v1/jobs/${jobId}`, { token: u.token })).body.progress?.bytes === 1000, "progress");
+    socket.send({
+      type: "job.progress",
+      jobId,
+      bytes: 1000,
+      files: 3,
+      rate: 500,
+      percent: 40,
+      phase: "archive",
+    });
+    await eventually(
+      async () => (await call(`/api/v1/jobs/${jobId}`, { token: u.token })).body.progress?.bytes === 1000,
+      "progress",
+    );
     const job = await call(`/api/v1/jobs/${jobId}`, { token: u.token });
-    expect(job.body).toMatchObject({ id: jobId, type: "backup", state: "RUNNING", progress: { bytes: 1000, files: 3, rate: 500, percent: 40, phase: "archive" } });
+    expect(job.body).toMatchObject({
+      id: jobId,
+      type: "backup",
+      state: "RUNNING",
+      progress: { bytes: 1000, files: 3, rate: 500, percent: 40, phase: "archive" },
+    });
 
     const sha = "a".repeat(64);
     socket.send({
       type: "job.result",
       jobId,
       status: "SUCCEEDED",
-      result: { fileName: "site_full_20260101_000000.tar.zst.enc", size: 4096, sha256: sha, fileCount: 3, durationMs: 12 },
+      result: {
+        fileName: "site_full_20260101_000000.tar.zst.enc",
+        size: 4096,
+        sha256: sha,
+        fileCount: 3,
+        durationMs: 12,
+      },
     });
     expect(await socket.next("result.ack")).toEqual({ type: "result.ack", jobId });
     // Acked only after D1 holds the result.
     expect((await jobRow(jobId))!.state).toBe("SUCCEEDED");
     const b = await call(`/api/v1/backups/${backupId}`, { token: u.token });
-    expect(b.body).toMatchObject({ id: backupId, status: "completed", fileName: "site_full_20260101_000000.tar.zst.enc", size: 4096, sha256: sha, fileCount: 3, encryption: "panel", jobId, runnerId: r.runnerId, kind: "full" });
+    expect(b.body).toMatchObject({
+      id: backupId,
+      status: "completed",
+      fileName: "site_full_20260101_000000.tar.zst.enc",
+      size: 4096,
+      sha256: sha,
+      fileCount: 3,
+      encryption: "panel",
+      jobId,
+      runnerId: r.runnerId,
+      kind: "full",
+    });
     expect(b.body.completedAt).not.toBeNull();
     // A re-sent result (outbox replay) is acked again and changes nothing.
     socket.send({ type: "job.result", jobId, status: "FAILED", error: { code: "X", message: "late" } });
     expect(await socket.next("result.ack")).toEqual({ type: "result.ack", jobId });
     expect((await jobRow(jobId))!.state).toBe("SUCCEEDED");
+
+    // Restore of the completed panel-mode backup: same binding, the same data key in the JWE.
+    const rs = await call(`/api/v1/backups/${backupId}/restore`, {
+      body: { target: "/srv/restore", only: ["www/"], conflict: "overwrite" },
+      token: u.token,
+    });
+    expect(rs.status).toBe(202);
+    const rd = await socket.next("job");
+    expect(rd.jobId).toBe(rs.body.job.id);
+    const restoreClaims = JobClaims.parse(
+      (await jwtVerify(rd.token, createLocalJWKSet(jwks), { audience: r.runnerId })).payload,
+    );
+    expect(restoreClaims.job).toMatchObject({
+      type: "restore",
+      params: {
+        fileName: "site_full_20260101_000000.tar.zst.enc",
+        target: "/srv/restore",
+        only: ["www/"],
+        conflict: "overwrite",
+        binding: claims.job.params.binding,
+      },
+    });
+    const restoreSecrets = JSON.parse(
+      new TextDecoder().decode((await compactDecrypt(restoreClaims.secrets!, r.encryptionKey)).plaintext),
+    );
+    expect(restoreSecrets.dataKey).toBe(secrets.dataKey);
     socket.close();
   });
 
@@ -196,7 +277,11 @@ describe("RunnerSession over a real WebSocket upgrade", () => {
     socket.send({ type: "job.accepted", jobId });
     await eventually(async () => (await jobRow(jobId))!.state === "RUNNING", "RUNNING");
     socket.close();
-    await eventually(async () => (await d().select().from(runners).where(eq(runners.id, r.runnerId)).get())!.status === "offline", "offline");
+    await eventually(
+      async () =>
+        (await d().select().from(runners).where(eq(runners.id, r.runnerId)).get())!.status === "offline",
+      "offline",
+    );
     const stub = stubFor(r);
     // Not yet expired: the alarm leaves the job alone.
     expect(await runDurableObjectAlarm(stub)).toBe(true);

@@ -94,12 +94,14 @@ export class RunnerSession extends DurableObject<Env> {
   /** Only reached through the Worker's /connect route, which has verified the connect token. */
   override async fetch(request: Request): Promise<Response> {
     try {
-      if (request.headers.get("upgrade")?.toLowerCase() !== "websocket") return new Response("expected websocket", { status: 426 });
+      if (request.headers.get("upgrade")?.toLowerCase() !== "websocket")
+        return new Response("expected websocket", { status: 426 });
       const runnerId = request.headers.get("x-cairn-runner-id");
       const tenantId = request.headers.get("x-cairn-tenant-id");
       const jti = request.headers.get("x-cairn-connect-jti");
       const exp = Number(request.headers.get("x-cairn-connect-exp"));
-      if (!runnerId || !tenantId || !jti || !Number.isFinite(exp)) return new Response("bad request", { status: 400 });
+      if (!runnerId || !tenantId || !jti || !Number.isFinite(exp))
+        return new Response("bad request", { status: 400 });
       if (this.isRevoked()) return new Response("revoked", { status: 403 });
       // Connect tokens are single use: the jti is remembered until the token would have expired anyway.
       const nowSec = Math.floor(Date.now() / 1000);
@@ -134,7 +136,8 @@ export class RunnerSession extends DurableObject<Env> {
     try {
       const size = typeof message === "string" ? byteLength(message) : message.byteLength;
       if (size > MAX_MESSAGE_BYTES) return closeQuietly(ws, CloseCode.MessageTooBig, "message too big");
-      if (typeof message !== "string") return closeQuietly(ws, CloseCode.PolicyViolation, "binary messages are not accepted");
+      if (typeof message !== "string")
+        return closeQuietly(ws, CloseCode.PolicyViolation, "binary messages are not accepted");
       let raw: unknown;
       try {
         raw = JSON.parse(message);
@@ -186,7 +189,9 @@ export class RunnerSession extends DurableObject<Env> {
     if (this.openSockets().some((ws) => ws !== gone)) return; // replaced: the newer socket is live
     // Delivered but never accepted: deliver again on the next connect instead of letting the lease expire.
     const reverted = this.sql
-      .exec<{ id: string }>("UPDATE jobs SET state = 'PENDING', lease_until = NULL WHERE state = 'DELIVERED' RETURNING id")
+      .exec<{ id: string }>(
+        "UPDATE jobs SET state = 'PENDING', lease_until = NULL WHERE state = 'DELIVERED' RETURNING id",
+      )
       .toArray();
     const att = gone.deserializeAttachment() as SocketAttachment | null;
     if (att) await setRunnerPresence(this.env, att.runnerId, false);
@@ -200,7 +205,11 @@ export class RunnerSession extends DurableObject<Env> {
     const now = Date.now();
     ws.serializeAttachment({ ...att, helloAt: now } satisfies SocketAttachment);
     for (const id of activeJobIds) {
-      this.sql.exec("UPDATE jobs SET lease_until = ? WHERE id = ? AND state = 'RUNNING'", now + this.leaseMs, id);
+      this.sql.exec(
+        "UPDATE jobs SET lease_until = ? WHERE id = ? AND state = 'RUNNING'",
+        now + this.leaseMs,
+        id,
+      );
     }
     this.send(ws, {
       type: "welcome",
@@ -219,7 +228,11 @@ export class RunnerSession extends DurableObject<Env> {
   private async onAccepted(jobId: string): Promise<void> {
     const row = this.job(jobId);
     if (!row || !["PENDING", "DELIVERED"].includes(row.state)) return; // redelivery ack or unknown: nothing to do
-    this.sql.exec("UPDATE jobs SET state = 'RUNNING', lease_until = ? WHERE id = ?", Date.now() + this.leaseMs, jobId);
+    this.sql.exec(
+      "UPDATE jobs SET state = 'RUNNING', lease_until = ? WHERE id = ?",
+      Date.now() + this.leaseMs,
+      jobId,
+    );
     await this.ensureAlarm(Date.now() + this.leaseMs);
     await markJobRunning(this.env, jobId, row.backup_id);
   }
@@ -276,7 +289,11 @@ export class RunnerSession extends DurableObject<Env> {
         error: msg.error,
         warnings: msg.warnings,
       });
-      this.sql.exec("UPDATE jobs SET state = ?, lease_until = NULL, secrets = NULL WHERE id = ?", final, msg.jobId);
+      this.sql.exec(
+        "UPDATE jobs SET state = ?, lease_until = NULL, secrets = NULL WHERE id = ?",
+        final,
+        msg.jobId,
+      );
       this.lastProgressWrite.delete(msg.jobId);
     }
     // Acked only after D1 has the result (or already had it): the runner may then drop it from its outbox.
@@ -300,7 +317,9 @@ export class RunnerSession extends DurableObject<Env> {
       input.backupId,
       now,
     );
-    const ws = this.openSockets().find((s) => (s.deserializeAttachment() as SocketAttachment | null)?.helloAt);
+    const ws = this.openSockets().find(
+      (s) => (s.deserializeAttachment() as SocketAttachment | null)?.helloAt,
+    );
     const row = this.job(input.jobId);
     if (!ws || !row || row.state !== "PENDING") return { delivered: false };
     await this.deliver(ws, row);
@@ -312,7 +331,10 @@ export class RunnerSession extends DurableObject<Env> {
     if (!row) return { state: null };
     if (isTerminal(row.state)) return { state: row.state as JobState };
     if (row.state === "PENDING") {
-      this.sql.exec("UPDATE jobs SET state = 'CANCELLED', lease_until = NULL, secrets = NULL WHERE id = ?", jobId);
+      this.sql.exec(
+        "UPDATE jobs SET state = 'CANCELLED', lease_until = NULL, secrets = NULL WHERE id = ?",
+        jobId,
+      );
       await finishJob(this.env, {
         jobId,
         type: row.type,
@@ -360,7 +382,10 @@ export class RunnerSession extends DurableObject<Env> {
         .exec<LedgerRow>(`SELECT * FROM jobs WHERE state IN ${ACTIVE} AND lease_until <= ?`, now)
         .toArray();
       for (const row of expired) {
-        this.sql.exec("UPDATE jobs SET state = 'INTERRUPTED', lease_until = NULL, secrets = NULL WHERE id = ?", row.id);
+        this.sql.exec(
+          "UPDATE jobs SET state = 'INTERRUPTED', lease_until = NULL, secrets = NULL WHERE id = ?",
+          row.id,
+        );
         await finishJob(this.env, {
           jobId: row.id,
           type: row.type,

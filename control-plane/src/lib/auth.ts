@@ -35,7 +35,13 @@ async function loadUser(c: Context<AppEnv>): Promise<AuthUser | undefined> {
   } catch {
     permissions = {};
   }
-  return { id: row.user.id, tenantId: row.user.tenantId, email: row.user.email, role: row.user.role, permissions };
+  return {
+    id: row.user.id,
+    tenantId: row.user.tenantId,
+    email: row.user.email,
+    role: row.user.role,
+    permissions,
+  };
 }
 
 /** Requires a valid session (cookie or bearer) and, if given, a permission. */
@@ -46,7 +52,11 @@ export function requireAuth(permission?: Permission): MiddlewareHandler<AppEnv> 
     c.set("user", user);
     if (
       permission &&
-      !hasPermission(user.role as Role, permission, user.permissions as { grant?: Permission[]; revoke?: Permission[] })
+      !hasPermission(
+        user.role as Role,
+        permission,
+        user.permissions as { grant?: Permission[]; revoke?: Permission[] },
+      )
     ) {
       throw forbidden(`missing permission ${permission}`);
     }

@@ -17,7 +17,9 @@ export async function dispatchJob(
   a: { jobId: string; spec: JobSpec; secrets: JobSecrets | null; backupId: string | null },
 ): Promise<{ delivered: boolean }> {
   try {
-    const secrets = a.secrets ? await encryptJobSecrets(JSON.parse(runner.encryptionPublicKey), a.secrets) : null;
+    const secrets = a.secrets
+      ? await encryptJobSecrets(JSON.parse(runner.encryptionPublicKey), a.secrets)
+      : null;
     return await runnerStub(env, runner.id).enqueue({
       jobId: a.jobId,
       tenantId: runner.tenantId,
@@ -31,9 +33,21 @@ export async function dispatchJob(
     const now = Date.now();
     const d = db(env.DB);
     const msg = `could not hand the job to the runner session: ${(e as Error).message}`;
-    await d.update(jobs).set({ state: "FAILED", errorCode: "DISPATCH_FAILED", errorMessage: msg, updatedAt: now, finishedAt: now }).where(eq(jobs.id, a.jobId));
+    await d
+      .update(jobs)
+      .set({
+        state: "FAILED",
+        errorCode: "DISPATCH_FAILED",
+        errorMessage: msg,
+        updatedAt: now,
+        finishedAt: now,
+      })
+      .where(eq(jobs.id, a.jobId));
     if (a.backupId && a.spec.type === "backup") {
-      await d.update(backups).set({ status: "failed", errorCode: "DISPATCH_FAILED", errorMessage: msg, completedAt: now }).where(eq(backups.id, a.backupId));
+      await d
+        .update(backups)
+        .set({ status: "failed", errorCode: "DISPATCH_FAILED", errorMessage: msg, completedAt: now })
+        .where(eq(backups.id, a.backupId));
     }
     throw e;
   }

@@ -14,7 +14,10 @@ import { newId } from "./ids";
 const panelAad = (tenantId: string, keyId: string) => `cairn-panel-key:${tenantId}:${keyId}`;
 const dataAad = (tenantId: string, backupId: string) => `cairn-data-key:${tenantId}:${backupId}`;
 
-export async function currentPanelKey(env: Env, tenantId: string): Promise<{ keyId: string; key: Uint8Array }> {
+export async function currentPanelKey(
+  env: Env,
+  tenantId: string,
+): Promise<{ keyId: string; key: Uint8Array }> {
   const d = db(env.DB);
   const master = masterKeyBytes(env.MASTER_KEY);
   const row = await d
@@ -52,7 +55,11 @@ export async function newDataKey(
 ): Promise<{ keyId: string; dataKey: Uint8Array; wrappedKey: string }> {
   const panel = await currentPanelKey(env, tenantId);
   const dataKey = crypto.getRandomValues(new Uint8Array(32));
-  return { keyId: panel.keyId, dataKey, wrappedKey: await wrapKey(panel.key, dataKey, dataAad(tenantId, backupId)) };
+  return {
+    keyId: panel.keyId,
+    dataKey,
+    wrappedKey: await wrapKey(panel.key, dataKey, dataAad(tenantId, backupId)),
+  };
 }
 
 export async function unwrapDataKey(

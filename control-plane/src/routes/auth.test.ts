@@ -35,14 +35,22 @@ describe("auth", () => {
     const rows = await db(env.DB)
       .select()
       .from(activityLog)
-      .where(and(eq(activityLog.tenantId, u.tenantId), eq(activityLog.operation, "auth.login"), eq(activityLog.status, "failure")))
+      .where(
+        and(
+          eq(activityLog.tenantId, u.tenantId),
+          eq(activityLog.operation, "auth.login"),
+          eq(activityLog.status, "failure"),
+        ),
+      )
       .all();
     expect(rows).toHaveLength(1);
     expect(rows[0]!.details).not.toContain("wrong password");
   });
 
   it("refuses an unknown email the same way", async () => {
-    const r = await call("/api/v1/auth/login", { body: { email: "nobody@example.test", password: "whatever-whatever" } });
+    const r = await call("/api/v1/auth/login", {
+      body: { email: "nobody@example.test", password: "whatever-whatever" },
+    });
     expect(r.status).toBe(401);
     expect(r.body.error.code).toBe("UNAUTHORIZED");
   });
@@ -54,7 +62,11 @@ describe("auth", () => {
   });
 
   it("rejects malformed JSON and invalid bodies with 400, never 500", async () => {
-    const bad = await call("/api/v1/auth/login", { method: "POST", rawBody: "{nope", headers: { "content-type": "application/json" } });
+    const bad = await call("/api/v1/auth/login", {
+      method: "POST",
+      rawBody: "{nope",
+      headers: { "content-type": "application/json" },
+    });
     expect(bad.status).toBe(400);
     expect(bad.body.error.code).toBe("BAD_REQUEST");
     const invalid = await call("/api/v1/auth/login", { body: { email: 5 } });

@@ -27,7 +27,11 @@ authRoutes.post("/login", activity("auth.login"), async (c) => {
   // Always run one PBKDF2 so an unknown email costs as much as a wrong password.
   const ok = await verifyPassword(body.password, user?.passwordHash ?? (await dummyPasswordHash()));
   if (!user || !ok || user.disabled) {
-    noteActivity(c, { tenantId: user?.tenantId ?? null, actorId: user?.id ?? null, details: { email: body.email } });
+    noteActivity(c, {
+      tenantId: user?.tenantId ?? null,
+      actorId: user?.id ?? null,
+      details: { email: body.email },
+    });
     throw unauthorized("invalid email or password");
   }
   const token = randomToken();
@@ -40,7 +44,13 @@ authRoutes.post("/login", activity("auth.login"), async (c) => {
     expiresAt: now + SESSION_TTL_MS,
     createdAt: now,
   });
-  noteActivity(c, { tenantId: user.tenantId, actorType: "user", actorId: user.id, targetType: "user", targetId: user.id });
+  noteActivity(c, {
+    tenantId: user.tenantId,
+    actorType: "user",
+    actorId: user.id,
+    targetType: "user",
+    targetId: user.id,
+  });
   setCookie(c, SESSION_COOKIE, token, {
     httpOnly: true,
     sameSite: "Strict",
@@ -57,7 +67,10 @@ authRoutes.post("/login", activity("auth.login"), async (c) => {
 
 authRoutes.post("/logout", activity("auth.logout"), requireAuth(), async (c) => {
   const token = sessionToken(c);
-  if (token) await db(c.env.DB).delete(sessions).where(eq(sessions.tokenHash, await sha256Hex(token)));
+  if (token)
+    await db(c.env.DB)
+      .delete(sessions)
+      .where(eq(sessions.tokenHash, await sha256Hex(token)));
   deleteCookie(c, SESSION_COOKIE, { path: "/" });
   return c.json({ ok: true });
 });

@@ -20,11 +20,19 @@ const Password = z.string().min(12, "password must be at least 12 characters").m
 
 const CreateBackupBody = z.object({
   runnerId: z.string().min(1).max(64),
-  name: z.string().refine(isValidBackupName, "name must be 1-64 of A-Z a-z 0-9 . _ - starting with a letter or digit"),
+  name: z
+    .string()
+    .refine(isValidBackupName, "name must be 1-64 of A-Z a-z 0-9 . _ - starting with a letter or digit"),
   type: z.enum(["full", "incremental"]).default("full"),
   compressionLevel: z.number().int().min(1).max(9).default(3),
   sources: z
-    .array(z.string().min(1).max(4096).refine((p) => p.startsWith("/"), "sources must be absolute paths"))
+    .array(
+      z
+        .string()
+        .min(1)
+        .max(4096)
+        .refine((p) => p.startsWith("/"), "sources must be absolute paths"),
+    )
     .max(64)
     .optional(),
   encryption: z
@@ -37,7 +45,11 @@ const CreateBackupBody = z.object({
 });
 
 const RestoreBody = z.object({
-  target: z.string().min(1).max(4096).refine((p) => p.startsWith("/"), "target must be an absolute path"),
+  target: z
+    .string()
+    .min(1)
+    .max(4096)
+    .refine((p) => p.startsWith("/"), "target must be an absolute path"),
   only: z.array(z.string().min(1).max(1024)).max(64).optional(),
   conflict: z.enum(["skip", "overwrite", "rename"]).default("skip"),
   password: z.string().min(1).max(1024).optional(),
@@ -80,7 +92,10 @@ backupRoutes.post("/", activity("backup.create"), requireAuth("backups.create"),
   const body = await readJson(c, CreateBackupBody);
   const user = currentUser(c);
   const runner = await findRunner(c, body.runnerId, tenantScope(user));
-  noteActivity(c, { tenantId: runner.tenantId, details: { runnerId: runner.id, name: body.name, kind: body.type, encryption: body.encryption.mode } });
+  noteActivity(c, {
+    tenantId: runner.tenantId,
+    details: { runnerId: runner.id, name: body.name, kind: body.type, encryption: body.encryption.mode },
+  });
   if (runner.revokedAt) throw conflict("runner is revoked");
   const d = db(c.env.DB);
   const backupId = newId("bkp");
@@ -92,10 +107,17 @@ backupRoutes.post("/", activity("backup.create"), requireAuth("backups.create"),
     const parent = await d
       .select({ id: backups.id, chainRootId: backups.chainRootId })
       .from(backups)
-      .where(and(eq(backups.runnerId, runner.id), eq(backups.name, body.name), inArray(backups.status, ["completed", "partial"])))
+      .where(
+        and(
+          eq(backups.runnerId, runner.id),
+          eq(backups.name, body.name),
+          inArray(backups.status, ["completed", "partial"]),
+        ),
+      )
       .orderBy(desc(backups.createdAt))
       .get();
-    if (!parent) throw conflict(`no completed backup named ${body.name} on this runner to base an incremental on`);
+    if (!parent)
+      throw conflict(`no completed backup named ${body.name} on this runner to base an incremental on`);
     chainRootId = parent.chainRootId;
     parentId = parent.id;
   }
@@ -170,19 +192,29 @@ backupRoutes.post("/", activity("backup.create"), requireAuth("backups.create"),
 
 backupRoutes.get("/", requireAuth("backups.read"), async (c) => {
   const q = ListQuery.safeParse(c.req.query());
-  if (!q.success) throw validationFailed(q.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; "));
+  if (!q.success)
+    throw validationFailed(q.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; "));
   const scope = tenantScope(currentUser(c));
   const rows = await db(c.env.DB)
     .select()
     .from(backups)
-    .where(and(scope ? eq(backups.tenantId, scope) : undefined, q.data.runnerId ? eq(backups.runnerId, q.data.runnerId) : undefined))
+    .where(
+      and(
+        scope ? eq(backups.tenantId, scope) : undefined,
+        q.data.runnerId ? eq(backups.runnerId, q.data.runnerId) : undefined,
+      ),
+    )
     .orderBy(desc(backups.createdAt))
     .limit(q.data.limit)
     .all();
   return c.json(rows.map(backupView));
 });
 
-async function findBackup(c: { env: AppEnv["Bindings"] }, id: string, scope: string | null): Promise<BackupRow> {
+async function findBackup(
+  c: { env: AppEnv["Bindings"] },
+  id: string,
+  scope: string | null,
+): Promise<BackupRow> {
   const row = await db(c.env.DB)
     .select()
     .from(backups)
@@ -202,12 +234,21 @@ async function readJobFor(
   b: BackupRow,
   password: string | undefined,
 ): Promise<{ encryption: JobEncryption; secrets: JobSecrets | null }> {
-  if (b.status !== "completed" && b.status !== "partial") throw conflict(`backup is ${b.status}, not completed`);
+  if (b.status !== "completed" && b.status !== "partial")
+    throw conflict(`backup is ${b.status}, not completed`);
   if (!b.fileName) throw conflict("backup has no archive file");
   if (b.encryptionMode === "panel") {
     if (!b.panelKeyId || !b.wrappedDataKey) throw conflict("backup has no panel key record");
-    const dataKey = await unwrapDataKey(c.env, { tenantId: b.tenantId, backupId: b.id, keyId: b.panelKeyId, wrappedKey: b.wrappedDataKey });
-    return { encryption: { mode: "panel", keyId: b.panelKeyId, wrappedKey: b.wrappedDataKey }, secrets: { dataKey: bytesToBase64(dataKey) } };
+    const dataKey = await unwrapDataKey(c.env, {
+      tenantId: b.tenantId,
+      backupId: b.id,
+      keyId: b.panelKeyId,
+      wrappedKey: b.wrappedDataKey,
+    });
+    return {
+      encryption: { mode: "panel", keyId: b.panelKeyId, wrappedKey: b.wrappedDataKey },
+      secrets: { dataKey: bytesToBase64(dataKey) },
+    };
   }
   if (b.encryptionMode === "password") {
     if (!password) throw validationFailed("password: required for a password-encrypted backup");
@@ -228,18 +269,20 @@ async function startReadJob(
   if (runner.revokedAt) throw conflict("runner is revoked");
   const jobId = newId("job");
   const now = Date.now();
-  await db(c.env.DB).insert(jobs).values({
-    id: jobId,
-    tenantId: b.tenantId,
-    runnerId: b.runnerId,
-    backupId: b.id,
-    type: kind,
-    state: "PENDING",
-    params: JSON.stringify(spec.params),
-    createdBy: user.id,
-    createdAt: now,
-    updatedAt: now,
-  });
+  await db(c.env.DB)
+    .insert(jobs)
+    .values({
+      id: jobId,
+      tenantId: b.tenantId,
+      runnerId: b.runnerId,
+      backupId: b.id,
+      type: kind,
+      state: "PENDING",
+      params: JSON.stringify(spec.params),
+      createdBy: user.id,
+      createdAt: now,
+      updatedAt: now,
+    });
   noteActivity(c, { details: { jobId } });
   await dispatchJob(c.env, runner, { jobId, spec, secrets, backupId: b.id });
   return c.json({ job: { id: jobId, state: "PENDING" } }, 202);

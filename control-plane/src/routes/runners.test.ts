@@ -28,19 +28,27 @@ describe("enrollment", () => {
     const ttl = Date.parse(t.body.expiresAt) - Date.now();
     expect(ttl).toBeGreaterThan(3500_000);
     expect(ttl).toBeLessThanOrEqual(3600_000);
-    const stored = await db(env.DB).select().from(enrollmentTokens).where(eq(enrollmentTokens.tenantId, u.tenantId)).all();
+    const stored = await db(env.DB)
+      .select()
+      .from(enrollmentTokens)
+      .where(eq(enrollmentTokens.tenantId, u.tenantId))
+      .all();
     expect(stored).toHaveLength(1);
     expect(stored[0]!.tokenHash).toBe(await sha256Hex(t.body.token));
     expect(JSON.stringify(stored)).not.toContain(t.body.token);
 
-    const r = await call("/api/v1/runners/enroll", { body: { token: t.body.token, name: "web-01", hostname: "web-01.example.net", ...keys } });
+    const r = await call("/api/v1/runners/enroll", {
+      body: { token: t.body.token, name: "web-01", hostname: "web-01.example.net", ...keys },
+    });
     expect(r.status).toBe(201);
     expect(r.body.tenantId).toBe(u.tenantId);
     expect(r.body.runnerId).toMatch(/^run_/);
     expect(r.body.jwks.keys.map((k: { kid: string }) => k.kid)).toEqual(["test-1", "test-2"]);
 
     const before = (await failedEnrollRows()).length;
-    const reused = await call("/api/v1/runners/enroll", { body: { token: t.body.token, name: "web-02", hostname: "x", ...keys } });
+    const reused = await call("/api/v1/runners/enroll", {
+      body: { token: t.body.token, name: "web-02", hostname: "x", ...keys },
+    });
     expect(reused.status).toBe(401);
     expect(reused.body.error.code).toBe("UNAUTHORIZED");
     expect((await failedEnrollRows()).length).toBe(before + 1);
@@ -49,21 +57,33 @@ describe("enrollment", () => {
   it("refuses expired and random tokens with 401 and an activity row", async () => {
     const u = await createTenantUser();
     const t = await call("/api/v1/runners/enrollment-tokens", { body: { ttlSeconds: 60 }, token: u.token });
-    await db(env.DB).update(enrollmentTokens).set({ expiresAt: Date.now() - 1 }).where(eq(enrollmentTokens.tenantId, u.tenantId));
+    await db(env.DB)
+      .update(enrollmentTokens)
+      .set({ expiresAt: Date.now() - 1 })
+      .where(eq(enrollmentTokens.tenantId, u.tenantId));
     const before = (await failedEnrollRows()).length;
-    const expired = await call("/api/v1/runners/enroll", { body: { token: t.body.token, name: "a", hostname: "a", ...keys } });
+    const expired = await call("/api/v1/runners/enroll", {
+      body: { token: t.body.token, name: "a", hostname: "a", ...keys },
+    });
     expect(expired.status).toBe(401);
-    const random = await call("/api/v1/runners/enroll", { body: { token: "x".repeat(43), name: "a", hostname: "a", ...keys } });
+    const random = await call("/api/v1/runners/enroll", {
+      body: { token: "x".repeat(43), name: "a", hostname: "a", ...keys },
+    });
     expect(random.status).toBe(401);
     expect((await failedEnrollRows()).length).toBe(before + 2);
   });
 
   it("validates enrollment bodies (400) and token ttl caps", async () => {
     const u = await createTenantUser();
-    const bad = await call("/api/v1/runners/enroll", { body: { token: "t", name: "a", hostname: "a", signingPublicKey: { kty: "RSA" } } });
+    const bad = await call("/api/v1/runners/enroll", {
+      body: { token: "t", name: "a", hostname: "a", signingPublicKey: { kty: "RSA" } },
+    });
     expect(bad.status).toBe(400);
     expect(bad.body.error.code).toBe("VALIDATION_FAILED");
-    const tooLong = await call("/api/v1/runners/enrollment-tokens", { body: { ttlSeconds: 10 ** 9 }, token: u.token });
+    const tooLong = await call("/api/v1/runners/enrollment-tokens", {
+      body: { ttlSeconds: 10 ** 9 },
+      token: u.token,
+    });
     expect(tooLong.status).toBe(400);
     const anon = await call("/api/v1/runners/enrollment-tokens", { body: {} });
     expect(anon.status).toBe(401);
@@ -87,13 +107,26 @@ describe("runners list and tenant isolation", () => {
     const la = await call("/api/v1/runners", { token: a.token });
     expect(la.status).toBe(200);
     expect(la.body).toEqual([
-      { id: ra.runnerId, tenantId: a.tenantId, name: "a-01", hostname: "a-01.example.net", status: "offline", lastSeenAt: null, revokedAt: null, createdAt: expect.any(String) },
+      {
+        id: ra.runnerId,
+        tenantId: a.tenantId,
+        name: "a-01",
+        hostname: "a-01.example.net",
+        status: "offline",
+        lastSeenAt: null,
+        revokedAt: null,
+        createdAt: expect.any(String),
+      },
     ]);
     expect((await call(`/api/v1/runners/${ra.runnerId}`, { token: a.token })).status).toBe(200);
     expect((await call(`/api/v1/runners/${rb.runnerId}`, { token: a.token })).status).toBe(404);
-    expect((await call(`/api/v1/runners/${rb.runnerId}/revoke`, { method: "POST", token: a.token })).status).toBe(404);
+    expect(
+      (await call(`/api/v1/runners/${rb.runnerId}/revoke`, { method: "POST", token: a.token })).status,
+    ).toBe(404);
     expect((await call("/api/v1/runners/run_unknown", { token: a.token })).status).toBe(404);
     const all = await call("/api/v1/runners", { token: root.token });
-    expect(all.body.map((r: { id: string }) => r.id)).toEqual(expect.arrayContaining([ra.runnerId, rb.runnerId]));
+    expect(all.body.map((r: { id: string }) => r.id)).toEqual(
+      expect.arrayContaining([ra.runnerId, rb.runnerId]),
+    );
   });
 });

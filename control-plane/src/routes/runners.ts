@@ -45,19 +45,31 @@ export function runnerView(r: typeof runners.$inferSelect) {
   };
 }
 
-runnerRoutes.post("/enrollment-tokens", activity("runner.enrollment_token.create"), requireAuth("runners.enroll"), async (c) => {
-  const body = await readJson(c, TokenBody);
-  const user = currentUser(c);
-  const token = randomToken();
-  const now = Date.now();
-  const expiresAt = now + (body.ttlSeconds ?? DEFAULT_ENROLLMENT_TTL_SECONDS) * 1000;
-  const id = newId("enr");
-  await db(c.env.DB)
-    .insert(enrollmentTokens)
-    .values({ id, tenantId: user.tenantId, tokenHash: await sha256Hex(token), expiresAt, createdBy: user.id, createdAt: now });
-  noteActivity(c, { targetType: "enrollment_token", targetId: id });
-  return c.json({ token, expiresAt: new Date(expiresAt).toISOString() }, 201);
-});
+runnerRoutes.post(
+  "/enrollment-tokens",
+  activity("runner.enrollment_token.create"),
+  requireAuth("runners.enroll"),
+  async (c) => {
+    const body = await readJson(c, TokenBody);
+    const user = currentUser(c);
+    const token = randomToken();
+    const now = Date.now();
+    const expiresAt = now + (body.ttlSeconds ?? DEFAULT_ENROLLMENT_TTL_SECONDS) * 1000;
+    const id = newId("enr");
+    await db(c.env.DB)
+      .insert(enrollmentTokens)
+      .values({
+        id,
+        tenantId: user.tenantId,
+        tokenHash: await sha256Hex(token),
+        expiresAt,
+        createdBy: user.id,
+        createdAt: now,
+      });
+    noteActivity(c, { targetType: "enrollment_token", targetId: id });
+    return c.json({ token, expiresAt: new Date(expiresAt).toISOString() }, 201);
+  },
+);
 
 /** No session: the single-use enrollment token is the credential. */
 runnerRoutes.post("/enroll", activity("runner.enroll"), async (c) => {
@@ -100,7 +112,10 @@ runnerRoutes.post("/enroll", activity("runner.enroll"), async (c) => {
     targetId: runnerId,
     details: { name: body.name, hostname: body.hostname, enrollmentTokenId: claimed.id },
   });
-  return c.json({ runnerId, tenantId: claimed.tenantId, jwks: await publicJwks(c.env.JOB_SIGNING_KEYS) }, 201);
+  return c.json(
+    { runnerId, tenantId: claimed.tenantId, jwks: await publicJwks(c.env.JOB_SIGNING_KEYS) },
+    201,
+  );
 });
 
 /** WebSocket upgrade: verify the runner's connect JWT here, then hand the socket to its Durable Object. */
@@ -143,7 +158,9 @@ runnerRoutes.get("/connect", async (c, next) => {
     throw unauthorized(e.message);
   }
 });
-runnerRoutes.get("/connect", (c) => c.json({ error: { code: "BAD_REQUEST", message: "expected a WebSocket upgrade" } }, 426));
+runnerRoutes.get("/connect", (c) =>
+  c.json({ error: { code: "BAD_REQUEST", message: "expected a WebSocket upgrade" } }, 426),
+);
 
 runnerRoutes.get("/", requireAuth("runners.read"), async (c) => {
   const scope = tenantScope(currentUser(c));

@@ -15,7 +15,10 @@ describe("first-run setup", () => {
     expect(noToken.status).toBe(401);
     const wrongToken = await call("/api/v1/setup", { body, headers: { "x-setup-token": "nope" } });
     expect(wrongToken.status).toBe(401);
-    const weak = await call("/api/v1/setup", { body: { ...body, password: "short" }, headers: { "x-setup-token": "test-setup-token" } });
+    const weak = await call("/api/v1/setup", {
+      body: { ...body, password: "short" },
+      headers: { "x-setup-token": "test-setup-token" },
+    });
     expect(weak.status).toBe(400);
     expect(weak.body.error.code).toBe("VALIDATION_FAILED");
     expect(await db(env.DB).select().from(users).all()).toHaveLength(0);
@@ -28,11 +31,16 @@ describe("first-run setup", () => {
     expect(stored).toHaveLength(1);
     expect(stored[0]!.passwordHash).toMatch(/^pbkdf2-sha256\$100000\$/);
 
-    const again = await call("/api/v1/setup", { body: { ...body, email: "other@example.test" }, headers: { "x-setup-token": "test-setup-token" } });
+    const again = await call("/api/v1/setup", {
+      body: { ...body, email: "other@example.test" },
+      headers: { "x-setup-token": "test-setup-token" },
+    });
     expect(again.status).toBe(409);
     expect(again.body.error.code).toBe("CONFLICT");
 
-    const login = await call("/api/v1/auth/login", { body: { email: "root@example.test", password: body.password } });
+    const login = await call("/api/v1/auth/login", {
+      body: { email: "root@example.test", password: body.password },
+    });
     expect(login.status).toBe(200);
     expect(login.body.user.role).toBe("ROOT");
   });

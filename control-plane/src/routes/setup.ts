@@ -12,7 +12,13 @@ import { timingSafeEqualString } from "../crypto/random";
 
 export const SetupBody = z.object({
   tenantName: z.string().trim().min(1).max(128),
-  email: z.string().trim().toLowerCase().email().max(254),
+  // Deliberately loose (admin@localhost is a fine first user on a self-hosted install).
+  email: z
+    .string()
+    .trim()
+    .toLowerCase()
+    .max(254)
+    .regex(/^[^\s@]+@[^\s@]+$/, "must be an email address"),
   password: z.string().min(12, "password must be at least 12 characters").max(1024),
 });
 
@@ -21,7 +27,8 @@ export const setupRoutes = new Hono<AppEnv>();
 /** First-run bootstrap: creates the first tenant and its ROOT user, only while no user exists. */
 setupRoutes.post("/", activity("setup"), async (c) => {
   const given = c.req.header("x-setup-token") ?? "";
-  if (!c.env.SETUP_TOKEN || !timingSafeEqualString(given, c.env.SETUP_TOKEN)) throw unauthorized("bad setup token");
+  if (!c.env.SETUP_TOKEN || !timingSafeEqualString(given, c.env.SETUP_TOKEN))
+    throw unauthorized("bad setup token");
   const body = await readJson(c, SetupBody);
   const d = db(c.env.DB);
   if (await d.select({ id: users.id }).from(users).limit(1).get()) throw conflict("setup already done");
@@ -44,8 +51,10 @@ setupRoutes.post("/", activity("setup"), async (c) => {
   if (inserted?.meta.changes !== 1) throw conflict("setup already done");
   noteActivity(c, { tenantId, actorType: "system", actorId: null, targetType: "user", targetId: userId });
   return c.json(
-    { tenant: { id: tenantId, name: body.tenantName }, user: { id: userId, email: body.email, role: "ROOT", tenantId } },
+    {
+      tenant: { id: tenantId, name: body.tenantName },
+      user: { id: userId, email: body.email, role: "ROOT", tenantId },
+    },
     201,
   );
 });
-
