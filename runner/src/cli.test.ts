@@ -11,7 +11,11 @@ import { FakeControlPlane, makeSigningKey, signJob, type SigningKey } from "./da
 const BIN = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../bin/cairn-runner.mjs");
 
 function cli(args: string[], cwd: string) {
-  const child = spawn(process.execPath, [BIN, ...args], { cwd, stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, CAIRN_RUNNER_CONFIG: "" } });
+  const child = spawn(process.execPath, [BIN, ...args], {
+    cwd,
+    stdio: ["ignore", "pipe", "pipe"],
+    env: { ...process.env, CAIRN_RUNNER_CONFIG: "" },
+  });
   let out = "";
   child.stdout.on("data", (d) => (out += d));
   child.stderr.on("data", (d) => (out += d));
@@ -32,7 +36,11 @@ beforeAll(async () => {
     req.resume();
     req.on("end", () => {
       res.setHeader("content-type", "application/json");
-      res.writeHead(201).end(JSON.stringify({ runnerId: "run_test1", tenantId: "ten_test1", jwks: { keys: [cp.publicJwk] } }));
+      res
+        .writeHead(201)
+        .end(
+          JSON.stringify({ runnerId: "run_test1", tenantId: "ten_test1", jwks: { keys: [cp.publicJwk] } }),
+        );
     });
   });
   await new Promise<void>((r) => enrollServer.listen(0, "127.0.0.1", r));
@@ -56,7 +64,24 @@ describe("cairn-runner bin", () => {
   it("enrolls, starts, runs nothing it cannot verify, and exits 0 on SIGTERM", async () => {
     const configPath = path.join(dir, "runner.json");
     const port = (enrollServer.address() as AddressInfo).port;
-    const enroll = cli(["enroll", "--url", `http://127.0.0.1:${port}`, "--token", "tok", "--config", configPath, "--state-dir", path.join(dir, "state"), "--backup-dir", path.join(dir, "backups"), "--sources", `${dir}/a,${dir}/b`], "/");
+    const enroll = cli(
+      [
+        "enroll",
+        "--url",
+        `http://127.0.0.1:${port}`,
+        "--token",
+        "tok",
+        "--config",
+        configPath,
+        "--state-dir",
+        path.join(dir, "state"),
+        "--backup-dir",
+        path.join(dir, "backups"),
+        "--sources",
+        `${dir}/a,${dir}/b`,
+      ],
+      "/",
+    );
     expect(await enroll.exited).toBe(0);
     expect(enroll.output()).not.toContain("tok ");
     expect((await stat(configPath)).mode & 0o777).toBe(0o600);
@@ -70,7 +95,11 @@ describe("cairn-runner bin", () => {
     const conn = await control.connection(0);
     await control.message(conn, (m) => m.type === "hello", "hello");
     control.welcome(conn);
-    control.send(conn, { type: "job", jobId: "job_x", token: await signJob(cp, { jti: "job_x", runnerId: "run_other" }) });
+    control.send(conn, {
+      type: "job",
+      jobId: "job_x",
+      token: await signJob(cp, { jti: "job_x", runnerId: "run_other" }),
+    });
     const rej = await control.message(conn, (m) => m.type === "job.rejected", "rejection");
     expect(rej.code).toBe("WRONG_AUDIENCE");
     start.child.kill("SIGTERM");

@@ -36,7 +36,8 @@ function helpText(): string {
 const commandsDir = path.join(path.dirname(fileURLToPath(import.meta.url)), "commands");
 
 async function loadCommand(name: CommandName): Promise<{ fn: CommandFn; usage?: string } | undefined> {
-  if (!existsSync(path.join(commandsDir, `${name}.ts`)) && !existsSync(path.join(commandsDir, `${name}.js`))) return undefined;
+  if (!existsSync(path.join(commandsDir, `${name}.ts`)) && !existsSync(path.join(commandsDir, `${name}.js`)))
+    return undefined;
   const mod = (await import(`./commands/${name}`)) as Record<string, unknown>;
   const fn = [mod.run, mod.main, mod.default].find((f): f is CommandFn => typeof f === "function");
   return fn ? { fn, usage: typeof mod.usage === "string" ? mod.usage : undefined } : undefined;

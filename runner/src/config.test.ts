@@ -34,18 +34,26 @@ describe("runner config", () => {
     const file = path.join(dir, "good.json");
     await writeConfig(file, input);
     const before = await readFile(file, "utf8");
-    await expect(writeConfig(file, { ...input, stateDir: "relative/dir" })).rejects.toThrow(/stateDir: must be an absolute path/);
+    await expect(writeConfig(file, { ...input, stateDir: "relative/dir" })).rejects.toThrow(
+      /stateDir: must be an absolute path/,
+    );
     expect(await readFile(file, "utf8")).toBe(before);
     expect(() => parseConfig({ ...input, jwks: { keys: [] } })).toThrow(ConfigError);
     expect(() => parseConfig({ ...input, controlPlaneUrl: "ftp://x" })).toThrow(/controlPlaneUrl/);
     // a pinned key without kid, or not Ed25519, cannot verify jobs
     const k = input.jwks.keys[0]!;
-    expect(() => parseConfig({ ...input, jwks: { keys: [{ ...k, kid: undefined }] } } as never)).toThrow(/jwks/);
-    expect(() => parseConfig({ ...input, jwks: { keys: [{ ...k, crv: "X25519" }] } } as never)).toThrow(/jwks/);
+    expect(() => parseConfig({ ...input, jwks: { keys: [{ ...k, kid: undefined }] } } as never)).toThrow(
+      /jwks/,
+    );
+    expect(() => parseConfig({ ...input, jwks: { keys: [{ ...k, crv: "X25519" }] } } as never)).toThrow(
+      /jwks/,
+    );
   });
 
   it("reports a missing file and bad JSON by name", async () => {
-    await expect(loadConfig(path.join(dir, "missing.json"))).rejects.toMatchObject({ code: "CONFIG_NOT_FOUND" });
+    await expect(loadConfig(path.join(dir, "missing.json"))).rejects.toMatchObject({
+      code: "CONFIG_NOT_FOUND",
+    });
     const bad = path.join(dir, "bad.json");
     await writeFile(bad, "{", { mode: 0o600 });
     await expect(loadConfig(bad)).rejects.toMatchObject({ code: "CONFIG_INVALID" });

@@ -37,11 +37,17 @@ const KeyPair = (crv: "Ed25519" | "X25519") =>
 
 /** Control-plane job-signing keys: Ed25519 only, each with a kid (the job header names it). */
 export const PinnedJwks = z.object({
-  keys: z.array(OkpPublicJwk("Ed25519").extend({ kid: z.string().min(1) })).min(1).max(16),
+  keys: z
+    .array(OkpPublicJwk("Ed25519").extend({ kid: z.string().min(1) }))
+    .min(1)
+    .max(16),
 });
 export type PinnedJwks = z.infer<typeof PinnedJwks>;
 
-const AbsPath = z.string().min(1).refine((p) => path.isAbsolute(p), "must be an absolute path");
+const AbsPath = z
+  .string()
+  .min(1)
+  .refine((p) => path.isAbsolute(p), "must be an absolute path");
 
 export const RunnerConfig = z
   .object({
@@ -87,9 +93,14 @@ export async function loadConfig(file: string): Promise<LoadedConfig> {
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     if (code === "ENOENT") {
-      throw new ConfigError("CONFIG_NOT_FOUND", `${file}: no runner config (run \`cairn-runner enroll\` first)`);
+      throw new ConfigError(
+        "CONFIG_NOT_FOUND",
+        `${file}: no runner config (run \`cairn-runner enroll\` first)`,
+      );
     }
-    throw new ConfigError("CONFIG_IO", `${file}: cannot read runner config (${code ?? String(err)})`, { cause: err });
+    throw new ConfigError("CONFIG_IO", `${file}: cannot read runner config (${code ?? String(err)})`, {
+      cause: err,
+    });
   }
   let json: unknown;
   try {

@@ -31,9 +31,19 @@ beforeAll(async () => {
       if (req.method !== "POST" || req.url !== "/api/v1/runners/enroll") {
         res.writeHead(404).end(JSON.stringify({ error: { code: "NOT_FOUND" } }));
       } else if (body.token === "good") {
-        res.writeHead(201).end(JSON.stringify({ runnerId: "run_new", tenantId: "ten_1", jwks: { keys: [cp.publicJwk] } }));
+        res
+          .writeHead(201)
+          .end(JSON.stringify({ runnerId: "run_new", tenantId: "ten_1", jwks: { keys: [cp.publicJwk] } }));
       } else if (body.token === "garbage") {
-        res.writeHead(201).end(JSON.stringify({ runnerId: "run_new", tenantId: "ten_1", jwks: { keys: [{ kty: "RSA", kid: "x" }] } }));
+        res
+          .writeHead(201)
+          .end(
+            JSON.stringify({
+              runnerId: "run_new",
+              tenantId: "ten_1",
+              jwks: { keys: [{ kty: "RSA", kid: "x" }] },
+            }),
+          );
       } else if (body.token === "boom") {
         res.writeHead(500).end(JSON.stringify({ error: { code: "INTERNAL", message: "db down" } }));
       } else {
@@ -52,7 +62,16 @@ afterAll(async () => {
 describe("enroll", () => {
   it("sends only public keys, pins the JWKS and writes a 0600 config", async () => {
     const configPath = path.join(dir, "etc", "runner.json");
-    await enrollRunner({ url, token: "good", configPath, name: "web-01", hostname: "web-01.example", backupDir: path.join(dir, "b"), stateDir: path.join(dir, "s"), sources: ["/srv/www"] });
+    await enrollRunner({
+      url,
+      token: "good",
+      configPath,
+      name: "web-01",
+      hostname: "web-01.example",
+      backupDir: path.join(dir, "b"),
+      stateDir: path.join(dir, "s"),
+      sources: ["/srv/www"],
+    });
     const req = requests.at(-1)!;
     expect(req.body).toMatchObject({ token: "good", name: "web-01", hostname: "web-01.example" });
     const sPub = req.body.signingPublicKey as Record<string, unknown>;
@@ -64,7 +83,14 @@ describe("enroll", () => {
 
     expect((await stat(configPath)).mode & 0o777).toBe(0o600);
     const { config } = await loadConfig(configPath);
-    expect(config).toMatchObject({ runnerId: "run_new", tenantId: "ten_1", name: "web-01", controlPlaneUrl: url, defaultSources: ["/srv/www"], allowedRoots: ["/srv/www"] });
+    expect(config).toMatchObject({
+      runnerId: "run_new",
+      tenantId: "ten_1",
+      name: "web-01",
+      controlPlaneUrl: url,
+      defaultSources: ["/srv/www"],
+      allowedRoots: ["/srv/www"],
+    });
     expect(config.jwks.keys[0]!.kid).toBe("cp-1");
     expect(config.keys.signing.publicJwk.x).toBe(sPub.x);
     expect(config.keys.signing.privateJwk.d).toBeTruthy();
@@ -82,13 +108,19 @@ describe("enroll", () => {
 
   it("reports server errors, bad answers and unreachable servers", async () => {
     const configPath = path.join(dir, "other.json");
-    await expect(enrollRunner({ url, token: "boom", configPath })).rejects.toThrow("enrollment failed: HTTP 500 (INTERNAL: db down)");
-    await expect(enrollRunner({ url, token: "garbage", configPath })).rejects.toMatchObject({ code: "BAD_RESPONSE" });
+    await expect(enrollRunner({ url, token: "boom", configPath })).rejects.toThrow(
+      "enrollment failed: HTTP 500 (INTERNAL: db down)",
+    );
+    await expect(enrollRunner({ url, token: "garbage", configPath })).rejects.toMatchObject({
+      code: "BAD_RESPONSE",
+    });
     const closed = createServer();
     await new Promise<void>((r) => closed.listen(0, "127.0.0.1", r));
     const port = (closed.address() as AddressInfo).port;
     await new Promise<void>((r) => closed.close(() => r()));
-    await expect(enrollRunner({ url: `http://127.0.0.1:${port}`, token: "good", configPath })).rejects.toMatchObject({ code: "NETWORK" });
+    await expect(
+      enrollRunner({ url: `http://127.0.0.1:${port}`, token: "good", configPath }),
+    ).rejects.toMatchObject({ code: "NETWORK" });
     await expect(stat(configPath)).rejects.toMatchObject({ code: "ENOENT" });
   });
 });

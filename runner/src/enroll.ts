@@ -34,11 +34,16 @@ export interface EnrollOptions {
   fetch?: typeof fetch;
 }
 
-const EnrollResponse = z.object({ runnerId: z.string().min(1).max(64), tenantId: z.string().min(1).max(64), jwks: PinnedJwks });
+const EnrollResponse = z.object({
+  runnerId: z.string().min(1).max(64),
+  tenantId: z.string().min(1).max(64),
+  jwks: PinnedJwks,
+});
 
 export async function enrollRunner(opts: EnrollOptions): Promise<RunnerConfig> {
   const base = new URL(opts.url);
-  if (base.protocol !== "https:" && base.protocol !== "http:") throw new EnrollError("HTTP_ERROR", `unsupported URL scheme ${base.protocol}`);
+  if (base.protocol !== "https:" && base.protocol !== "http:")
+    throw new EnrollError("HTTP_ERROR", `unsupported URL scheme ${base.protocol}`);
   const hostname = opts.hostname ?? os.hostname();
   const name = opts.name ?? hostname;
   const signing = await generateKeyPair("EdDSA", { crv: "Ed25519", extractable: true });
@@ -56,15 +61,24 @@ export async function enrollRunner(opts: EnrollOptions): Promise<RunnerConfig> {
     res = await (opts.fetch ?? fetch)(endpoint, {
       method: "POST",
       headers: { "content-type": "application/json", accept: "application/json" },
-      body: JSON.stringify({ token: opts.token, name, hostname, signingPublicKey: sPub, encryptionPublicKey: ePub }),
+      body: JSON.stringify({
+        token: opts.token,
+        name,
+        hostname,
+        signingPublicKey: sPub,
+        encryptionPublicKey: ePub,
+      }),
       signal: AbortSignal.timeout(30_000),
     });
   } catch (err) {
     const cause = (err as { cause?: { code?: string } }).cause?.code;
-    throw new EnrollError("NETWORK", `cannot reach ${endpoint.origin}: ${cause ?? (err as Error).message}`, { cause: err });
+    throw new EnrollError("NETWORK", `cannot reach ${endpoint.origin}: ${cause ?? (err as Error).message}`, {
+      cause: err,
+    });
   }
   const text = await res.text().catch(() => "");
-  if (res.status === 401) throw new EnrollError("UNAUTHORIZED", "enrollment token rejected (expired, used or unknown)");
+  if (res.status === 401)
+    throw new EnrollError("UNAUTHORIZED", "enrollment token rejected (expired, used or unknown)");
   if (res.status !== 201 && res.status !== 200) {
     let detail = "";
     try {
@@ -73,13 +87,19 @@ export async function enrollRunner(opts: EnrollOptions): Promise<RunnerConfig> {
     } catch {
       // not JSON: status alone
     }
-    throw new EnrollError("HTTP_ERROR", `enrollment failed: HTTP ${res.status}${detail ? ` (${detail})` : ""}`);
+    throw new EnrollError(
+      "HTTP_ERROR",
+      `enrollment failed: HTTP ${res.status}${detail ? ` (${detail})` : ""}`,
+    );
   }
   let body: z.infer<typeof EnrollResponse>;
   try {
     body = EnrollResponse.parse(JSON.parse(text));
   } catch {
-    throw new EnrollError("BAD_RESPONSE", "enrollment answer is not {runnerId, tenantId, jwks} with Ed25519 keys");
+    throw new EnrollError(
+      "BAD_RESPONSE",
+      "enrollment answer is not {runnerId, tenantId, jwks} with Ed25519 keys",
+    );
   }
 
   const stateDir = path.resolve(opts.stateDir ?? DEFAULT_STATE_DIR);

@@ -10,15 +10,29 @@ export const usage = `cairn-runner enroll --url URL (--token TOKEN | --token-fil
 
 export async function run(argv: string[]): Promise<number> {
   const args = parseArgs(argv, {
-    values: ["url", "token", "token-file", "config", "name", "backup-dir", "state-dir", "source", "sources", "allowed-root"],
+    values: [
+      "url",
+      "token",
+      "token-file",
+      "config",
+      "name",
+      "backup-dir",
+      "state-dir",
+      "source",
+      "sources",
+      "allowed-root",
+    ],
   });
   if (args.positionals.length) throw new UsageError(`unexpected argument ${args.positionals[0]}`);
   const url = single(args, "url");
   if (!url) throw new UsageError("--url is required");
   const tokenFile = single(args, "token-file");
   // --token-file and the env var keep the token out of `ps` and shell history.
-  const token = single(args, "token") ?? (tokenFile ? (await readFile(tokenFile, "utf8")).trim() : process.env.CAIRN_ENROLL_TOKEN);
-  if (!token) throw new UsageError("an enrollment token is required (--token, --token-file or CAIRN_ENROLL_TOKEN)");
+  const token =
+    single(args, "token") ??
+    (tokenFile ? (await readFile(tokenFile, "utf8")).trim() : process.env.CAIRN_ENROLL_TOKEN);
+  if (!token)
+    throw new UsageError("an enrollment token is required (--token, --token-file or CAIRN_ENROLL_TOKEN)");
   const sources = [
     ...(args.values.get("source") ?? []),
     ...(args.values.get("sources") ?? []).flatMap((s) => s.split(",")).filter(Boolean),
@@ -34,6 +48,11 @@ export async function run(argv: string[]): Promise<number> {
     sources,
     allowedRoots: args.values.get("allowed-root"),
   });
-  createLogger().info("enrolled", { runnerId: config.runnerId, tenantId: config.tenantId, config: configPath, keys: config.jwks.keys.length });
+  createLogger().info("enrolled", {
+    runnerId: config.runnerId,
+    tenantId: config.tenantId,
+    config: configPath,
+    keys: config.jwks.keys.length,
+  });
   return 0;
 }

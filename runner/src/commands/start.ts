@@ -13,10 +13,15 @@ export async function run(argv: string[]): Promise<number> {
   const file = single(args, "config") ?? defaultConfigPath();
   const { config, insecureMode } = await loadConfig(file);
   if (insecureMode !== undefined) {
-    log.warn("config file is readable by group or others; it holds private keys (chmod 600 it)", { config: file, mode: insecureMode.toString(8) });
+    log.warn("config file is readable by group or others; it holds private keys (chmod 600 it)", {
+      config: file,
+      mode: insecureMode.toString(8),
+    });
   }
   // A stray rejection must not take the daemon (and its running jobs) down silently.
-  process.on("unhandledRejection", (err) => log.error("unhandled rejection", { error: err instanceof Error ? err.message : String(err) }));
+  process.on("unhandledRejection", (err) =>
+    log.error("unhandled rejection", { error: err instanceof Error ? err.message : String(err) }),
+  );
   const daemon = new RunnerDaemon({ config, handlers: productionHandlers(), log });
   const stopped = new Promise<void>((resolve) => {
     const onSignal = (sig: NodeJS.Signals) => {

@@ -6,7 +6,11 @@ import { RUNNER_CONNECT_AUDIENCE, RUNNER_CONNECT_TOKEN_TYP } from "../../../shar
 export const CONNECT_TOKEN_TTL_SECONDS = 60;
 
 /** The runner proves who it is by signing a fresh, single-use JWT with its own Ed25519 key. */
-export async function createConnectToken(runnerId: string, signingPrivateJwk: JWK, nowSeconds = Math.floor(Date.now() / 1000)): Promise<string> {
+export async function createConnectToken(
+  runnerId: string,
+  signingPrivateJwk: JWK,
+  nowSeconds = Math.floor(Date.now() / 1000),
+): Promise<string> {
   const key = await importJWK(signingPrivateJwk, "EdDSA");
   return new SignJWT({})
     .setProtectedHeader({ alg: "EdDSA", typ: RUNNER_CONNECT_TOKEN_TYP })

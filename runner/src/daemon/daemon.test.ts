@@ -10,7 +10,15 @@ import { backupHandler } from "../jobs/backup";
 import type { JobHandlers } from "../jobs/types";
 import { memoryLogger } from "../util/log";
 import { RunnerDaemon } from "./daemon";
-import { backupParams, encryptSecrets, FakeControlPlane, makeRunnerConfig, makeSigningKey, signJob, type SigningKey } from "./test-fixtures";
+import {
+  backupParams,
+  encryptSecrets,
+  FakeControlPlane,
+  makeRunnerConfig,
+  makeSigningKey,
+  signJob,
+  type SigningKey,
+} from "./test-fixtures";
 
 /** A fake archive engine: records calls, emits a burst of progress, optionally waits for abort. */
 function fakeEngine(opts: { hang?: boolean } = {}) {
@@ -20,10 +28,21 @@ function fakeEngine(opts: { hang?: boolean } = {}) {
     for (let i = 1; i <= 1000; i++) o.onProgress?.({ bytes: i * 1000, files: i, totalBytes: 1_000_000 });
     if (opts.hang) {
       await new Promise((_, reject) => {
-        o.signal?.addEventListener("abort", () => reject(Object.assign(new Error("aborted"), { code: "CANCELLED" })));
+        o.signal?.addEventListener("abort", () =>
+          reject(Object.assign(new Error("aborted"), { code: "CANCELLED" })),
+        );
       });
     }
-    return { path: path.join(o.outDir, "site_full_20260101_000000.tar.zst"), fileName: "site_full_20260101_000000.tar.zst", size: 1234, sha256: "a".repeat(64), fileCount: 1000, bytesIn: 1_000_000, durationMs: 5, warnings: [] };
+    return {
+      path: path.join(o.outDir, "site_full_20260101_000000.tar.zst"),
+      fileName: "site_full_20260101_000000.tar.zst",
+      size: 1234,
+      sha256: "a".repeat(64),
+      fileCount: 1000,
+      bytesIn: 1_000_000,
+      durationMs: 5,
+      warnings: [],
+    };
   };
   return { calls, handlers: { backup: backupHandler(async () => createBackup) } as JobHandlers };
 }
@@ -39,7 +58,12 @@ beforeAll(async () => {
   source = path.join(r.dir, "srv", "site");
   await mkdir(source, { recursive: true });
   await symlink("/etc", path.join(r.dir, "srv", "escape"));
-  base = { input: { ...r.input, defaultSources: [source], allowedRoots: [path.join(r.dir, "srv")] }, dir: r.dir, signingPublicJwk: r.signingPublicJwk, encryptionPublicJwk: r.encryptionPublicJwk };
+  base = {
+    input: { ...r.input, defaultSources: [source], allowedRoots: [path.join(r.dir, "srv")] },
+    dir: r.dir,
+    signingPublicJwk: r.signingPublicJwk,
+    encryptionPublicJwk: r.encryptionPublicJwk,
+  };
 });
 
 afterEach(async () => {
@@ -51,7 +75,12 @@ async function setup(handlers: JobHandlers, over: Partial<RunnerConfigInput> = {
   const stateDir = over.stateDir ?? (await mkdtemp(path.join(os.tmpdir(), "cairn-daemon-state-")));
   const config: RunnerConfig = parseConfig({ ...base.input, controlPlaneUrl: server.url, stateDir, ...over });
   const log = memoryLogger();
-  const daemon = new RunnerDaemon({ config, handlers, log, backoff: { baseMs: 20, maxMs: 100, unauthorizedMs: 60_000 } });
+  const daemon = new RunnerDaemon({
+    config,
+    handlers,
+    log,
+    backoff: { baseMs: 20, maxMs: 100, unauthorizedMs: 60_000 },
+  });
   cleanups.push(async () => {
     await daemon.stop();
     await server.close();
@@ -70,13 +99,17 @@ describe("runner daemon", () => {
     // The connect token is the runner's own EdDSA JWT.
     const auth = conn.headers.authorization ?? "";
     expect(auth.startsWith("Bearer ")).toBe(true);
-    const { payload, protectedHeader } = await jwtVerify(auth.slice(7), await importJWK(base.signingPublicJwk, "EdDSA"), {
-      algorithms: ["EdDSA"],
-      audience: "cairn-control-plane:connect",
-      issuer: "run_test1",
-      subject: "run_test1",
-      typ: "cairn-runner+jwt",
-    });
+    const { payload, protectedHeader } = await jwtVerify(
+      auth.slice(7),
+      await importJWK(base.signingPublicJwk, "EdDSA"),
+      {
+        algorithms: ["EdDSA"],
+        audience: "cairn-control-plane:connect",
+        issuer: "run_test1",
+        subject: "run_test1",
+        typ: "cairn-runner+jwt",
+      },
+    );
     expect(protectedHeader.alg).toBe("EdDSA");
     expect(typeof payload.jti).toBe("string");
     expect(payload.exp! - payload.iat!).toBeLessThanOrEqual(120);
@@ -100,8 +133,14 @@ describe("runner daemon", () => {
 
     // Redelivery (freshly signed): accepted again, stored result re-sent, not re-run.
     const before = conn.messages.length;
-    server.send(conn, { type: "job", jobId: "job_1", token: await signJob(cp, { jti: "job_1", iat: Math.floor(Date.now() / 1000) + 1 }) });
-    await server.waitFor("re-sent result", () => conn.messages.slice(before).find((m) => m.type === "job.result"));
+    server.send(conn, {
+      type: "job",
+      jobId: "job_1",
+      token: await signJob(cp, { jti: "job_1", iat: Math.floor(Date.now() / 1000) + 1 }),
+    });
+    await server.waitFor("re-sent result", () =>
+      conn.messages.slice(before).find((m) => m.type === "job.result"),
+    );
     expect(conn.messages.slice(before).map((m) => m.type)).toEqual(["job.accepted", "job.result"]);
     expect(engine.calls).toHaveLength(1);
 
@@ -113,7 +152,10 @@ describe("runner daemon", () => {
     server.welcome(conn2);
     await server.message(conn2, (m) => m.type === "job.result" && m.jobId === "job_1", "outbox re-send");
     server.send(conn2, { type: "result.ack", jobId: "job_1" });
-    await server.waitFor("ack journaled", () => (daemon as unknown as { journal: { outbox(): unknown[] } }).journal.outbox().length === 0);
+    await server.waitFor(
+      "ack journaled",
+      () => (daemon as unknown as { journal: { outbox(): unknown[] } }).journal.outbox().length === 0,
+    );
 
     conn2.ws.terminate();
     const conn3 = await server.connection(2);
@@ -136,23 +178,76 @@ describe("runner daemon", () => {
     const now = Math.floor(Date.now() / 1000);
     const forger = await makeSigningKey("cp-1");
     const b64 = (v: unknown) => Buffer.from(JSON.stringify(v)).toString("base64url");
-    const claims = { iss: "cairn-control-plane", aud: "run_test1", sub: "ten_test1", jti: "job_none", iat: now, exp: now + 300, job: { type: "backup", params: backupParams() } };
+    const claims = {
+      iss: "cairn-control-plane",
+      aud: "run_test1",
+      sub: "ten_test1",
+      jti: "job_none",
+      iat: now,
+      exp: now + 300,
+      job: { type: "backup", params: backupParams() },
+    };
     const cases: [string, string, string][] = [
       ["job_forged", await signJob(cp, { jti: "job_forged", key: forger }), "BAD_SIGNATURE"],
       ["job_expired", await signJob(cp, { jti: "job_expired", iat: now - 1000, exp: now - 500 }), "EXPIRED"],
       ["job_aud", await signJob(cp, { jti: "job_aud", runnerId: "run_other" }), "WRONG_AUDIENCE"],
-      ["job_none", `${b64({ alg: "none", typ: "cairn-job+jwt", kid: "cp-1" })}.${b64(claims)}.`, "BAD_ALGORITHM"],
+      [
+        "job_none",
+        `${b64({ alg: "none", typ: "cairn-job+jwt", kid: "cp-1" })}.${b64(claims)}.`,
+        "BAD_ALGORITHM",
+      ],
       ["job_kid", await signJob(await makeSigningKey("cp-x"), { jti: "job_kid" }), "UNKNOWN_KID"],
       ["job_typ", await signJob(cp, { jti: "job_typ", header: { typ: "JWT" } }), "WRONG_TYPE"],
-      ["job_src", await signJob(cp, { jti: "job_src", job: { type: "backup", params: backupParams({ sources: ["/etc"] }) } }), "SOURCE_NOT_ALLOWED"],
-      ["job_link", await signJob(cp, { jti: "job_link", job: { type: "backup", params: backupParams({ sources: [path.join(base.dir, "srv", "escape")] }) } }), "SOURCE_NOT_ALLOWED"],
-      ["job_pw", await signJob(cp, { jti: "job_pw", job: { type: "backup", params: backupParams({ encryption: { mode: "password" } }) } }), "INVALID_PARAMS"],
-      ["job_restore", await signJob(cp, { jti: "job_restore", job: { type: "verify", params: { binding: backupParams().binding, fileName: "site_full_20260101_000000.tar.zst", destination: { kind: "local" }, encryption: { mode: "none" } } } }), "UNSUPPORTED_JOB"],
+      [
+        "job_src",
+        await signJob(cp, {
+          jti: "job_src",
+          job: { type: "backup", params: backupParams({ sources: ["/etc"] }) },
+        }),
+        "SOURCE_NOT_ALLOWED",
+      ],
+      [
+        "job_link",
+        await signJob(cp, {
+          jti: "job_link",
+          job: { type: "backup", params: backupParams({ sources: [path.join(base.dir, "srv", "escape")] }) },
+        }),
+        "SOURCE_NOT_ALLOWED",
+      ],
+      [
+        "job_pw",
+        await signJob(cp, {
+          jti: "job_pw",
+          job: { type: "backup", params: backupParams({ encryption: { mode: "password" } }) },
+        }),
+        "INVALID_PARAMS",
+      ],
+      [
+        "job_restore",
+        await signJob(cp, {
+          jti: "job_restore",
+          job: {
+            type: "verify",
+            params: {
+              binding: backupParams().binding,
+              fileName: "site_full_20260101_000000.tar.zst",
+              destination: { kind: "local" },
+              encryption: { mode: "none" },
+            },
+          },
+        }),
+        "UNSUPPORTED_JOB",
+      ],
       ["job_mismatch", await signJob(cp, { jti: "job_other" }), "MALFORMED"],
     ];
     for (const [jobId, token] of cases) server.send(conn, { type: "job", jobId, token });
-    await server.waitFor("all rejections", () => conn.messages.filter((m) => m.type === "job.rejected").length === cases.length);
-    const got = Object.fromEntries(conn.messages.filter((m) => m.type === "job.rejected").map((m) => [m.jobId, m.code]));
+    await server.waitFor(
+      "all rejections",
+      () => conn.messages.filter((m) => m.type === "job.rejected").length === cases.length,
+    );
+    const got = Object.fromEntries(
+      conn.messages.filter((m) => m.type === "job.rejected").map((m) => [m.jobId, m.code]),
+    );
     expect(got).toEqual(Object.fromEntries(cases.map(([id, , code]) => [id, code])));
     expect(conn.messages.some((m) => m.type === "job.accepted")).toBe(false);
     expect(engine.calls).toHaveLength(0);
@@ -164,7 +259,10 @@ describe("runner daemon", () => {
     server.welcome(conn);
     const dataKey = Buffer.alloc(32, 7).toString("base64");
     const secrets = await encryptSecrets(base.encryptionPublicJwk, { dataKey });
-    const job = { type: "backup", params: backupParams({ encryption: { mode: "panel", keyId: "pk_1", wrappedKey: "wrapped" } }) };
+    const job = {
+      type: "backup",
+      params: backupParams({ encryption: { mode: "panel", keyId: "pk_1", wrappedKey: "wrapped" } }),
+    };
     const token = await signJob(cp, { jti: "job_enc", job, secrets });
     server.send(conn, { type: "job", jobId: "job_enc", token });
     await server.message(conn, (m) => m.type === "job.result", "result");
@@ -183,19 +281,38 @@ describe("runner daemon", () => {
     const engine = fakeEngine();
     const first = await setup(engine.handlers);
     first.server.welcome(first.conn);
-    first.server.send(first.conn, { type: "job", jobId: "job_r", token: await signJob(cp, { jti: "job_r" }) });
+    first.server.send(first.conn, {
+      type: "job",
+      jobId: "job_r",
+      token: await signJob(cp, { jti: "job_r" }),
+    });
     await first.server.message(first.conn, (m) => m.type === "job.result", "result");
     await first.daemon.stop();
     expect(first.conn.closed?.code).toBe(1000);
 
     const second = await setup(engine.handlers, { stateDir: first.stateDir });
     second.server.welcome(second.conn);
-    await second.server.message(second.conn, (m) => m.type === "job.result" && m.jobId === "job_r", "outbox after restart");
-    const other = await signJob(cp, { jti: "job_r", job: { type: "backup", params: backupParams({ name: "different" }) } });
+    await second.server.message(
+      second.conn,
+      (m) => m.type === "job.result" && m.jobId === "job_r",
+      "outbox after restart",
+    );
+    const other = await signJob(cp, {
+      jti: "job_r",
+      job: { type: "backup", params: backupParams({ name: "different" }) },
+    });
     second.server.send(second.conn, { type: "job", jobId: "job_r", token: other });
-    const rej = await second.server.message(second.conn, (m) => m.type === "job.rejected", "replay rejection");
+    const rej = await second.server.message(
+      second.conn,
+      (m) => m.type === "job.rejected",
+      "replay rejection",
+    );
     expect(rej).toMatchObject({ jobId: "job_r", code: "REPLAYED" });
-    second.server.send(second.conn, { type: "job", jobId: "job_r", token: await signJob(cp, { jti: "job_r" }) });
+    second.server.send(second.conn, {
+      type: "job",
+      jobId: "job_r",
+      token: await signJob(cp, { jti: "job_r" }),
+    });
     await second.server.message(second.conn, (m) => m.type === "job.accepted", "accepted again");
     expect(engine.calls).toHaveLength(1);
   });
@@ -209,10 +326,18 @@ describe("runner daemon", () => {
     await server.message(conn, (m) => m.type === "job.accepted" && m.jobId === "job_c2", "second accepted");
     await server.waitFor("first running", () => engine.calls.length === 1);
     server.send(conn, { type: "job.cancel", jobId: "job_c2" }); // queued: dropped, never started
-    const r2 = await server.message(conn, (m) => m.type === "job.result" && m.jobId === "job_c2", "queued cancel");
+    const r2 = await server.message(
+      conn,
+      (m) => m.type === "job.result" && m.jobId === "job_c2",
+      "queued cancel",
+    );
     expect(r2.status).toBe("CANCELLED");
     server.send(conn, { type: "job.cancel", jobId: "job_c1" });
-    const r1 = await server.message(conn, (m) => m.type === "job.result" && m.jobId === "job_c1", "running cancel");
+    const r1 = await server.message(
+      conn,
+      (m) => m.type === "job.result" && m.jobId === "job_c1",
+      "running cancel",
+    );
     expect(r1).toMatchObject({ status: "CANCELLED", error: { code: "CANCELLED" } });
     expect(engine.calls).toHaveLength(1);
   });
@@ -226,7 +351,10 @@ describe("runner daemon", () => {
     await daemon.stop();
     await server.waitFor("close", () => conn.closed);
     expect(conn.closed?.code).toBe(1000);
-    expect(conn.messages.find((m) => m.type === "job.result")).toMatchObject({ jobId: "job_s", status: "CANCELLED" });
+    expect(conn.messages.find((m) => m.type === "job.result")).toMatchObject({
+      jobId: "job_s",
+      status: "CANCELLED",
+    });
     expect(server.connections).toHaveLength(1);
   });
 

@@ -4,7 +4,13 @@ import type { JWK } from "jose";
 import { JobRejectCode } from "../../../shared/errors";
 import { ServerMessage, type JobDelivery, type Welcome } from "../../../shared/protocol/server-messages";
 import type { RunnerMessage } from "../../../shared/protocol/runner-messages";
-import { CloseCode, HEARTBEAT_PING, HEARTBEAT_PONG, MAX_MESSAGE_BYTES, PROTOCOL_VERSION } from "../../../shared/protocol/version";
+import {
+  CloseCode,
+  HEARTBEAT_PING,
+  HEARTBEAT_PONG,
+  MAX_MESSAGE_BYTES,
+  PROTOCOL_VERSION,
+} from "../../../shared/protocol/version";
 import type { RunnerConfig } from "../config";
 import type { JobHandlers } from "../jobs/types";
 import { Backoff } from "../util/backoff";
@@ -32,7 +38,13 @@ export interface DaemonOptions {
   hostname?: string;
 }
 
-type Conn = { ws: WebSocket; welcomed: boolean; lastSeen: number; heartbeat?: NodeJS.Timeout; welcomeTimer?: NodeJS.Timeout };
+type Conn = {
+  ws: WebSocket;
+  welcomed: boolean;
+  lastSeen: number;
+  heartbeat?: NodeJS.Timeout;
+  welcomeTimer?: NodeJS.Timeout;
+};
 
 export class RunnerDaemon {
   private journal?: Journal;
@@ -56,16 +68,24 @@ export class RunnerDaemon {
       jwks: config.jwks as { keys: JWK[] },
       encryptionPrivateJwk: config.keys.encryption.privateJwk as JWK,
     });
-    this.backoff = new Backoff({ baseMs: opts.backoff?.baseMs ?? 1000, maxMs: opts.backoff?.maxMs ?? 60_000, random: opts.backoff?.random });
+    this.backoff = new Backoff({
+      baseMs: opts.backoff?.baseMs ?? 1000,
+      maxMs: opts.backoff?.maxMs ?? 60_000,
+      random: opts.backoff?.random,
+    });
   }
 
   async start(): Promise<void> {
     const { config, log } = this.opts;
     const { journal, interrupted } = await Journal.open(config.stateDir);
     this.journal = journal;
-    for (const jobId of interrupted) log.warn("job was interrupted by a restart; reported FAILED, not re-run", { jobId });
+    for (const jobId of interrupted)
+      log.warn("job was interrupted by a restart; reported FAILED, not re-run", { jobId });
     await journal.prune();
-    this.pruneTimer = setInterval(() => void journal.prune().catch((e) => log.error("journal prune failed", { error: errorMessage(e) })), 10 * 60_000);
+    this.pruneTimer = setInterval(
+      () => void journal.prune().catch((e) => log.error("journal prune failed", { error: errorMessage(e) })),
+      10 * 60_000,
+    );
     this.pruneTimer.unref();
     this.runner = new JobRunner({
       concurrency: config.concurrency,
@@ -76,7 +96,11 @@ export class RunnerDaemon {
       sendProgress: (m) => this.send(m),
       sendResult: (m) => this.send(m),
     });
-    log.info("runner starting", { runnerId: config.runnerId, url: config.controlPlaneUrl, concurrency: config.concurrency });
+    log.info("runner starting", {
+      runnerId: config.runnerId,
+      url: config.controlPlaneUrl,
+      concurrency: config.concurrency,
+    });
     this.connect();
   }
 
@@ -181,10 +205,18 @@ export class RunnerDaemon {
       // Revoked or unknown: hammering the control plane will not help; an operator has to act.
       const long = this.opts.backoff?.unauthorizedMs ?? 10 * 60_000;
       delay = Math.floor(long / 2 + (this.opts.backoff?.random ?? Math.random)() * (long / 2));
-      log.error("control plane refused this runner (revoked or not authorized); re-enroll if this persists", { code, delayMs: delay });
+      log.error("control plane refused this runner (revoked or not authorized); re-enroll if this persists", {
+        code,
+        delayMs: delay,
+      });
     } else {
       delay = this.backoff.next();
-      log.warn("disconnected; reconnecting", { code, reason: reason || undefined, delayMs: delay, attempt: this.backoff.attempts });
+      log.warn("disconnected; reconnecting", {
+        code,
+        reason: reason || undefined,
+        delayMs: delay,
+        attempt: this.backoff.attempts,
+      });
     }
     this.reconnectTimer = setTimeout(() => this.connect(), delay);
   }
@@ -213,7 +245,9 @@ export class RunnerDaemon {
     const parsed = ServerMessage.safeParse(json);
     if (!parsed.success) {
       const type = (json as { type?: unknown } | null)?.type;
-      log.warn("ignored unknown or malformed message", { type: typeof type === "string" ? type.slice(0, 64) : undefined });
+      log.warn("ignored unknown or malformed message", {
+        type: typeof type === "string" ? type.slice(0, 64) : undefined,
+      });
       return;
     }
     const msg = parsed.data;
@@ -223,7 +257,9 @@ export class RunnerDaemon {
         break;
       case "job":
         // Serialised: two copies of one job must not both pass the journal check.
-        this.deliveries = this.deliveries.then(() => this.onJob(msg)).catch((e) => log.error("job delivery failed", { error: errorMessage(e) }));
+        this.deliveries = this.deliveries
+          .then(() => this.onJob(msg))
+          .catch((e) => log.error("job delivery failed", { error: errorMessage(e) }));
         break;
       case "job.cancel":
         if (this.runner?.cancel(msg.jobId)) log.info("job cancel requested", { jobId: msg.jobId });
@@ -241,7 +277,10 @@ export class RunnerDaemon {
   private onWelcome(conn: Conn, msg: Welcome): void {
     const { config, log } = this.opts;
     if (msg.runnerId !== config.runnerId) {
-      log.error("welcome is for another runner id; closing", { expected: config.runnerId, got: msg.runnerId });
+      log.error("welcome is for another runner id; closing", {
+        expected: config.runnerId,
+        got: msg.runnerId,
+      });
       conn.ws.close(CloseCode.PolicyViolation, "wrong runner id");
       return;
     }
@@ -273,7 +312,8 @@ export class RunnerDaemon {
     let verified;
     try {
       verified = await this.verifier.verify(msg.token, { lookup: (id, fp) => journal.lookup(id, fp) });
-      if (verified.claims.jti !== msg.jobId) throw new JobRejection(JobRejectCode.Malformed, "delivery jobId differs from the token's jti");
+      if (verified.claims.jti !== msg.jobId)
+        throw new JobRejection(JobRejectCode.Malformed, "delivery jobId differs from the token's jti");
     } catch (err) {
       if (err instanceof JobRejection) return reject(err.code, err.message);
       throw err;
@@ -288,7 +328,8 @@ export class RunnerDaemon {
       return;
     }
     const handler = this.opts.handlers[claims.job.type];
-    if (!handler) return reject(JobRejectCode.UnsupportedJob, `this runner does not run ${claims.job.type} jobs`);
+    if (!handler)
+      return reject(JobRejectCode.UnsupportedJob, `this runner does not run ${claims.job.type} jobs`);
     try {
       await handler.validate?.(claims, verified.secrets, config);
     } catch (err) {

@@ -57,7 +57,9 @@ export class JobRunner {
   /** Shutdown: nothing new starts; queued and running jobs end CANCELLED; resolves when all are journaled. */
   async stopAll(reason = "runner shutting down"): Promise<void> {
     const queued = this.queue.splice(0);
-    const finishing = queued.map((job) => this.finish(job, { status: "CANCELLED", error: { code: "CANCELLED", message: reason } }));
+    const finishing = queued.map((job) =>
+      this.finish(job, { status: "CANCELLED", error: { code: "CANCELLED", message: reason } }),
+    );
     for (const { job } of this.running.values()) job.controller.abort(new JobFailure("CANCELLED", reason));
     await Promise.all([...finishing, ...[...this.running.values()].map((r) => r.done)]);
   }
@@ -101,23 +103,38 @@ export class JobRunner {
         log,
       });
       // An engine that ignored the signal and finished anyway still did the work: report it.
-      outcome = { status: "SUCCEEDED", result: r.result, warnings: r.warnings?.slice(0, 1000).map((w) => w.slice(0, 1024)) };
+      outcome = {
+        status: "SUCCEEDED",
+        result: r.result,
+        warnings: r.warnings?.slice(0, 1000).map((w) => w.slice(0, 1024)),
+      };
     } catch (err) {
       const code = errorCode(err);
       if (job.controller.signal.aborted || code === "CANCELLED") {
         const reason = job.controller.signal.reason;
-        outcome = { status: "CANCELLED", error: { code: "CANCELLED", message: reason instanceof Error ? reason.message : "cancelled" } };
+        outcome = {
+          status: "CANCELLED",
+          error: { code: "CANCELLED", message: reason instanceof Error ? reason.message : "cancelled" },
+        };
       } else {
         outcome = { status: "FAILED", error: { code, message: errorMessage(err).slice(0, 4096) } };
       }
     } finally {
       reporter.stop();
     }
-    log.info("job finished", { jobId, status: outcome.status, code: outcome.error?.code, ms: Date.now() - started });
+    log.info("job finished", {
+      jobId,
+      status: outcome.status,
+      code: outcome.error?.code,
+      ms: Date.now() - started,
+    });
     await this.finish(job, outcome);
   }
 
-  private async finish(job: QueuedJob, outcome: Pick<JobResult, "status" | "result" | "error" | "warnings">): Promise<void> {
+  private async finish(
+    job: QueuedJob,
+    outcome: Pick<JobResult, "status" | "result" | "error" | "warnings">,
+  ): Promise<void> {
     const result: JobResult = { type: "job.result", jobId: job.claims.jti, ...stripUndefined(outcome) };
     try {
       const entry = await this.opts.journal.finish(job.claims.jti, result);

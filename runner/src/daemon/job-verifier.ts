@@ -63,11 +63,17 @@ export class JobVerifier {
       throw new JobRejection(JobRejectCode.Malformed, "unreadable protected header");
     }
     if (header.alg !== "EdDSA") {
-      throw new JobRejection(JobRejectCode.BadAlgorithm, `algorithm ${JSON.stringify(header.alg ?? null)} is not accepted (EdDSA only)`);
+      throw new JobRejection(
+        JobRejectCode.BadAlgorithm,
+        `algorithm ${JSON.stringify(header.alg ?? null)} is not accepted (EdDSA only)`,
+      );
     }
     // 2. typ: a token of another kind (e.g. a connect token) must never pass as a job.
     if (header.typ !== JOB_TOKEN_TYP) {
-      throw new JobRejection(JobRejectCode.WrongType, `typ ${JSON.stringify(header.typ ?? null)} is not ${JOB_TOKEN_TYP}`);
+      throw new JobRejection(
+        JobRejectCode.WrongType,
+        `typ ${JSON.stringify(header.typ ?? null)} is not ${JOB_TOKEN_TYP}`,
+      );
     }
     // 3. kid in the pinned JWKS: keys never come from the socket.
     const kid = header.kid;
@@ -92,16 +98,21 @@ export class JobVerifier {
       throw new JobRejection(JobRejectCode.Malformed, "payload is not a JSON object");
     }
     // 5. iss, 6. aud (and the tenant this runner belongs to).
-    if (payload.iss !== CONTROL_PLANE_ISSUER) throw new JobRejection(JobRejectCode.WrongIssuer, "issuer is not the control plane");
-    if (payload.aud !== this.keys.runnerId) throw new JobRejection(JobRejectCode.WrongAudience, "job is addressed to another runner");
-    if (payload.sub !== this.keys.tenantId) throw new JobRejection(JobRejectCode.WrongAudience, "job belongs to another tenant");
+    if (payload.iss !== CONTROL_PLANE_ISSUER)
+      throw new JobRejection(JobRejectCode.WrongIssuer, "issuer is not the control plane");
+    if (payload.aud !== this.keys.runnerId)
+      throw new JobRejection(JobRejectCode.WrongAudience, "job is addressed to another runner");
+    if (payload.sub !== this.keys.tenantId)
+      throw new JobRejection(JobRejectCode.WrongAudience, "job belongs to another tenant");
     // 7. exp / iat with clock tolerance.
     const now = opts.nowSeconds ?? Math.floor(Date.now() / 1000);
     if (typeof payload.exp !== "number" || typeof payload.iat !== "number") {
       throw new JobRejection(JobRejectCode.Malformed, "exp and iat are required");
     }
-    if (now > payload.exp + CLOCK_TOLERANCE_SECONDS) throw new JobRejection(JobRejectCode.Expired, "job token expired");
-    if (payload.iat > now + CLOCK_TOLERANCE_SECONDS) throw new JobRejection(JobRejectCode.NotYetValid, "job token issued in the future");
+    if (now > payload.exp + CLOCK_TOLERANCE_SECONDS)
+      throw new JobRejection(JobRejectCode.Expired, "job token expired");
+    if (payload.iat > now + CLOCK_TOLERANCE_SECONDS)
+      throw new JobRejection(JobRejectCode.NotYetValid, "job token issued in the future");
     if (payload.exp < payload.iat) throw new JobRejection(JobRejectCode.Malformed, "exp before iat");
     // 8. claims.
     const claims = parseClaims(payload);
@@ -149,11 +160,22 @@ function parseClaims(payload: Record<string, unknown>): JobClaims {
   const r = JobClaims.safeParse(payload);
   if (r.success) return r.data;
   const job = payload.job as { type?: unknown } | undefined;
-  if (job && typeof job === "object" && typeof job.type === "string" && !(JOB_TYPES as readonly string[]).includes(job.type)) {
-    throw new JobRejection(JobRejectCode.UnsupportedJob, `job type ${JSON.stringify(job.type)} is not supported`);
+  if (
+    job &&
+    typeof job === "object" &&
+    typeof job.type === "string" &&
+    !(JOB_TYPES as readonly string[]).includes(job.type)
+  ) {
+    throw new JobRejection(
+      JobRejectCode.UnsupportedJob,
+      `job type ${JSON.stringify(job.type)} is not supported`,
+    );
   }
   const first = r.error.issues[0];
   const where = first ? first.path.join(".") : "";
   const detail = first ? `${where || "(root)"}: ${first.message}` : "invalid claims";
-  throw new JobRejection(where.startsWith("job.") ? JobRejectCode.InvalidParams : JobRejectCode.Malformed, detail);
+  throw new JobRejection(
+    where.startsWith("job.") ? JobRejectCode.InvalidParams : JobRejectCode.Malformed,
+    detail,
+  );
 }

@@ -5,7 +5,12 @@ import { describe, expect, it } from "vitest";
 import { jobFingerprint, Journal, JournalError } from "./journal";
 
 const tmp = () => mkdtemp(path.join(os.tmpdir(), "cairn-journal-"));
-const result = (jobId: string) => ({ type: "job.result" as const, jobId, status: "SUCCEEDED" as const, result: { ok: 1 } });
+const result = (jobId: string) => ({
+  type: "job.result" as const,
+  jobId,
+  status: "SUCCEEDED" as const,
+  result: { ok: 1 },
+});
 
 describe("journal", () => {
   it("survives a restart: known jobs stay known, results stay in the outbox until acked", async () => {
@@ -38,7 +43,12 @@ describe("journal", () => {
     const { journal: j2, interrupted } = await Journal.open(dir);
     expect(interrupted.sort()).toEqual(["job_a", "job_b"]);
     expect(j2.activeJobIds()).toEqual([]);
-    expect(j2.outbox().map((r) => [r.jobId, r.status, r.error?.code]).sort()).toEqual([
+    expect(
+      j2
+        .outbox()
+        .map((r) => [r.jobId, r.status, r.error?.code])
+        .sort(),
+    ).toEqual([
       ["job_a", "FAILED", "INTERRUPTED"],
       ["job_b", "FAILED", "INTERRUPTED"],
     ]);
@@ -80,9 +90,27 @@ describe("journal", () => {
   });
 
   it("fingerprints ignore key order, iat, exp and secrets", () => {
-    const a = jobFingerprint({ iss: "i", aud: "a", sub: "s", jti: "j", job: { type: "backup", params: { a: 1, b: 2 } } });
-    const b = jobFingerprint({ job: { params: { b: 2, a: 1 }, type: "backup" }, jti: "j", sub: "s", aud: "a", iss: "i" });
-    const c = jobFingerprint({ iss: "i", aud: "a", sub: "s", jti: "j", job: { type: "backup", params: { a: 1, b: 3 } } });
+    const a = jobFingerprint({
+      iss: "i",
+      aud: "a",
+      sub: "s",
+      jti: "j",
+      job: { type: "backup", params: { a: 1, b: 2 } },
+    });
+    const b = jobFingerprint({
+      job: { params: { b: 2, a: 1 }, type: "backup" },
+      jti: "j",
+      sub: "s",
+      aud: "a",
+      iss: "i",
+    });
+    const c = jobFingerprint({
+      iss: "i",
+      aud: "a",
+      sub: "s",
+      jti: "j",
+      job: { type: "backup", params: { a: 1, b: 3 } },
+    });
     expect(a).toBe(b);
     expect(a).not.toBe(c);
   });

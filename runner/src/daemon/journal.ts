@@ -36,8 +36,20 @@ export type JobResultMessage = z.infer<typeof JobResult>;
  * What identifies a job across deliveries. Every delivery is freshly signed (new iat/exp) and its
  * JWE secrets freshly encrypted, so those are left out; everything that decides what runs is in.
  */
-export function jobFingerprint(claims: { iss: string; aud: string; sub: string; jti: string; job: unknown }): string {
-  const canonical = canonicalJson({ iss: claims.iss, aud: claims.aud, sub: claims.sub, jti: claims.jti, job: claims.job });
+export function jobFingerprint(claims: {
+  iss: string;
+  aud: string;
+  sub: string;
+  jti: string;
+  job: unknown;
+}): string {
+  const canonical = canonicalJson({
+    iss: claims.iss,
+    aud: claims.aud,
+    sub: claims.sub,
+    jti: claims.jti,
+    job: claims.job,
+  });
   return createHash("sha256").update(canonical).digest("hex");
 }
 
@@ -66,7 +78,8 @@ export class JournalError extends Error {
   }
 }
 
-export type LookupResult = { kind: "new" } | { kind: "same"; entry: JournalEntry } | { kind: "different"; entry: JournalEntry };
+export type LookupResult =
+  { kind: "new" } | { kind: "same"; entry: JournalEntry } | { kind: "different"; entry: JournalEntry };
 
 const SAFE_ID = /^[A-Za-z0-9_-]{1,64}$/;
 
@@ -84,7 +97,10 @@ export class Journal {
    * Loads every entry. Jobs that were accepted or running when the previous process died are
    * finished as FAILED/INTERRUPTED: the runner executes a job at most once, so it never restarts one.
    */
-  static async open(stateDir: string, opts: { now?: () => number } = {}): Promise<{ journal: Journal; interrupted: string[] }> {
+  static async open(
+    stateDir: string,
+    opts: { now?: () => number } = {},
+  ): Promise<{ journal: Journal; interrupted: string[] }> {
     const j = new Journal(stateDir, opts.now ?? Date.now);
     await mkdir(j.dir, { recursive: true, mode: 0o700 });
     const interrupted: string[] = [];
@@ -96,7 +112,9 @@ export class Journal {
         entry = JournalEntry.parse(JSON.parse(await readFile(file, "utf8")));
       } catch (err) {
         // An unreadable entry would otherwise let its jti run again: refuse to start instead.
-        throw new JournalError(`${file}: unreadable journal entry; move it away after checking it`, { cause: err });
+        throw new JournalError(`${file}: unreadable journal entry; move it away after checking it`, {
+          cause: err,
+        });
       }
       j.entries.set(entry.jobId, entry);
       if (entry.state !== "finished") {
@@ -105,7 +123,10 @@ export class Journal {
           type: "job.result",
           jobId: entry.jobId,
           status: "FAILED",
-          error: { code: "INTERRUPTED", message: "the runner stopped while this job was running; it is not re-run" },
+          error: {
+            code: "INTERRUPTED",
+            message: "the runner stopped while this job was running; it is not re-run",
+          },
         });
       }
     }
@@ -126,7 +147,15 @@ export class Journal {
   async accept(jobId: string, fingerprint: string, jobType: string, exp: number): Promise<JournalEntry> {
     if (this.entries.has(jobId)) throw new JournalError(`job ${jobId} is already in the journal`);
     const t = this.now();
-    const entry: JournalEntry = { jobId, fingerprint, jobType, state: "accepted", acceptedAt: t, updatedAt: t, maxExp: exp };
+    const entry: JournalEntry = {
+      jobId,
+      fingerprint,
+      jobType,
+      state: "accepted",
+      acceptedAt: t,
+      updatedAt: t,
+      maxExp: exp,
+    };
     await this.persist(entry);
     return entry;
   }
@@ -180,7 +209,8 @@ export class Journal {
     let removed = 0;
     for (const e of [...this.entries.values()]) {
       if (e.ackedAt === undefined) continue;
-      const validUntil = Math.max(e.maxExp, e.ackedAt / 1000 + JOB_TOKEN_TTL_SECONDS) + CLOCK_TOLERANCE_SECONDS;
+      const validUntil =
+        Math.max(e.maxExp, e.ackedAt / 1000 + JOB_TOKEN_TTL_SECONDS) + CLOCK_TOLERANCE_SECONDS;
       if (nowS < validUntil + PRUNE_MARGIN_SECONDS) continue;
       await unlink(this.file(e.jobId)).catch((err: NodeJS.ErrnoException) => {
         if (err.code !== "ENOENT") throw err;
@@ -211,7 +241,9 @@ export class Journal {
       await writeFileAtomic(this.file(entry.jobId), JSON.stringify(entry) + "\n", 0o600);
     } catch (err) {
       if (err instanceof JournalError) throw err;
-      throw new JournalError(`cannot write journal entry for ${entry.jobId}: ${(err as Error).message}`, { cause: err });
+      throw new JournalError(`cannot write journal entry for ${entry.jobId}: ${(err as Error).message}`, {
+        cause: err,
+      });
     }
     this.entries.set(entry.jobId, entry);
   }

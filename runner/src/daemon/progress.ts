@@ -56,7 +56,8 @@ export class ProgressReporter {
   stop(): void {
     this.stopped = true;
     this.pending = undefined;
-    if (this.timer !== undefined) (this.opts.clearTimer ?? ((x) => clearTimeout(x as NodeJS.Timeout)))(this.timer);
+    if (this.timer !== undefined)
+      (this.opts.clearTimer ?? ((x) => clearTimeout(x as NodeJS.Timeout)))(this.timer);
     this.timer = undefined;
   }
 
@@ -72,7 +73,13 @@ export class ProgressReporter {
     if (!p || this.stopped) return;
     this.pending = undefined;
     this.lastSentAt = this.now();
-    const msg: JobProgress = { type: "job.progress", jobId: this.jobId, bytes: p.bytes, files: p.files, rate: this.rate() };
+    const msg: JobProgress = {
+      type: "job.progress",
+      jobId: this.jobId,
+      bytes: p.bytes,
+      files: p.files,
+      rate: this.rate(),
+    };
     if (p.totalBytes !== undefined && p.totalBytes > 0) {
       msg.totalBytes = p.totalBytes;
       msg.percent = Math.min(100, (p.bytes / p.totalBytes) * 100);

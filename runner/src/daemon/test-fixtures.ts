@@ -24,7 +24,16 @@ export async function makeSigningKey(kid = "cp-1"): Promise<SigningKey> {
   return { kid, privateKey, publicJwk: { ...(await exportJWK(publicKey)), kid, alg: "EdDSA", use: "sig" } };
 }
 
-export async function makeRunnerConfig(cp: SigningKey, overrides: Partial<RunnerConfigInput> = {}): Promise<{ config: RunnerConfig; input: RunnerConfigInput; dir: string; signingPublicJwk: JWK; encryptionPublicJwk: JWK }> {
+export async function makeRunnerConfig(
+  cp: SigningKey,
+  overrides: Partial<RunnerConfigInput> = {},
+): Promise<{
+  config: RunnerConfig;
+  input: RunnerConfigInput;
+  dir: string;
+  signingPublicJwk: JWK;
+  encryptionPublicJwk: JWK;
+}> {
   const dir = await mkdtemp(path.join(os.tmpdir(), "cairn-runner-test-"));
   const s = await generateKeyPair("EdDSA", { crv: "Ed25519", extractable: true });
   const e = await generateKeyPair("ECDH-ES", { crv: "X25519", extractable: true });
@@ -37,7 +46,10 @@ export async function makeRunnerConfig(cp: SigningKey, overrides: Partial<Runner
     name: "test",
     keys: {
       signing: { privateJwk: (await exportJWK(s.privateKey)) as never, publicJwk: signingPublicJwk as never },
-      encryption: { privateJwk: (await exportJWK(e.privateKey)) as never, publicJwk: encryptionPublicJwk as never },
+      encryption: {
+        privateJwk: (await exportJWK(e.privateKey)) as never,
+        publicJwk: encryptionPublicJwk as never,
+      },
     },
     jwks: { keys: [cp.publicJwk as never] },
     stateDir: path.join(dir, "state"),
@@ -179,7 +191,14 @@ export class FakeControlPlane {
   }
 
   welcome(c: FakeConnection, runnerId = "run_test1", heartbeatIntervalMs = 30_000): void {
-    this.send(c, { type: "welcome", protocol: 1, runnerId, serverTime: Date.now(), heartbeatIntervalMs, leaseMs: 60_000 });
+    this.send(c, {
+      type: "welcome",
+      protocol: 1,
+      runnerId,
+      serverTime: Date.now(),
+      heartbeatIntervalMs,
+      leaseMs: 60_000,
+    });
   }
 
   async close(): Promise<void> {

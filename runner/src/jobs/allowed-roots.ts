@@ -27,7 +27,8 @@ async function resolvedRoots(roots: string[]): Promise<string[]> {
 
 /** Resolves an existing source; returns its real path. */
 export async function resolveAllowedSource(source: string, allowedRoots: string[]): Promise<string> {
-  if (!path.isAbsolute(source)) throw new JobRejection(JobRejectCode.SourceNotAllowed, `source ${source} is not absolute`);
+  if (!path.isAbsolute(source))
+    throw new JobRejection(JobRejectCode.SourceNotAllowed, `source ${source} is not absolute`);
   let real: string;
   try {
     real = await realpath(source);
@@ -36,7 +37,10 @@ export async function resolveAllowedSource(source: string, allowedRoots: string[
   }
   const roots = await resolvedRoots(allowedRoots);
   if (!roots.some((r) => isInside(real, r))) {
-    throw new JobRejection(JobRejectCode.SourceNotAllowed, `source ${source} is outside this runner's allowed roots`);
+    throw new JobRejection(
+      JobRejectCode.SourceNotAllowed,
+      `source ${source} is outside this runner's allowed roots`,
+    );
   }
   return real;
 }
@@ -46,7 +50,8 @@ export async function resolveAllowedSource(source: string, allowedRoots: string[
  * the rest appended, so a symlinked parent cannot carry the write outside the allowed roots.
  */
 export async function resolveAllowedTarget(target: string, allowedRoots: string[]): Promise<string> {
-  if (!path.isAbsolute(target)) throw new JobRejection(JobRejectCode.SourceNotAllowed, `target ${target} is not absolute`);
+  if (!path.isAbsolute(target))
+    throw new JobRejection(JobRejectCode.SourceNotAllowed, `target ${target} is not absolute`);
   let existing = path.resolve(target);
   const rest: string[] = [];
   for (;;) {
@@ -55,7 +60,8 @@ export async function resolveAllowedTarget(target: string, allowedRoots: string[
       break;
     } catch {
       const parent = path.dirname(existing);
-      if (parent === existing) throw new JobRejection(JobRejectCode.SourceNotAllowed, `target ${target} cannot be resolved`);
+      if (parent === existing)
+        throw new JobRejection(JobRejectCode.SourceNotAllowed, `target ${target} cannot be resolved`);
       rest.unshift(path.basename(existing));
       existing = parent;
     }
@@ -63,7 +69,10 @@ export async function resolveAllowedTarget(target: string, allowedRoots: string[
   const real = path.join(existing, ...rest);
   const roots = await resolvedRoots(allowedRoots);
   if (!roots.some((r) => isInside(real, r))) {
-    throw new JobRejection(JobRejectCode.SourceNotAllowed, `target ${target} is outside this runner's allowed roots`);
+    throw new JobRejection(
+      JobRejectCode.SourceNotAllowed,
+      `target ${target} is outside this runner's allowed roots`,
+    );
   }
   return real;
 }

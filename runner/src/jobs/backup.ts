@@ -18,7 +18,8 @@ function backupParams(claims: JobClaims): BackupJobParams {
 
 async function resolveSources(params: BackupJobParams, config: RunnerConfig): Promise<string[]> {
   const requested = params.sources ?? config.defaultSources;
-  if (requested.length === 0) throw new JobRejection(JobRejectCode.InvalidParams, "no sources requested and none configured");
+  if (requested.length === 0)
+    throw new JobRejection(JobRejectCode.InvalidParams, "no sources requested and none configured");
   const out: string[] = [];
   for (const s of requested) out.push(await resolveAllowedSource(s, config.allowedRoots));
   return out;
@@ -29,7 +30,8 @@ export function backupHandler(loadEngine: () => Promise<CreateBackup>): JobHandl
   return {
     async validate(claims, secrets, config) {
       const params = backupParams(claims);
-      if (!isValidBackupName(params.name)) throw new JobRejection(JobRejectCode.InvalidParams, "invalid backup name");
+      if (!isValidBackupName(params.name))
+        throw new JobRejection(JobRejectCode.InvalidParams, "invalid backup name");
       encryptionSpec(params.encryption, secrets);
       await resolveSources(params, config);
     },

@@ -9,7 +9,11 @@ export function encryptionSpec(enc: JobEncryption, secrets: JobSecrets): Encrypt
     case "none":
       return { mode: "none" };
     case "password":
-      if (!secrets.password) throw new JobRejection(JobRejectCode.InvalidParams, "password mode but no password in the job secrets");
+      if (!secrets.password)
+        throw new JobRejection(
+          JobRejectCode.InvalidParams,
+          "password mode but no password in the job secrets",
+        );
       return { mode: "password", password: secrets.password };
     case "panel":
       return { mode: "panel", dataKey: dataKey(secrets), keyId: enc.keyId, wrappedKey: enc.wrappedKey };
@@ -22,7 +26,8 @@ export function decryptionKey(enc: JobEncryption, secrets: JobSecrets): Decrypti
 }
 
 function dataKey(secrets: JobSecrets): Uint8Array {
-  if (!secrets.dataKey) throw new JobRejection(JobRejectCode.InvalidParams, "panel mode but no data key in the job secrets");
+  if (!secrets.dataKey)
+    throw new JobRejection(JobRejectCode.InvalidParams, "panel mode but no data key in the job secrets");
   const key = Buffer.from(secrets.dataKey, "base64");
   if (key.length !== 32 || key.toString("base64").replace(/=+$/, "") !== secrets.dataKey.replace(/=+$/, "")) {
     throw new JobRejection(JobRejectCode.InvalidParams, "data key is not 32 bytes of base64");

@@ -5,7 +5,16 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { BackupJobResult } from "../../../shared/protocol/runner-messages";
 import { parseConfig } from "../config";
 import { RunnerDaemon } from "../daemon/daemon";
-import { backupParams, encryptSecrets, FakeControlPlane, makeRunnerConfig, makeSigningKey, signJob, type FakeConnection, type SigningKey } from "../daemon/test-fixtures";
+import {
+  backupParams,
+  encryptSecrets,
+  FakeControlPlane,
+  makeRunnerConfig,
+  makeSigningKey,
+  signJob,
+  type FakeConnection,
+  type SigningKey,
+} from "../daemon/test-fixtures";
 import { memoryLogger } from "../util/log";
 import { productionHandlers } from "./handlers";
 
@@ -26,7 +35,13 @@ beforeAll(async () => {
   await writeFile(path.join(root, "srv", "site", "htdocs", "index.php"), "<?php echo 'hello';\n");
   await writeFile(path.join(root, "srv", "site", "wp-config.php"), "define('DB_PASSWORD', 'x');\n");
   server = await FakeControlPlane.start();
-  const config = parseConfig({ ...r.input, controlPlaneUrl: server.url, defaultSources: [path.join(root, "srv", "site")], allowedRoots: [path.join(root, "srv")], backupDir: path.join(root, "backups") });
+  const config = parseConfig({
+    ...r.input,
+    controlPlaneUrl: server.url,
+    defaultSources: [path.join(root, "srv", "site")],
+    allowedRoots: [path.join(root, "srv")],
+    backupDir: path.join(root, "backups"),
+  });
   await mkdir(config.backupDir, { recursive: true });
   daemon = new RunnerDaemon({ config, handlers: productionHandlers(), log: memoryLogger() });
   await daemon.start();
@@ -41,28 +56,80 @@ afterAll(async () => {
 });
 
 async function run(jobId: string, job: unknown, secrets?: object) {
-  const token = await signJob(cp, { jti: jobId, job, secrets: secrets ? await encryptSecrets(encPub, secrets) : undefined });
+  const token = await signJob(cp, {
+    jti: jobId,
+    job,
+    secrets: secrets ? await encryptSecrets(encPub, secrets) : undefined,
+  });
   server.send(conn, { type: "job", jobId, token });
-  return server.message(conn, (m) => (m.type === "job.result" || m.type === "job.rejected") && m.jobId === jobId, jobId);
+  return server.message(
+    conn,
+    (m) => (m.type === "job.result" || m.type === "job.rejected") && m.jobId === jobId,
+    jobId,
+  );
 }
 
 describe("production job executors", () => {
   it("backs up, verifies and restores a password-encrypted archive", async () => {
     const encryption = { mode: "password" as const };
-    const backup = await run("job_b", { type: "backup", params: backupParams({ encryption }) }, { password: "pw-123456" });
+    const backup = await run(
+      "job_b",
+      { type: "backup", params: backupParams({ encryption }) },
+      { password: "pw-123456" },
+    );
     expect(backup).toMatchObject({ type: "job.result", status: "SUCCEEDED" });
     const res = BackupJobResult.parse(backup.result);
     expect(res.fileName).toMatch(/^site_full_\d{8}_\d{6}\.tar\.zst\.enc$/);
     expect(await readdir(path.join(root, "backups"))).toContain(res.fileName);
 
-    const verify = await run("job_v", { type: "verify", params: { binding: backupParams().binding, fileName: res.fileName, destination: { kind: "local" }, encryption } }, { password: "pw-123456" });
-    expect(verify).toMatchObject({ status: "SUCCEEDED", result: { fileName: res.fileName, mode: "password" } });
+    const verify = await run(
+      "job_v",
+      {
+        type: "verify",
+        params: {
+          binding: backupParams().binding,
+          fileName: res.fileName,
+          destination: { kind: "local" },
+          encryption,
+        },
+      },
+      { password: "pw-123456" },
+    );
+    expect(verify).toMatchObject({
+      status: "SUCCEEDED",
+      result: { fileName: res.fileName, mode: "password" },
+    });
 
-    const wrongPw = await run("job_v2", { type: "verify", params: { binding: backupParams().binding, fileName: res.fileName, destination: { kind: "local" }, encryption } }, { password: "nope" });
+    const wrongPw = await run(
+      "job_v2",
+      {
+        type: "verify",
+        params: {
+          binding: backupParams().binding,
+          fileName: res.fileName,
+          destination: { kind: "local" },
+          encryption,
+        },
+      },
+      { password: "nope" },
+    );
     expect(wrongPw).toMatchObject({ status: "FAILED", error: { code: "WRONG_KEY" } });
 
     const target = path.join(root, "srv", "restored");
-    const restore = await run("job_r", { type: "restore", params: { binding: backupParams().binding, fileName: res.fileName, destination: { kind: "local" }, encryption, target } }, { password: "pw-123456" });
+    const restore = await run(
+      "job_r",
+      {
+        type: "restore",
+        params: {
+          binding: backupParams().binding,
+          fileName: res.fileName,
+          destination: { kind: "local" },
+          encryption,
+          target,
+        },
+      },
+      { password: "pw-123456" },
+    );
     expect(restore).toMatchObject({ status: "SUCCEEDED" });
     const files = await readdir(target, { recursive: true });
     const index = files.find((f) => f.endsWith("index.php"));
@@ -71,8 +138,17 @@ describe("production job executors", () => {
   });
 
   it("refuses restore targets outside the allowed roots and archive names with paths", async () => {
-    const params = { binding: backupParams().binding, fileName: "site_full_20260101_000000.tar.zst", destination: { kind: "local" }, encryption: { mode: "none" } };
-    expect(await run("job_x1", { type: "restore", params: { ...params, target: "/etc/cron.d" } })).toMatchObject({ type: "job.rejected", code: "SOURCE_NOT_ALLOWED" });
-    expect(await run("job_x2", { type: "verify", params: { ...params, fileName: "../../etc/shadow" } })).toMatchObject({ type: "job.rejected", code: "INVALID_PARAMS" });
+    const params = {
+      binding: backupParams().binding,
+      fileName: "site_full_20260101_000000.tar.zst",
+      destination: { kind: "local" },
+      encryption: { mode: "none" },
+    };
+    expect(
+      await run("job_x1", { type: "restore", params: { ...params, target: "/etc/cron.d" } }),
+    ).toMatchObject({ type: "job.rejected", code: "SOURCE_NOT_ALLOWED" });
+    expect(
+      await run("job_x2", { type: "verify", params: { ...params, fileName: "../../etc/shadow" } }),
+    ).toMatchObject({ type: "job.rejected", code: "INVALID_PARAMS" });
   });
 });

@@ -10,7 +10,8 @@ import type { JobHandler } from "./types";
 export type RestoreArchive = (o: RestoreOptions) => Promise<RestoreResult>;
 
 function restoreParams(claims: JobClaims): RestoreJobParams {
-  if (claims.job.type !== "restore") throw new JobRejection(JobRejectCode.UnsupportedJob, "not a restore job");
+  if (claims.job.type !== "restore")
+    throw new JobRejection(JobRejectCode.UnsupportedJob, "not a restore job");
   return claims.job.params;
 }
 
@@ -38,7 +39,14 @@ export function restoreHandler(loadEngine: () => Promise<RestoreArchive>): JobHa
         onProgress: ctx.progress,
       });
       return {
-        result: { target: r.target, entries: r.entries, files: r.files, bytes: r.bytes, skipped: r.skipped.length, renamed: r.renamed.length },
+        result: {
+          target: r.target,
+          entries: r.entries,
+          files: r.files,
+          bytes: r.bytes,
+          skipped: r.skipped.length,
+          renamed: r.renamed.length,
+        },
         warnings: r.warnings.length ? r.warnings : undefined,
       };
     },
