@@ -1,0 +1,31 @@
+import { resolve } from "node:path";
+import { restoreArchive } from "../archive/index";
+import { ArchiveError } from "../archive/errors";
+import { fail, keyFromArgs, out, parse, progressReporter } from "../archive/cli-support";
+
+export const usage = "cairn-runner restore ARCHIVE --target DIR [--password-file F | --key-file F] [--only GLOB]... [--conflict skip|overwrite|rename] [--preserve-owner] [--json]";
+
+export async function run(argv: string[]): Promise<number> {
+  try {
+    const { values: v, positionals } = parse(argv, {
+      target: { type: "string" },
+      "password-file": { type: "string" },
+      "key-file": { type: "string" },
+      only: { type: "string", multiple: true },
+      conflict: { type: "string" },
+      "preserve-owner": { type: "boolean" },
+      json: { type: "boolean" },
+    }, 1);
+    if (positionals.length !== 1 || !v.target) throw new ArchiveError("USAGE", `usage: ${usage}`);
+    const conflict = v.conflict ?? "skip";
+    if (conflict !== "skip" && conflict !== "overwrite" && conflict !== "rename") throw new ArchiveError("USAGE", "--conflict must be skip, overwrite or rename");
+    const r = await restoreArchive({
+      source: resolve(positionals[0]!), target: resolve(v.target), key: keyFromArgs(v), only: v.only, conflict,
+      preserveOwner: v["preserve-owner"] === true, onProgress: progressReporter(v.json === true),
+    });
+    out(v.json === true, r, `restored ${r.entries} entries (${r.files} files, ${r.bytes} bytes) into ${r.target}${r.skipped.length ? `; skipped ${r.skipped.length} existing` : ""}${r.renamed.length ? `; renamed ${r.renamed.length}` : ""}`);
+    return 0;
+  } catch (err) {
+    return fail(err);
+  }
+}
