@@ -342,6 +342,22 @@ describe("runner daemon", () => {
     expect(engine.calls).toHaveLength(1);
   });
 
+  it("keeps a quiet running job's lease alive with repeated progress", async () => {
+    const engine = fakeEngine({ hang: true });
+    const { server, conn } = await setup(engine.handlers);
+    server.welcome(conn, "run_test1", 30_000, 300);
+    server.send(conn, { type: "job", jobId: "job_q", token: await signJob(cp, { jti: "job_q" }) });
+    // the engine reports once then goes quiet: only keepalives can produce more messages
+    await server.waitFor(
+      "keepalive progress",
+      () => conn.messages.filter((m) => m.type === "job.progress").length >= 5,
+    );
+    const last = conn.messages.filter((m) => m.type === "job.progress").at(-1)!;
+    expect(last).toMatchObject({ jobId: "job_q", bytes: 1_000_000, files: 1000, percent: 100 });
+    server.send(conn, { type: "job.cancel", jobId: "job_q" });
+    await server.message(conn, (m) => m.type === "job.result" && m.jobId === "job_q", "result");
+  });
+
   it("on stop cancels running jobs, sends their result, and closes with 1000", async () => {
     const engine = fakeEngine({ hang: true });
     const { server, conn, daemon } = await setup(engine.handlers);

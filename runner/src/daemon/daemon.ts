@@ -43,6 +43,7 @@ type Conn = {
   welcomed: boolean;
   lastSeen: number;
   heartbeat?: NodeJS.Timeout;
+  leaseKeepalive?: NodeJS.Timeout;
   welcomeTimer?: NodeJS.Timeout;
 };
 
@@ -223,6 +224,7 @@ export class RunnerDaemon {
 
   private clearConnTimers(conn: Conn): void {
     clearInterval(conn.heartbeat);
+    clearInterval(conn.leaseKeepalive);
     clearTimeout(conn.welcomeTimer);
   }
 
@@ -298,6 +300,13 @@ export class RunnerDaemon {
       }
       if (conn.ws.readyState === WebSocket.OPEN) conn.ws.send(HEARTBEAT_PING);
     }, interval);
+    // Heartbeats are answered without waking the control plane's session, so they renew no lease:
+    // running jobs report in at least three times per lease.
+    clearInterval(conn.leaseKeepalive);
+    conn.leaseKeepalive = setInterval(
+      () => this.runner?.keepalive(),
+      Math.max(50, Math.floor(msg.leaseMs / 3)),
+    );
     for (const result of this.journal?.outbox() ?? []) this.sendOn(conn, result);
   }
 

@@ -32,6 +32,7 @@ export interface JobRunnerOptions {
 export class JobRunner {
   private readonly queue: QueuedJob[] = [];
   private readonly running = new Map<string, { job: QueuedJob; done: Promise<void> }>();
+  private readonly reporters = new Map<string, ProgressReporter>();
 
   constructor(private readonly opts: JobRunnerOptions) {}
 
@@ -64,6 +65,11 @@ export class JobRunner {
     await Promise.all([...finishing, ...[...this.running.values()].map((r) => r.done)]);
   }
 
+  /** Sends each running job's latest progress again, so its lease is renewed during quiet phases. */
+  keepalive(): void {
+    for (const r of this.reporters.values()) r.keepalive();
+  }
+
   activeJobIds(): string[] {
     return [...this.running.keys(), ...this.queue.map((q) => q.claims.jti)];
   }
@@ -88,6 +94,7 @@ export class JobRunner {
     const jobId = claims.jti;
     const log = this.opts.log;
     const reporter = new ProgressReporter(jobId, this.opts.sendProgress, this.opts.progress);
+    this.reporters.set(jobId, reporter);
     const started = Date.now();
     let outcome: Pick<JobResult, "status" | "result" | "error" | "warnings">;
     try {
@@ -121,6 +128,7 @@ export class JobRunner {
       }
     } finally {
       reporter.stop();
+      this.reporters.delete(jobId);
     }
     log.info("job finished", {
       jobId,

@@ -56,6 +56,23 @@ describe("progress reporter", () => {
     expect(sent.at(-1)!.rate).toBeCloseTo(1000, 5);
   });
 
+  it("keepalive re-sends the latest state, or zeros before any progress", () => {
+    const { r, sent, advance } = harness();
+    r.keepalive();
+    expect(sent).toEqual([{ type: "job.progress", jobId: "job_1", bytes: 0, files: 0, rate: 0 }]);
+    advance(1000);
+    r.update({ bytes: 10, files: 2 });
+    advance(1000);
+    r.keepalive();
+    expect(sent.slice(1)).toMatchObject([
+      { bytes: 10, files: 2 },
+      { bytes: 10, files: 2 },
+    ]);
+    r.stop();
+    r.keepalive();
+    expect(sent).toHaveLength(3);
+  });
+
   it("sends nothing after stop, and omits percent when the total is unknown", () => {
     const { r, sent, advance, timers } = harness();
     r.update({ bytes: 5, files: 1 });

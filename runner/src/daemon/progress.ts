@@ -21,6 +21,7 @@ export class ProgressReporter {
   private timer?: unknown;
   private samples: { t: number; bytes: number }[] = [];
   private stopped = false;
+  private last?: JobProgress;
   private readonly now: () => number;
   private readonly minIntervalMs: number;
   private readonly windowMs: number;
@@ -50,6 +51,20 @@ export class ProgressReporter {
         this.flush();
       }, wait);
     }
+  }
+
+  /**
+   * Re-sends the latest state even when nothing changed: a long quiet phase (a big database dump)
+   * must still renew the job's lease on the control plane.
+   */
+  keepalive(): void {
+    if (this.stopped) return;
+    if (this.pending) return this.flush();
+    this.lastSentAt = this.now();
+    this.send({
+      ...(this.last ?? { type: "job.progress", jobId: this.jobId, bytes: 0, files: 0 }),
+      rate: this.rate(),
+    });
   }
 
   /** No more progress after this (the result supersedes it). */
@@ -85,6 +100,7 @@ export class ProgressReporter {
       msg.percent = Math.min(100, (p.bytes / p.totalBytes) * 100);
     }
     if (p.phase) msg.phase = p.phase.slice(0, 64);
+    this.last = msg;
     this.send(msg);
   }
 }

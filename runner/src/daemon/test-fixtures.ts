@@ -190,14 +190,14 @@ export class FakeControlPlane {
     c.ws.send(typeof msg === "string" ? msg : JSON.stringify(msg));
   }
 
-  welcome(c: FakeConnection, runnerId = "run_test1", heartbeatIntervalMs = 30_000): void {
+  welcome(c: FakeConnection, runnerId = "run_test1", heartbeatIntervalMs = 30_000, leaseMs = 60_000): void {
     this.send(c, {
       type: "welcome",
       protocol: 1,
       runnerId,
       serverTime: Date.now(),
       heartbeatIntervalMs,
-      leaseMs: 60_000,
+      leaseMs,
     });
   }
 
