@@ -6,6 +6,7 @@ import { db } from "./db/client";
 import { enrollmentTokens, sessions } from "./db/schema";
 import type { AppEnv, Env } from "./env";
 import { ApiError } from "./errors";
+import { clientIp, writeActivity } from "./lib/activity";
 import { activityRoutes } from "./routes/activity";
 import { authRoutes } from "./routes/auth";
 import { backupRoutes } from "./routes/backups";
@@ -26,6 +27,19 @@ app.use("/api/*", async (c, next) => {
   const len = Number(c.req.header("content-length") ?? 0);
   if (len > MAX_BODY_BYTES) throw new ApiError(413, ApiErrorCode.PayloadTooLarge, "request body too large");
   await next();
+  // Routes with a named operation log themselves; this records every other failed call (reads included).
+  if (!c.get("activity") && c.res.status >= 400) {
+    const user = c.get("user");
+    await writeActivity(c.env, {
+      tenantId: user?.tenantId ?? null,
+      actorType: user ? "user" : "anonymous",
+      actorId: user?.id ?? null,
+      operation: `api.${c.req.method.toLowerCase()}`,
+      status: "failure",
+      details: { path: new URL(c.req.url).pathname, httpStatus: c.res.status },
+      ip: clientIp(c),
+    }).catch((e) => console.error("activity: write failed", (e as Error).message));
+  }
   c.header("cache-control", "no-store");
   c.header("x-content-type-options", "nosniff");
 });

@@ -61,16 +61,14 @@ export async function createTenantUser(
   const now = Date.now();
   const d = db(env.DB);
   await d.insert(tenants).values({ id: tenantId, name: `t-${tenantId}`, createdAt: now });
-  await d
-    .insert(users)
-    .values({
-      id: userId,
-      tenantId,
-      email,
-      passwordHash: await hashPassword(password),
-      role,
-      createdAt: now,
-    });
+  await d.insert(users).values({
+    id: userId,
+    tenantId,
+    email,
+    passwordHash: await hashPassword(password),
+    role,
+    createdAt: now,
+  });
   const r = await call("/api/v1/auth/login", { body: { email, password } });
   if (r.status !== 200) throw new Error(`login failed: ${JSON.stringify(r.body)}`);
   return { tenantId, userId, email, password, token: r.body.token as string };

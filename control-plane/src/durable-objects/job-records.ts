@@ -2,7 +2,8 @@ import { and, eq, notInArray } from "drizzle-orm";
 import { TERMINAL_JOB_STATES, type JobState } from "../../../shared/jobs";
 import { BackupJobResult, type JobResult } from "../../../shared/protocol/runner-messages";
 import { db } from "../db/client";
-import { backups, jobs, runners } from "../db/schema";
+import { activityLog, backups, jobs, runners } from "../db/schema";
+import { newId } from "../lib/ids";
 import type { Env } from "../env";
 
 /** D1 writes made by the RunnerSession: the API reads jobs, backups and runner status from D1. */
@@ -57,6 +58,10 @@ export async function finishJob(
   a: {
     jobId: string;
     type: string;
+    tenantId: string;
+    runnerId: string;
+    /** Who ended the job: the runner (result/reject) or the system (lease expiry, cancel before delivery). */
+    actor: "runner" | "system";
     backupId: string | null;
     state: "SUCCEEDED" | "FAILED" | "CANCELLED" | "INTERRUPTED";
     result?: JobResult["result"];
@@ -108,6 +113,20 @@ export async function finishJob(
     .update(jobs)
     .set(jobPatch)
     .where(and(eq(jobs.id, a.jobId), notTerminal));
+  // The audit trail records how every job ended, in the same batch as the state change.
+  const activityStmt = d.insert(activityLog).values({
+    id: newId("act"),
+    tenantId: a.tenantId,
+    actorType: a.actor,
+    actorId: a.actor === "runner" ? a.runnerId : null,
+    operation: `job.${a.type}.finish`,
+    status: state === "SUCCEEDED" ? "success" : "failure",
+    targetType: "job",
+    targetId: a.jobId,
+    details: JSON.stringify({ state, backupId: a.backupId, ...(error && { error: error.code }) }),
+    ip: null,
+    createdAt: now,
+  });
   if (backupPatch && a.backupId) {
     await d.batch([
       jobStmt,
@@ -117,9 +136,10 @@ export async function finishJob(
         .where(
           and(eq(backups.id, a.backupId), notInArray(backups.status, ["completed", "partial", "failed"])),
         ),
+      activityStmt,
     ]);
   } else {
-    await jobStmt;
+    await d.batch([jobStmt, activityStmt]);
   }
   return state;
 }

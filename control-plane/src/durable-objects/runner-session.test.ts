@@ -5,7 +5,7 @@ import { compactDecrypt, createLocalJWKSet, jwtVerify } from "jose";
 import { CONTROL_PLANE_ISSUER, JOB_TOKEN_TYP, MAX_MESSAGE_BYTES } from "../../../shared/protocol/version";
 import { JobClaims, JobSecrets } from "../../../shared/protocol/job-claims";
 import { db } from "../db/client";
-import { backups, jobs, runners } from "../db/schema";
+import { activityLog, backups, jobs, runners } from "../db/schema";
 import {
   call,
   connectToken,
@@ -136,6 +136,25 @@ describe("RunnerSession over a real WebSocket upgrade", () => {
     expect(await socket.next("result.ack")).toEqual({ type: "result.ack", jobId });
     // Acked only after D1 holds the result.
     expect((await jobRow(jobId))!.state).toBe("SUCCEEDED");
+    const trail = await d().select().from(activityLog).where(eq(activityLog.targetId, jobId)).all();
+    expect(trail).toEqual([
+      expect.objectContaining({
+        operation: "job.backup.finish",
+        status: "success",
+        actorType: "runner",
+        actorId: r.runnerId,
+        tenantId: u.tenantId,
+      }),
+    ]);
+    // Written after the upgrade (waitUntil), so it may land a moment later.
+    await eventually(async () => {
+      const rows = await d()
+        .select()
+        .from(activityLog)
+        .where(eq(activityLog.operation, "runner.connect"))
+        .all();
+      return rows.some((row) => row.actorId === r.runnerId && row.status === "success");
+    }, "connect activity row");
     const b = await call(`/api/v1/backups/${backupId}`, { token: u.token });
     expect(b.body).toMatchObject({
       id: backupId,
@@ -259,11 +278,16 @@ describe("RunnerSession over a real WebSocket upgrade", () => {
     const u = await createTenantUser();
     const r = await enrollRunner(u);
     const { socket } = await connected(r);
+    const { backupId, jobId } = await createBackup(u, r);
+    expect((await socket.next("job")).jobId).toBe(jobId);
     const rv = await call(`/api/v1/runners/${r.runnerId}/revoke`, { method: "POST", token: u.token });
     expect(rv.status).toBe(200);
     expect(rv.body.revokedAt).not.toBeNull();
     expect((await socket.waitClose()).code).toBe(4001);
     expect((await openSocket(r)).status).toBe(401);
+    // Its unfinished job can never run now: failed at once, not at lease expiry.
+    expect((await jobRow(jobId))!).toMatchObject({ state: "FAILED", errorCode: "RUNNER_REVOKED" });
+    expect((await backupRow(backupId))!.status).toBe("failed");
     const b = await call("/api/v1/backups", { body: { runnerId: r.runnerId, name: "site" }, token: u.token });
     expect(b.status).toBe(409);
   });

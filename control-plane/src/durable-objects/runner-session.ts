@@ -243,8 +243,8 @@ export class RunnerSession extends DurableObject<Env> {
     if (!row || isTerminal(row.state)) return;
     this.sql.exec("UPDATE jobs SET state = 'FAILED', lease_until = NULL, secrets = NULL WHERE id = ?", jobId);
     await finishJob(this.env, {
+      ...owner(row, "runner"),
       jobId,
-      type: row.type,
       backupId: row.backup_id,
       state: "FAILED",
       error: { code, message: reason || `job rejected by runner: ${code}` },
@@ -281,8 +281,8 @@ export class RunnerSession extends DurableObject<Env> {
     const row = this.job(msg.jobId);
     if (row && !isTerminal(row.state)) {
       const final = await finishJob(this.env, {
+        ...owner(row, "runner"),
         jobId: msg.jobId,
-        type: row.type,
         backupId: row.backup_id,
         state: msg.status,
         result: msg.result,
@@ -336,8 +336,8 @@ export class RunnerSession extends DurableObject<Env> {
         jobId,
       );
       await finishJob(this.env, {
+        ...owner(row, "system"),
         jobId,
-        type: row.type,
         backupId: row.backup_id,
         state: "CANCELLED",
         error: { code: "CANCELLED", message: "cancelled before delivery" },
@@ -353,6 +353,23 @@ export class RunnerSession extends DurableObject<Env> {
   async revoke(): Promise<void> {
     this.sql.exec("INSERT OR REPLACE INTO meta (key, value) VALUES ('revoked', ?)", String(Date.now()));
     for (const ws of this.ctx.getWebSockets()) closeQuietly(ws, CloseCode.Unauthorized, "runner revoked");
+    // A revoked runner will never run them: fail its unfinished jobs now rather than at lease expiry.
+    const open = this.sql
+      .exec<LedgerRow>("SELECT * FROM jobs WHERE state IN ('PENDING','DELIVERED','RUNNING')")
+      .toArray();
+    for (const row of open) {
+      this.sql.exec(
+        "UPDATE jobs SET state = 'FAILED', lease_until = NULL, secrets = NULL WHERE id = ?",
+        row.id,
+      );
+      await finishJob(this.env, {
+        ...owner(row, "system"),
+        jobId: row.id,
+        backupId: row.backup_id,
+        state: "FAILED",
+        error: { code: "RUNNER_REVOKED", message: "the runner was revoked" },
+      });
+    }
   }
 
   /** Live progress straight from the ledger (D1 holds a throttled copy). */
@@ -387,8 +404,8 @@ export class RunnerSession extends DurableObject<Env> {
           row.id,
         );
         await finishJob(this.env, {
+          ...owner(row, "system"),
           jobId: row.id,
-          type: row.type,
           backupId: row.backup_id,
           state: "INTERRUPTED",
           error: { code: "INTERRUPTED", message: "the runner stopped reporting (lease expired)" },
@@ -439,6 +456,13 @@ export class RunnerSession extends DurableObject<Env> {
     console.error(`RunnerSession.${method}:`, e instanceof Error ? e.message : String(e));
   }
 }
+
+const owner = (row: LedgerRow, actor: "runner" | "system") => ({
+  type: row.type,
+  tenantId: row.tenant_id,
+  runnerId: row.runner_id,
+  actor,
+});
 
 const TERMINAL = new Set(["SUCCEEDED", "FAILED", "CANCELLED", "INTERRUPTED"]);
 const isTerminal = (s: string) => TERMINAL.has(s);

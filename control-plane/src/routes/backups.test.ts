@@ -51,6 +51,14 @@ describe("backups API", () => {
     });
     // Another tenant's backup, job and runner ids are 404.
     expect((await call(`/api/v1/backups/${other.body.backup.id}`, { token: a.token })).status).toBe(404);
+    const readFailures = await db(env.DB)
+      .select()
+      .from(activityLog)
+      .where(eq(activityLog.operation, "api.get"))
+      .all();
+    expect(
+      readFailures.filter((f) => f.actorId === a.userId && f.details!.includes(other.body.backup.id)),
+    ).toHaveLength(1);
     expect((await call(`/api/v1/jobs/${other.body.job.id}`, { token: a.token })).status).toBe(404);
     expect(
       (await call(`/api/v1/jobs/${other.body.job.id}/cancel`, { method: "POST", token: a.token })).status,

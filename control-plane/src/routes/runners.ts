@@ -121,6 +121,8 @@ runnerRoutes.post("/enroll", activity("runner.enroll"), async (c) => {
 /** WebSocket upgrade: verify the runner's connect JWT here, then hand the socket to its Durable Object. */
 runnerRoutes.get("/connect", async (c, next) => {
   if (c.req.header("upgrade")?.toLowerCase() !== "websocket") return next();
+  // This route writes its own activity rows (success after the upgrade, failures with the reason).
+  c.set("activity", { operation: "runner.connect" });
   const auth = c.req.header("authorization") ?? "";
   let runnerId: string | undefined;
   let tenantId: string | null = null;
@@ -140,7 +142,21 @@ runnerRoutes.get("/connect", async (c, next) => {
     headers.set("x-cairn-connect-jti", jti);
     headers.set("x-cairn-connect-exp", String(exp));
     const res = await runnerStub(c.env, runner.id).fetch(new Request(c.req.raw, { headers }));
-    if (res.status === 101) return res;
+    if (res.status === 101) {
+      c.executionCtx.waitUntil(
+        writeActivity(c.env, {
+          tenantId: runner.tenantId,
+          actorType: "runner",
+          actorId: runner.id,
+          operation: "runner.connect",
+          status: "success",
+          targetType: "runner",
+          targetId: runner.id,
+          ip: clientIp(c),
+        }).catch(() => undefined),
+      );
+      return res;
+    }
     throw new ConnectTokenError(`session refused: ${res.status}`);
   } catch (e) {
     if (!(e instanceof ConnectTokenError)) throw e;
