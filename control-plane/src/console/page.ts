@@ -24,7 +24,7 @@ input,select,button{font:inherit;padding:5px 8px;margin:2px}.hidden{display:none
 <div id="app-view" class="hidden">
 <section><h2>Runners</h2><table><thead><tr><th>Name</th><th>Hostname</th><th>Status</th><th>Last seen</th></tr></thead><tbody id="runners"></tbody></table></section>
 <section><h2>Backups</h2>
-<form id="create-form"><select id="runner-select" required></select><input id="backup-name" placeholder="name" pattern="[A-Za-z0-9][A-Za-z0-9._-]{0,63}" required>
+<form id="create-form"><select id="runner-select" required></select><input id="backup-name" placeholder="name" pattern="[A-Za-z0-9][A-Za-z0-9._\\-]{0,63}" required>
 <button type="submit" id="create-btn">Create backup</button> <span id="create-status"></span></form>
 <p id="app-error" class="err"></p>
 <table><thead><tr><th>Name</th><th>Kind</th><th>Status</th><th>File</th><th>Size</th><th>Created</th></tr></thead><tbody id="backups"></tbody></table></section>

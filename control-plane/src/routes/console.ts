@@ -18,3 +18,6 @@ consoleRoutes.get("/", (c) => {
   c.header("cache-control", "no-store");
   return c.html(consolePage(nonce));
 });
+
+// Browsers ask for it on every visit; an empty answer keeps the console's error log clean.
+consoleRoutes.get("/favicon.ico", (c) => c.body(null, 204));
