@@ -27,8 +27,14 @@ export async function readAll(stream: Readable): Promise<Buffer> {
 
 export async function writeObject(dest: Destination, name: string, body: Buffer): Promise<void> {
   const w = await dest.createWriter(name, { sizeHint: body.length });
-  await pipeline(Readable.from([body]), w.stream);
-  await w.commit();
+  try {
+    await pipeline(Readable.from([body]), w.stream);
+    await w.commit();
+  } catch (err) {
+    // The documented contract: whoever writes aborts a failed writer.
+    await w.abort(err);
+    throw err;
+  }
 }
 
 /** Deterministic pseudo-random data (xorshift32) in 1 MiB chunks, holding one chunk at a time. */

@@ -1,0 +1,445 @@
+/**
+ * SFTP (OpenSSH and others) through ssh2. Objects are written to `.<name>.part-<random>` beside the
+ * final name and renamed only when complete and size-checked, so a reader never sees half an object.
+ * A dropped connection mid-upload reconnects and continues at the last acknowledged offset (bounded
+ * retries); when that fails the temp file is removed and the error names the cause.
+ */
+import { randomBytes } from "node:crypto";
+import { readFile } from "node:fs/promises";
+import { posix } from "node:path";
+import { Writable, type Readable } from "node:stream";
+import { finished } from "node:stream/promises";
+import { Client, type SFTPWrapper } from "ssh2";
+import { checkKnownHosts, checkTofu } from "./host-keys";
+import { checkObjectName, isTempName } from "./names";
+import { runProbe } from "./probe";
+import { DEFAULT_RETRY, isTransient, withRetry, type RetryPolicy } from "./retry";
+import { DestinationError, type Destination, type ObjectInfo, type ObjectWriter } from "./types";
+import { specUrl, type SftpSpec } from "./url";
+
+// SFTP status codes (draft-ietf-secsh-filexfer-02), as ssh2 puts them on `err.code`.
+const FX_NO_SUCH_FILE = 2;
+const FX_PERMISSION_DENIED = 3;
+const FX_FAILURE = 4;
+/** Unit of resumption after a dropped connection: at most this much is sent again. */
+const WRITE_PIECE = 256 * 1024;
+
+interface Session {
+  client: Client;
+  sftp: SFTPWrapper;
+  closed: boolean;
+}
+
+function call<T>(fn: (cb: (err: Error | undefined | null, v: T) => void) => void): Promise<T> {
+  return new Promise<T>((resolve, reject) => fn((err, v) => (err ? reject(err) : resolve(v))));
+}
+
+export class SftpDestination implements Destination {
+  readonly url: string;
+  readonly supportsRanges = true;
+  private readonly root: string;
+  private readonly retry: RetryPolicy;
+  private current?: Promise<Session>;
+  private hostKeyProblem?: string;
+
+  constructor(readonly spec: SftpSpec) {
+    this.url = specUrl(spec);
+    this.root = posix.normalize(spec.path.startsWith("/") ? spec.path : `/${spec.path}`);
+    this.retry = spec.retry ?? DEFAULT_RETRY;
+  }
+
+  /** Map an ssh2/SFTP error to a DestinationError naming this destination and the cause. */
+  mapError(what: string, err: unknown): DestinationError {
+    if (err instanceof DestinationError) return err;
+    const e = err as { level?: string; code?: unknown; message?: string };
+    const msg = e?.message ?? String(err);
+    if (this.hostKeyProblem)
+      return new DestinationError("HOST_KEY_MISMATCH", this.url, this.hostKeyProblem, { cause: err });
+    if (e?.level === "client-authentication")
+      return new DestinationError(
+        "AUTH_FAILED",
+        this.url,
+        `${what}: authentication failed for user ${this.spec.user}`,
+        { cause: err },
+      );
+    if (e?.code === FX_NO_SUCH_FILE)
+      return new DestinationError("NOT_FOUND", this.url, `${what}: no such file or directory`, {
+        cause: err,
+      });
+    if (e?.code === FX_PERMISSION_DENIED)
+      return new DestinationError("AUTH_FAILED", this.url, `${what}: permission denied`, { cause: err });
+    if (/no space|ENOSPC|quota/i.test(msg))
+      return new DestinationError("NO_SPACE", this.url, `${what}: remote disk is full`, { cause: err });
+    if (
+      isTransient(err) ||
+      e?.level === "client-socket" ||
+      e?.level === "client-timeout" ||
+      /not connected|No response|closed/i.test(msg)
+    )
+      return new DestinationError("CONNECTION_FAILED", this.url, `${what}: ${msg}`, { cause: err });
+    return new DestinationError("PROTOCOL_ERROR", this.url, `${what}: ${msg}`, { cause: err });
+  }
+
+  private connectOnce(): Promise<Session> {
+    return new Promise<Session>((resolve, reject) => {
+      const client = new Client();
+      const session: Session = { client, sftp: undefined as unknown as SFTPWrapper, closed: false };
+      const fail = (err: unknown) => {
+        session.closed = true;
+        client.end();
+        reject(err);
+      };
+      client.on("error", fail);
+      client.on("close", () => {
+        session.closed = true;
+      });
+      client.on("ready", () => {
+        client.sftp((err, sftp) => {
+          if (err) return fail(err);
+          session.sftp = sftp;
+          client.removeListener("error", fail);
+          // Later socket errors only mark the session dead; the next operation reconnects.
+          client.on("error", () => {
+            session.closed = true;
+          });
+          resolve(session);
+        });
+      });
+      client.connect({
+        host: this.spec.host,
+        port: this.spec.port,
+        username: this.spec.user,
+        privateKey: this.spec.privateKey,
+        passphrase: this.spec.passphrase,
+        password: this.spec.password,
+        readyTimeout: 20_000,
+        keepaliveInterval: 15_000,
+        hostVerifier: (key: Buffer, verify: (ok: boolean) => void) => {
+          this.verifyHostKey(key).then(
+            (problem) => {
+              this.hostKeyProblem = problem;
+              verify(problem === undefined);
+            },
+            (err: unknown) => {
+              this.hostKeyProblem = `host key check failed: ${(err as Error).message}`;
+              verify(false);
+            },
+          );
+        },
+      });
+    });
+  }
+
+  private async verifyHostKey(key: Buffer): Promise<string | undefined> {
+    const verdict = this.spec.knownHostsFile
+      ? checkKnownHosts(await readFile(this.spec.knownHostsFile, "utf8"), this.spec.host, this.spec.port, key)
+      : await checkTofu(this.spec.tofuStorePath as string, this.spec.host, this.spec.port, key);
+    return verdict.ok ? undefined : verdict.reason;
+  }
+
+  /** The live session, reconnecting (with bounded retries) when the last one died. */
+  async session(): Promise<SFTPWrapper> {
+    const cur = this.current ? await this.current.catch(() => undefined) : undefined;
+    if (cur && !cur.closed) return cur.sftp;
+    this.current = withRetry(this.retry, () => this.connectOnce(), {
+      retryable: (err) =>
+        !this.hostKeyProblem &&
+        (err as { level?: string }).level !== "client-authentication" &&
+        (isTransient(err) || (err as { level?: string }).level === "client-socket"),
+    }).catch((err: unknown) => {
+      throw this.mapError("connect", err);
+    });
+    return (await this.current).sftp;
+  }
+
+  /** Run an idempotent operation, reconnecting on a dropped connection. */
+  async op<T>(what: string, fn: (sftp: SFTPWrapper) => Promise<T>): Promise<T> {
+    return withRetry(this.retry, async () => fn(await this.session()), {
+      retryable: (err) =>
+        !(err instanceof DestinationError) && this.mapError(what, err).code === "CONNECTION_FAILED",
+    }).catch((err: unknown) => {
+      throw this.mapError(what, err);
+    });
+  }
+
+  path(name: string): string {
+    return posix.join(this.root, checkObjectName(this.url, name));
+  }
+
+  async mkdirp(sftp: SFTPWrapper, dir: string): Promise<void> {
+    try {
+      const st = await call<{ isDirectory(): boolean }>((cb) => sftp.stat(dir, cb));
+      if (st.isDirectory()) return;
+    } catch (err) {
+      if ((err as { code?: unknown }).code !== FX_NO_SUCH_FILE) throw err;
+    }
+    await this.mkdirp(sftp, posix.dirname(dir));
+    await call<void>((cb) => sftp.mkdir(dir, (e) => cb(e, undefined))).catch(async (err: unknown) => {
+      // Lost a race with another writer creating the same directory: fine if it exists now.
+      const st = await call<{ isDirectory(): boolean }>((cb) => sftp.stat(dir, cb)).catch(() => null);
+      if (!st?.isDirectory()) throw err;
+    });
+  }
+
+  async createWriter(
+    name: string,
+    opts: { signal?: AbortSignal; sizeHint?: number } = {},
+  ): Promise<ObjectWriter> {
+    const final = this.path(name);
+    const temp = posix.join(
+      posix.dirname(final),
+      `.${posix.basename(final)}.part-${randomBytes(6).toString("hex")}`,
+    );
+    await this.op(`create ${name}`, async (sftp) => {
+      // The destination's own directory must exist: creating it would hide a mistyped path.
+      await call((cb) => sftp.stat(this.root, cb));
+      await this.mkdirp(sftp, posix.dirname(final));
+      const handle = await call<Buffer>((cb) => sftp.open(temp, "w", 0o600, cb));
+      await call<void>((cb) => sftp.close(handle, (e) => cb(e, undefined)));
+    });
+    return new SftpWriter(this, name, temp, final, opts.signal);
+  }
+
+  async createReadStream(name: string, range?: { start: number; end?: number }): Promise<Readable> {
+    const p = this.path(name);
+    return this.op(`read ${name}`, async (sftp) => {
+      await call((cb) => sftp.stat(p, cb));
+      return sftp.createReadStream(p, { start: range?.start, end: range?.end });
+    });
+  }
+
+  async stat(name: string): Promise<ObjectInfo | null> {
+    const p = this.path(name);
+    try {
+      const st = await this.op(`stat ${name}`, (sftp) =>
+        call<{ size: number; mtime: number; isFile(): boolean }>((cb) => sftp.stat(p, cb)),
+      );
+      return st.isFile() ? { name, size: st.size, mtime: new Date(st.mtime * 1000) } : null;
+    } catch (err) {
+      if (err instanceof DestinationError && err.code === "NOT_FOUND") {
+        await this.op("stat root", (sftp) => call((cb) => sftp.stat(this.root, cb)));
+        return null;
+      }
+      throw err;
+    }
+  }
+
+  async list(prefix = ""): Promise<ObjectInfo[]> {
+    // Walk only the directory the prefix points into.
+    const base = prefix.includes("/") ? prefix.slice(0, prefix.lastIndexOf("/")) : "";
+    const out: ObjectInfo[] = [];
+    const walk = async (sftp: SFTPWrapper, rel: string): Promise<void> => {
+      const dir = rel ? posix.join(this.root, rel) : this.root;
+      let entries: {
+        filename: string;
+        attrs: { size: number; mtime: number; isDirectory(): boolean; isFile(): boolean };
+      }[];
+      try {
+        entries = await call((cb) => sftp.readdir(dir, cb));
+      } catch (err) {
+        if ((err as { code?: unknown }).code === FX_NO_SUCH_FILE && rel !== "") return;
+        throw err;
+      }
+      for (const e of entries) {
+        const relName = rel ? `${rel}/${e.filename}` : e.filename;
+        if (e.attrs.isDirectory()) {
+          if (`${relName}/`.startsWith(prefix) || prefix.startsWith(`${relName}/`)) await walk(sftp, relName);
+        } else if (e.attrs.isFile() && relName.startsWith(prefix) && !isTempName(relName)) {
+          out.push({ name: relName, size: e.attrs.size, mtime: new Date(e.attrs.mtime * 1000) });
+        }
+      }
+    };
+    await this.op("list", async (sftp) => {
+      out.length = 0;
+      await walk(sftp, base);
+    });
+    return out.sort((a, b) => (a.name < b.name ? -1 : 1));
+  }
+
+  async delete(name: string): Promise<void> {
+    const p = this.path(name);
+    try {
+      await this.op(`delete ${name}`, (sftp) => call<void>((cb) => sftp.unlink(p, (e) => cb(e, undefined))));
+    } catch (err) {
+      if (!(err instanceof DestinationError && err.code === "NOT_FOUND")) throw err;
+    }
+  }
+
+  test(): Promise<void> {
+    return runProbe(this);
+  }
+
+  async close(): Promise<void> {
+    const cur = this.current ? await this.current.catch(() => undefined) : undefined;
+    this.current = undefined;
+    cur?.client.end();
+  }
+
+  /** On a failed write, ask the server whether its disk is full (OpenSSH statvfs extension). */
+  async diskFull(sftp: SFTPWrapper, dir: string, needed: number): Promise<boolean> {
+    try {
+      const fs = await call<{ f_bavail: number; f_frsize: number }>((cb) =>
+        sftp.ext_openssh_statvfs(dir, cb),
+      );
+      return fs.f_bavail * fs.f_frsize < needed;
+    } catch {
+      return false;
+    }
+  }
+}
+
+class SftpWriter implements ObjectWriter {
+  readonly stream: Writable;
+  private written = 0;
+  private handle?: { sftp: SFTPWrapper; handle: Buffer };
+  private aborting?: Promise<void>;
+  private done = false;
+  private tempRemoved = false;
+
+  constructor(
+    private readonly dest: SftpDestination,
+    private readonly name: string,
+    private readonly temp: string,
+    private readonly final: string,
+    signal?: AbortSignal,
+  ) {
+    this.stream = new Writable({
+      highWaterMark: 1024 * 1024,
+      writev: (chunks, cb) => {
+        const buf = Buffer.concat(chunks.map((c) => c.chunk as Buffer));
+        this.writeAt(buf).then(
+          () => cb(),
+          (err: Error) => {
+            // Do not leave the temp file behind even if the caller never calls abort().
+            void this.abort(err).catch(() => {});
+            cb(err);
+          },
+        );
+      },
+      final: (cb) => {
+        this.closeHandle().then(() => cb(), cb);
+      },
+    });
+    signal?.addEventListener("abort", () => void this.abort(signal.reason).catch(() => {}), { once: true });
+  }
+
+  private async openHandle(): Promise<{ sftp: SFTPWrapper; handle: Buffer }> {
+    const cur = this.handle;
+    if (cur) return cur;
+    const sftp = await this.dest.session();
+    // r+ keeps what the server already has: after a reconnect we continue at `written`.
+    const handle = await call<Buffer>((cb) => sftp.open(this.temp, "r+", cb));
+    this.handle = { sftp, handle };
+    return this.handle;
+  }
+
+  /** Write `buf` at the current offset, in pieces; a dropped connection resumes at the failed piece. */
+  private async writeAt(buf: Buffer): Promise<void> {
+    for (let off = 0; off < buf.length; off += WRITE_PIECE) {
+      await this.writePiece(buf.subarray(off, Math.min(buf.length, off + WRITE_PIECE)));
+    }
+  }
+
+  private async writePiece(piece: Buffer): Promise<void> {
+    if (this.aborting)
+      throw new DestinationError("CANCELLED", this.dest.url, `upload of ${this.name} was aborted`);
+    const position = this.written;
+    await withRetry(
+      this.dest.spec.retry ?? DEFAULT_RETRY,
+      async () => {
+        const { sftp, handle } = await this.openHandle();
+        try {
+          await call<void>((cb) =>
+            sftp.write(handle, piece, 0, piece.length, position, (e) => cb(e, undefined)),
+          );
+        } catch (err) {
+          this.handle = undefined;
+          if (
+            (err as { code?: unknown }).code === FX_FAILURE &&
+            (await this.dest.diskFull(sftp, posix.dirname(this.temp), piece.length))
+          ) {
+            throw new DestinationError(
+              "NO_SPACE",
+              this.dest.url,
+              `upload of ${this.name}: remote disk is full`,
+              { cause: err },
+            );
+          }
+          throw this.dest.mapError(`upload of ${this.name}`, err);
+        }
+      },
+      {
+        retryable: (err) =>
+          err instanceof DestinationError && err.code === "CONNECTION_FAILED" && !this.aborting,
+      },
+    );
+    this.written += piece.length;
+  }
+
+  private async closeHandle(): Promise<void> {
+    const h = this.handle;
+    this.handle = undefined;
+    if (h) await call<void>((cb) => h.sftp.close(h.handle, (e) => cb(e, undefined)));
+  }
+
+  async commit(): Promise<ObjectInfo> {
+    try {
+      await finished(this.stream);
+    } catch (err) {
+      await this.abort(err).catch(() => {});
+      throw this.dest.mapError(`upload of ${this.name}`, err);
+    }
+    if (this.aborting)
+      throw new DestinationError("CANCELLED", this.dest.url, `upload of ${this.name} was aborted`);
+    try {
+      const size = await this.dest.op(`check ${this.name}`, (sftp) =>
+        call<{ size: number }>((cb) => sftp.stat(this.temp, cb)),
+      );
+      if (size.size !== this.written) {
+        throw new DestinationError(
+          "INTEGRITY_MISMATCH",
+          this.dest.url,
+          `stored ${this.name} has ${size.size} bytes, sent ${this.written}`,
+        );
+      }
+      await this.dest.op(`rename ${this.name}`, async (sftp) => {
+        // posix-rename replaces an existing object atomically; plain SFTP rename refuses to.
+        await call<void>((cb) =>
+          sftp.ext_openssh_rename(this.temp, this.final, (e) => cb(e, undefined)),
+        ).catch(async () => {
+          await call<void>((cb) => sftp.unlink(this.final, () => cb(undefined, undefined)));
+          await call<void>((cb) => sftp.rename(this.temp, this.final, (e) => cb(e, undefined)));
+        });
+      });
+      this.done = true;
+      return { name: this.name, size: this.written };
+    } catch (err) {
+      await this.abort(err).catch(() => {});
+      throw this.dest.mapError(`upload of ${this.name}`, err);
+    }
+  }
+
+  abort(_reason?: unknown): Promise<void> {
+    if (this.done) return Promise.resolve();
+    const previous = this.aborting;
+    this.aborting = (async () => {
+      await previous?.catch(() => {});
+      if (this.tempRemoved) return;
+      if (!this.stream.destroyed) this.stream.destroy();
+      await this.closeHandle().catch(() => {});
+      await this.dest
+        .op(`remove temp of ${this.name}`, (sftp) =>
+          call<void>((cb) => sftp.unlink(this.temp, (e) => cb(e, undefined))),
+        )
+        .catch((err: unknown) => {
+          if (!(err instanceof DestinationError && err.code === "NOT_FOUND")) throw err;
+        });
+      this.tempRemoved = true;
+    })();
+    // A failed cleanup (server unreachable) is not remembered as done: a later abort() tries again.
+    return this.aborting.catch((err: unknown) => {
+      this.aborting = Promise.resolve();
+      throw err;
+    });
+  }
+}
