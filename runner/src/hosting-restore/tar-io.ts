@@ -77,13 +77,18 @@ export function tarFileSource(path: string): RestoreSource {
     input.pipe(extract);
     for await (const stream of extract) {
       const entry = toHeader(stream.header);
+      // Listen before handing the body out: a consumer that reads it to the end fires "end" early.
+      const ended = new Promise<void>((res) => {
+        stream.once("end", () => res());
+        stream.once("close", () => res());
+        stream.once("error", () => res());
+      });
       if (filter(entry.name)) {
         yield { entry, body: stream as unknown as Readable };
       }
       // Drain whatever the consumer left so the next header can be parsed.
       stream.resume();
-      const s = stream as unknown as Readable;
-      await new Promise<void>((res) => (s.readableEnded ? res() : s.once("end", () => res())));
+      await ended;
     }
   }
   return {
