@@ -1,0 +1,143 @@
+/** FTP and FTPS (explicit TLS) destinations against a real ftp-srv started by this file on loopback. */
+import { randomBytes } from "node:crypto";
+import { mkdir, readdir, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { FTPError } from "basic-ftp";
+import { FtpDestination } from "../../runner/src/destinations/ftp";
+import { DestinationError } from "../../runner/src/destinations/types";
+import { parseDestinationUrl, type FtpSpec } from "../../runner/src/destinations/url";
+import { destinationConformance, readAll, writeObject } from "./conformance";
+import { startFtpServer, type TestFtpServer } from "./ftp-server";
+
+const MiB = 1024 * 1024;
+const FAST_RETRY = { attempts: 3, baseDelayMs: 10, maxDelayMs: 50 };
+
+async function failure(p: Promise<unknown>): Promise<DestinationError> {
+  const err = await p.then(
+    () => null,
+    (e: unknown) => e,
+  );
+  expect(err).toBeInstanceOf(DestinationError);
+  return err as DestinationError;
+}
+
+for (const tls of [false, true]) {
+  describe(tls ? "ftps (explicit TLS)" : "ftp (plain)", () => {
+    let server: TestFtpServer;
+    let secrets: string;
+
+    beforeAll(async () => {
+      server = await startFtpServer({ tls });
+      await mkdir(join(server.root, "data"));
+      secrets = join(server.root, "secrets");
+      await mkdir(secrets);
+      await writeFile(join(secrets, "password"), `${server.password}\n`);
+      if (server.cert) await writeFile(join(secrets, "ca.pem"), server.cert);
+    });
+    afterAll(async () => {
+      await server?.close();
+    });
+
+    function spec(over: Partial<FtpSpec> = {}): FtpSpec {
+      const base = parseDestinationUrl(
+        `${tls ? "ftps" : "ftp"}://${server.user}@127.0.0.1:${server.port}/data`,
+        {
+          passwordFile: join(secrets, "password"),
+          ftpCaFile: tls ? join(secrets, "ca.pem") : undefined,
+        },
+      ) as FtpSpec;
+      return { ...base, retry: FAST_RETRY, ...over };
+    }
+
+    destinationConformance(tls ? "ftps" : "ftp", async () => new FtpDestination(spec()), {
+      bigObjectBytes: 20 * MiB,
+    });
+
+    it("keeps the password out of its URL and errors", async () => {
+      const dest = new FtpDestination(spec({ path: "/nope" }));
+      expect(dest.url).toBe(`${tls ? "ftps" : "ftp"}://${server.user}@127.0.0.1:${server.port}/nope`);
+      const err = await failure(dest.test());
+      expect(err.message).not.toContain(server.password);
+    });
+
+    it("wrong password is AUTH_FAILED", async () => {
+      const err = await failure(new FtpDestination(spec({ password: "wrong" })).test());
+      expect(err.code).toBe("AUTH_FAILED");
+    });
+
+    it("a missing remote path is NOT_FOUND", async () => {
+      const dest = new FtpDestination(spec({ path: "/no-such-dir" }));
+      expect((await failure(dest.test())).code).toBe("NOT_FOUND");
+      expect((await failure(dest.stat("x"))).code).toBe("NOT_FOUND");
+    });
+
+    it("a size mismatch after upload is INTEGRITY_MISMATCH and nothing lands under the final name", async () => {
+      const dest = new FtpDestination(spec());
+      server.faults.mode = "truncate";
+      let err: DestinationError;
+      try {
+        err = await failure(writeObject(dest, "short.bin", randomBytes(200_000)));
+      } finally {
+        server.faults.mode = undefined;
+      }
+      expect(err.code).toBe("INTEGRITY_MISMATCH");
+      expect(await dest.stat("short.bin")).toBeNull();
+      expect((await readdir(join(server.root, "data"))).filter((f) => f.includes("short.bin"))).toEqual([]);
+    });
+
+    it("a connection reset mid-upload fails clearly and leaves no half object", async () => {
+      const dest = new FtpDestination(spec());
+      server.faults.mode = "reset";
+      server.faults.resetAfterBytes = MiB;
+      let err: DestinationError;
+      try {
+        err = await failure(writeObject(dest, "reset.bin", randomBytes(4 * MiB)));
+      } finally {
+        server.faults.mode = undefined;
+      }
+      expect(err.code).toBe("CONNECTION_FAILED");
+      expect(await dest.stat("reset.bin")).toBeNull();
+      expect((await readdir(join(server.root, "data"))).filter((f) => f.includes("reset.bin"))).toEqual([]);
+      // And the destination works again afterwards.
+      const body = randomBytes(1000);
+      await writeObject(dest, "after-reset.bin", body);
+      expect((await readAll(await dest.createReadStream("after-reset.bin"))).equals(body)).toBe(true);
+    });
+
+    if (tls) {
+      it("refuses a server certificate it was not told to trust (verification stays on)", async () => {
+        const err = await failure(new FtpDestination(spec({ ca: undefined })).test());
+        expect(err.code).toBe("CONNECTION_FAILED");
+        expect(err.message).toMatch(/certificate/i);
+      });
+    }
+  });
+}
+
+// A real full disk cannot be observed through ftp-srv: it resets the data connection before it sends
+// its 550 reply, so the client sees a reset (CONNECTION_FAILED, still a failure). Servers that answer
+// 552/452 (vsftpd, pure-ftpd) are mapped to NO_SPACE, checked here on the mapping itself.
+describe("ftp error mapping", () => {
+  const dest = new FtpDestination({
+    type: "ftp",
+    secure: false,
+    host: "h",
+    port: 21,
+    user: "u",
+    password: "p",
+    path: "/x",
+  });
+  it.each([
+    [552, "552 Exceeded storage allocation", "NO_SPACE"],
+    [452, "452 Insufficient storage space", "NO_SPACE"],
+    [530, "530 Login incorrect", "AUTH_FAILED"],
+    [550, "550 No such file", "NOT_FOUND"],
+    [421, "421 Service not available", "CONNECTION_FAILED"],
+    [500, "500 Syntax error", "PROTOCOL_ERROR"],
+  ])("reply %i maps to %s", (code, message, expected) => {
+    const err = dest.mapError("upload of a.bin", new FTPError({ code, message } as never));
+    expect(err.code).toBe(expected);
+    expect(err.message).toContain("ftp://u@h:21/x");
+  });
+});
