@@ -10,17 +10,12 @@ import type { Env } from "../env";
 
 const notTerminal = notInArray(jobs.state, [...TERMINAL_JOB_STATES]);
 
-export async function setJobState(
-  env: Env,
-  jobId: string,
-  state: JobState,
-  extra: Partial<typeof jobs.$inferInsert> = {},
-) {
-  const now = Date.now();
+/** Moves a job between non-terminal states, only from `from`, so a late write never undoes a later state. */
+export async function moveJobState(env: Env, jobId: string, from: JobState, to: JobState) {
   await db(env.DB)
     .update(jobs)
-    .set({ state, updatedAt: now, ...extra })
-    .where(and(eq(jobs.id, jobId), notTerminal));
+    .set({ state: to, updatedAt: Date.now() })
+    .where(and(eq(jobs.id, jobId), eq(jobs.state, from)));
 }
 
 export async function markJobRunning(env: Env, jobId: string, backupId: string | null) {
@@ -149,4 +144,26 @@ export async function setRunnerPresence(env: Env, runnerId: string, online: bool
     .update(runners)
     .set({ status: online ? "online" : "offline", lastSeenAt: Date.now() })
     .where(eq(runners.id, runnerId));
+}
+
+/** Connect: presence and the audit row in one D1 round trip (the connect path must stay lean). */
+export async function recordConnect(env: Env, a: { runnerId: string; tenantId: string; ip: string | null }) {
+  const d = db(env.DB);
+  const now = Date.now();
+  await d.batch([
+    d.update(runners).set({ status: "online", lastSeenAt: now }).where(eq(runners.id, a.runnerId)),
+    d.insert(activityLog).values({
+      id: newId("act"),
+      tenantId: a.tenantId,
+      actorType: "runner",
+      actorId: a.runnerId,
+      operation: "runner.connect",
+      status: "success",
+      targetType: "runner",
+      targetId: a.runnerId,
+      details: null,
+      ip: a.ip,
+      createdAt: now,
+    }),
+  ]);
 }

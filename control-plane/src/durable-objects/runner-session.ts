@@ -12,7 +12,14 @@ import {
 } from "../../../shared/protocol/version";
 import { signJobToken } from "../crypto/job-token";
 import type { Env } from "../env";
-import { finishJob, markJobRunning, setJobState, setRunnerPresence, writeProgress } from "./job-records";
+import {
+  finishJob,
+  markJobRunning,
+  recordConnect,
+  moveJobState,
+  setRunnerPresence,
+  writeProgress,
+} from "./job-records";
 
 /** What the Worker hands to a runner's session when a job is created. */
 export interface LedgerJobInput {
@@ -124,7 +131,10 @@ export class RunnerSession extends DurableObject<Env> {
           // already closing
         }
       }
-      this.ctx.waitUntil(setRunnerPresence(this.env, runnerId, true).catch((e) => this.log("fetch", e)));
+      const ip = request.headers.get("cf-connecting-ip");
+      this.ctx.waitUntil(
+        recordConnect(this.env, { runnerId, tenantId, ip }).catch((e) => this.log("fetch", e)),
+      );
       return new Response(null, { status: 101, webSocket: pair[0] });
     } catch (e) {
       this.log("fetch", e);
@@ -195,7 +205,7 @@ export class RunnerSession extends DurableObject<Env> {
       .toArray();
     const att = gone.deserializeAttachment() as SocketAttachment | null;
     if (att) await setRunnerPresence(this.env, att.runnerId, false);
-    for (const r of reverted) await setJobState(this.env, r.id, "PENDING");
+    for (const r of reverted) await moveJobState(this.env, r.id, "DELIVERED", "PENDING");
   }
 
   // ---- messages ---------------------------------------------------------------------------
@@ -445,7 +455,12 @@ export class RunnerSession extends DurableObject<Env> {
     const wasPending = row.state === "PENDING";
     this.sql.exec("UPDATE jobs SET state = 'DELIVERED', lease_until = ? WHERE id = ?", leaseUntil, row.id);
     await this.ensureAlarm(leaseUntil);
-    if (wasPending) await setJobState(this.env, row.id, "DELIVERED");
+    // Off the dispatch path; guarded by the from-state so it cannot overwrite RUNNING if the accept wins.
+    if (wasPending) {
+      this.ctx.waitUntil(
+        moveJobState(this.env, row.id, "PENDING", "DELIVERED").catch((e) => this.log("deliver", e)),
+      );
+    }
   }
 
   private send(ws: WebSocket, msg: ServerMessage): void {

@@ -142,21 +142,8 @@ runnerRoutes.get("/connect", async (c, next) => {
     headers.set("x-cairn-connect-jti", jti);
     headers.set("x-cairn-connect-exp", String(exp));
     const res = await runnerStub(c.env, runner.id).fetch(new Request(c.req.raw, { headers }));
-    if (res.status === 101) {
-      c.executionCtx.waitUntil(
-        writeActivity(c.env, {
-          tenantId: runner.tenantId,
-          actorType: "runner",
-          actorId: runner.id,
-          operation: "runner.connect",
-          status: "success",
-          targetType: "runner",
-          targetId: runner.id,
-          ip: clientIp(c),
-        }).catch(() => undefined),
-      );
-      return res;
-    }
+    // The session records presence and the connect audit row in one D1 batch.
+    if (res.status === 101) return res;
     throw new ConnectTokenError(`session refused: ${res.status}`);
   } catch (e) {
     if (!(e instanceof ConnectTokenError)) throw e;
