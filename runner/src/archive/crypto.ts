@@ -2,7 +2,7 @@
  * Encryption container of `.tar.zst.enc` (docs/FORMAT.md §3): an authenticated header, then
  * AES-256-GCM segments in the STREAM construction, one segment per zstd frame.
  */
-import { createCipheriv, createDecipheriv, createHash, hkdfSync, randomBytes, scrypt as scryptCb, timingSafeEqual } from "node:crypto";
+import { createCipheriv, createDecipheriv, createHash, hkdfSync, randomBytes, scrypt as scryptCb, timingSafeEqual, webcrypto } from "node:crypto";
 import type { ArchiveBinding } from "./types";
 import { ArchiveError, corrupt, wrongKey } from "./errors";
 
@@ -237,6 +237,29 @@ export function sealSegment(ctx: SealContext, counter: number, last: boolean, pl
   const len = Buffer.alloc(4);
   len.writeUInt32BE(plain.length, 0);
   return Buffer.concat([len, c.update(plain), c.final(), c.getAuthTag()]);
+}
+
+/**
+ * Same bytes as sealSegment, but the AES-GCM work runs on the libuv pool (WebCrypto), so sealing
+ * overlaps with reading and compressing instead of holding the main thread.
+ */
+export async function sealSegmentAsync(ctx: SealContext, counter: number, last: boolean, plain: Buffer): Promise<Buffer> {
+  if (counter > 0xffffffff) throw new ArchiveError("IO_ERROR", "too many segments");
+  const key = await segKeyFor(ctx);
+  const ct = await webcrypto.subtle.encrypt({ name: "AES-GCM", iv: nonce(ctx.noncePrefix, counter, last), additionalData: ctx.aad, tagLength: 128 }, key, plain);
+  const len = Buffer.alloc(4);
+  len.writeUInt32BE(plain.length, 0);
+  return Buffer.concat([len, Buffer.from(ct)]);
+}
+
+const webKeys = new WeakMap<SealContext, Promise<webcrypto.CryptoKey>>();
+function segKeyFor(ctx: SealContext): Promise<webcrypto.CryptoKey> {
+  let k = webKeys.get(ctx);
+  if (!k) {
+    k = webcrypto.subtle.importKey("raw", ctx.keys.segKey, "AES-GCM", false, ["encrypt"]);
+    webKeys.set(ctx, k);
+  }
+  return k;
 }
 
 /** Opens one segment body (without the length field). Throws CORRUPT when the tag does not verify. */

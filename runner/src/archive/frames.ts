@@ -5,9 +5,9 @@
 import { createHash } from "node:crypto";
 import { availableParallelism } from "node:os";
 import { Transform, type TransformCallback } from "node:stream";
-import { compress } from "@mongodb-js/zstd";
+import { compress } from "./zstd";
 import { corrupt } from "./errors";
-import { sealSegment, type SealContext } from "./crypto";
+import { sealSegment, sealSegmentAsync, type SealContext } from "./crypto";
 import type { ArchiveBinding } from "./types";
 
 export const ZSTD_MAGIC = 0xfd2fb528;
@@ -153,7 +153,9 @@ export interface FrameEncoderOptions {
 }
 
 interface Done {
-  out: Buffer;
+  frame: Buffer;
+  /** the stored bytes: the sealed segment, or the frame itself */
+  stored: Buffer;
   d: number;
 }
 
@@ -184,21 +186,28 @@ export class FrameEncoder extends Transform {
     this.push(b);
   }
 
-  private emitFrame(frame: Buffer, d: number, last: boolean): void {
-    if (!last) this.frames.push({ c: frame.length, d, h: createHash("sha256").update(frame).digest("hex") });
-    this.emitBytes(this.o.seal ? sealSegment(this.o.seal, this.segment++, last, frame) : frame);
+  private emitFrame(frame: Buffer, d: number, last: boolean, stored?: Buffer): void {
+    // Encrypted frames are authenticated by their GCM tag; a hash would only cost time.
+    if (!last) this.frames.push({ c: frame.length, d, h: this.o.seal ? "" : createHash("sha256").update(frame).digest("hex") });
+    this.emitBytes(stored ?? (this.o.seal ? sealSegment(this.o.seal, this.segment++, last, frame) : frame));
   }
 
   private async drain(keep: number): Promise<void> {
     while (this.queue.length > keep) {
       const done = await this.queue.shift()!;
-      this.emitFrame(done.out, done.d, false);
+      this.emitFrame(done.frame, done.d, false, done.stored);
     }
   }
 
   override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
     this.tarBytes += chunk.length;
-    const p = compress(chunk, this.o.level).then((out) => ({ out, d: chunk.length }));
+    const seal = this.o.seal;
+    const counter = seal ? this.segment++ : 0;
+    const p = compress(chunk, this.o.level).then(async (frame) => ({
+      frame,
+      stored: seal ? await sealSegmentAsync(seal, counter, false, frame) : frame,
+      d: chunk.length,
+    }));
     p.catch(() => {});
     this.queue.push(p);
     this.drain(this.max - 1).then(() => cb(), cb);

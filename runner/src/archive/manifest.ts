@@ -1,6 +1,6 @@
 /** Manifest file `<archive>.manifest` (docs/FORMAT.md §4). */
 import { createHash } from "node:crypto";
-import { compress, decompress } from "@mongodb-js/zstd";
+import { compress, decompress } from "./zstd";
 import { corrupt } from "./errors";
 import { openBlob, sealBlob, type SealContext } from "./crypto";
 import type { Manifest } from "./manifest-types";
