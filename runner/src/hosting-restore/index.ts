@@ -1,4 +1,5 @@
 import { createHash } from "node:crypto";
+import { existsSync } from "node:fs";
 import { lstat, mkdir } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
@@ -18,6 +19,7 @@ import { writeTarFile } from "./tar-io";
 export { RESTORE_PHASES, type RestorePhase, type RestoreProgress } from "./progress";
 export type { RestoreSource, EntryHeader } from "./source";
 export { tarFileSource, writeTarFile } from "./tar-io";
+export { engineRestoreSource } from "./engine-source";
 
 export type Conflict = "skip" | "overwrite" | "rename";
 
@@ -116,7 +118,15 @@ export async function restoreHosting(opts: HostingRestoreOptions): Promise<Hosti
 
   // ---- validating: what is in the archive, what was asked for, is every dump complete
   p.enter("validating", 0);
-  const listing = await opts.source.list();
+  let listing: EntryHeader[];
+  try {
+    listing = await opts.source.list();
+  } catch (e) {
+    // Encrypted archives keep their manifest sealed: a wrong key surfaces here, before anything is written.
+    error(`cannot open archive: ${(e as Error).message}`);
+    p.enter("completed", 0);
+    return { ...result, status: "failed" };
+  }
   const inArchive = new Set<string>();
   for (const e of listing) {
     const d = parseArchivePath(e.name)?.domain;
@@ -197,11 +207,19 @@ export async function restoreHosting(opts: HostingRestoreOptions): Promise<Hosti
   }
 
   // Where each domain's component goes on this host.
+  const renamedRoots = new Map<string, string>();
   const targetOf = (domain: string, comp: Component, rest: string): { root: string; rel: string } | undefined => {
     const meta = metas.get(domain);
     const inv = opts.inventory?.domains.find((d) => d.domain === domain);
     const t = opts.targetRoot;
-    const rename = (root: string) => (conflictOf(domain, domain) === "rename" ? `${root}.restored-${stamp}` : root);
+    // rename: only when something is there, restore beside it; an empty place is restored in place.
+    // Decided once per root, before its first entry is written.
+    const rename = (root: string) => {
+      if (conflictOf(domain, domain) !== "rename") return root;
+      let r = renamedRoots.get(root);
+      if (r === undefined) renamedRoots.set(root, (r = existsSync(root) ? `${root}.restored-${stamp}` : root));
+      return r;
+    };
     if (comp === "web") {
       const root = t ? join(t, "home", meta?.user ?? inv?.user ?? "restored", "domains", domain, "public_html") : (inv?.webRoot ?? meta?.webRoot);
       return root ? { root: rename(root), rel: rest } : undefined;
