@@ -70,13 +70,15 @@ export class RunnerSession extends DurableObject<Env> {
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
     this.sql = ctx.storage.sql;
-    this.sql.exec(`CREATE TABLE IF NOT EXISTS jobs (
-      id TEXT PRIMARY KEY, tenant_id TEXT NOT NULL, runner_id TEXT NOT NULL, type TEXT NOT NULL,
-      state TEXT NOT NULL, spec TEXT NOT NULL, secrets TEXT, backup_id TEXT, lease_until INTEGER,
-      progress TEXT, created_at INTEGER NOT NULL)`);
-    this.sql.exec(`CREATE INDEX IF NOT EXISTS jobs_state_idx ON jobs(state, created_at)`);
-    this.sql.exec(`CREATE TABLE IF NOT EXISTS seen_jti (jti TEXT PRIMARY KEY, exp INTEGER NOT NULL)`);
-    this.sql.exec(`CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)`);
+    // One exec for the whole ledger schema: a fresh runner's first connect pays for one statement batch.
+    this.sql.exec(`
+      CREATE TABLE IF NOT EXISTS jobs (
+        id TEXT PRIMARY KEY, tenant_id TEXT NOT NULL, runner_id TEXT NOT NULL, type TEXT NOT NULL,
+        state TEXT NOT NULL, spec TEXT NOT NULL, secrets TEXT, backup_id TEXT, lease_until INTEGER,
+        progress TEXT, created_at INTEGER NOT NULL);
+      CREATE INDEX IF NOT EXISTS jobs_state_idx ON jobs(state, created_at);
+      CREATE TABLE IF NOT EXISTS seen_jti (jti TEXT PRIMARY KEY, exp INTEGER NOT NULL);
+      CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);`);
     ctx.setWebSocketAutoResponse(new WebSocketRequestResponsePair(HEARTBEAT_PING, HEARTBEAT_PONG));
   }
 
