@@ -2,7 +2,12 @@ import { env, runDurableObjectAlarm, runInDurableObject } from "cloudflare:test"
 import { describe, expect, it } from "vitest";
 import { eq } from "drizzle-orm";
 import { compactDecrypt, createLocalJWKSet, jwtVerify } from "jose";
-import { CONTROL_PLANE_ISSUER, JOB_TOKEN_TYP, MAX_MESSAGE_BYTES } from "../../../shared/protocol/version";
+import {
+  CONTROL_PLANE_ISSUER,
+  HEARTBEAT_PING,
+  JOB_TOKEN_TYP,
+  MAX_MESSAGE_BYTES,
+} from "../../../shared/protocol/version";
 import { JobClaims, JobSecrets } from "../../../shared/protocol/job-claims";
 import { db } from "../db/client";
 import { activityLog, backups, jobs, runners } from "../db/schema";
@@ -319,6 +324,32 @@ describe("RunnerSession over a real WebSocket upgrade", () => {
     expect(j.state).toBe("INTERRUPTED");
     expect(j.errorCode).toBe("INTERRUPTED");
     expect((await backupRow(backupId))!.status).toBe("failed");
+  });
+
+  it("heartbeats are answered with pong and keep a running job's lease alive", async () => {
+    const u = await createTenantUser();
+    const r = await enrollRunner(u);
+    const { socket } = await connected(r);
+    const { jobId } = await createBackup(u, r);
+    expect((await socket.next("job")).jobId).toBe(jobId);
+    socket.send({ type: "job.accepted", jobId });
+    await eventually(async () => (await jobRow(jobId))!.state === "RUNNING", "RUNNING");
+    const stub = stubFor(r);
+    // The lease has run out by the ledger, but a heartbeat arrives just before the alarm.
+    await runInDurableObject(stub, (_obj: RunnerSession, state) => {
+      state.storage.sql.exec("UPDATE jobs SET lease_until = ? WHERE id = ?", Date.now() - 1, jobId);
+    });
+    socket.send(HEARTBEAT_PING);
+    expect(await socket.next("pong")).toEqual({ type: "pong" });
+    expect(await runDurableObjectAlarm(stub)).toBe(true);
+    expect((await jobRow(jobId))!.state).toBe("RUNNING");
+    const leaseUntil = await runInDurableObject(stub, (_obj: RunnerSession, state) => {
+      return state.storage.sql
+        .exec<{ l: number }>("SELECT lease_until AS l FROM jobs WHERE id = ?", jobId)
+        .one().l;
+    });
+    expect(leaseUntil).toBeGreaterThan(Date.now());
+    socket.close();
   });
 
   it("a delivered but unaccepted job goes back to PENDING when the runner disconnects and is redelivered", async () => {
