@@ -66,5 +66,7 @@ export interface BackupResult {
   bytesIn: number;
   durationMs: number;
   warnings: string[];
+  /** Hosting backups: "partial" when a component failed (one line per failure in `warnings`); absent = complete. */
+  status?: "complete" | "partial";
   manifestFileName?: string;
 }

@@ -147,7 +147,7 @@ export function hostingEntries(opts: {
   return { entries: run(), report };
 }
 
-export type HostingBackupResult = BackupResult & { status: "complete" | "partial" };
+export type HostingBackupResult = BackupResult & Required<Pick<BackupResult, "status">>;
 
 /**
  * Runs a hosting backup through an archive writer (the archive engine's `createBackup`, bound by the
