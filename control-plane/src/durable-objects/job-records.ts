@@ -62,6 +62,8 @@ export async function finishJob(
     result?: JobResult["result"];
     error?: { code: string; message: string };
     warnings?: string[];
+    /** The ledger's latest progress (D1 only had a throttled copy). */
+    progress?: string | null;
   },
 ): Promise<JobState> {
   const d = db(env.DB);
@@ -103,6 +105,7 @@ export async function finishJob(
       : null,
     errorCode: error?.code ?? null,
     errorMessage: error?.message ?? null,
+    ...(a.progress && { progress: a.progress }),
   };
   const jobStmt = d
     .update(jobs)

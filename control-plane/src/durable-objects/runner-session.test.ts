@@ -125,6 +125,15 @@ describe("RunnerSession over a real WebSocket upgrade", () => {
       progress: { bytes: 1000, files: 3, rate: 500, percent: 40, phase: "archive" },
     });
 
+    socket.send({
+      type: "job.progress",
+      jobId,
+      bytes: 2000,
+      files: 3,
+      rate: 500,
+      percent: 90,
+      phase: "upload",
+    });
     const sha = "a".repeat(64);
     socket.send({
       type: "job.result",
@@ -141,6 +150,8 @@ describe("RunnerSession over a real WebSocket upgrade", () => {
     expect(await socket.next("result.ack")).toEqual({ type: "result.ack", jobId });
     // Acked only after D1 holds the result.
     expect((await jobRow(jobId))!.state).toBe("SUCCEEDED");
+    // The final progress (throttled away from D1 while running) is kept with the finished job.
+    expect(JSON.parse((await jobRow(jobId))!.progress!)).toMatchObject({ bytes: 2000, files: 3 });
     const trail = await d().select().from(activityLog).where(eq(activityLog.targetId, jobId)).all();
     expect(trail).toEqual([
       expect.objectContaining({

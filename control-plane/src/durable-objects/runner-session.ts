@@ -300,6 +300,7 @@ export class RunnerSession extends DurableObject<Env> {
         result: msg.result,
         error: msg.error,
         warnings: msg.warnings,
+        progress: row.progress,
       });
       this.sql.exec(
         "UPDATE jobs SET state = ?, lease_until = NULL, secrets = NULL WHERE id = ?",
