@@ -95,6 +95,26 @@ describe("enrollment", () => {
     expect(r.status).toBe(403);
     expect(r.body.error.code).toBe("FORBIDDEN");
   });
+
+  it("a USER in the same tenant may list runners but not revoke them (403), and nothing changes", async () => {
+    const admin = await createTenantUser();
+    const runner = await enrollRunner(admin);
+    const user = await createTenantUser("USER");
+    // Move the USER into the admin's tenant (the helper makes a fresh tenant per user).
+    await env.DB.prepare("UPDATE users SET tenant_id = ? WHERE id = ?")
+      .bind(admin.tenantId, user.userId)
+      .run();
+    await env.DB.prepare("UPDATE sessions SET tenant_id = ? WHERE user_id = ?")
+      .bind(admin.tenantId, user.userId)
+      .run();
+    const list = await call("/api/v1/runners", { token: user.token });
+    expect(list.body.map((r: { id: string }) => r.id)).toEqual([runner.runnerId]);
+    const rv = await call(`/api/v1/runners/${runner.runnerId}/revoke`, { method: "POST", token: user.token });
+    expect(rv.status).toBe(403);
+    expect(
+      (await call(`/api/v1/runners/${runner.runnerId}`, { token: admin.token })).body.revokedAt,
+    ).toBeNull();
+  });
 });
 
 describe("runners list and tenant isolation", () => {
