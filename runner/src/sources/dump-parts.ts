@@ -15,8 +15,8 @@ export interface DumpTarget {
 /**
  * Turns a dump process's stdout into archive entries with no temporary file: tar needs each
  * entry's size up front, so stdout is cut into parts of at most `partSize` bytes held in memory
- * (`dump.part-000001`, ...). While a part is being consumed the pipe is not read, so the dump
- * process blocks instead of memory growing. The final part and `dump.json` are emitted only after
+ * (`dump.part-000001`, ...). Reading runs ahead of the archive by at most two parts, then the pipe
+ * is paused so the dump process blocks instead of memory growing. The final part and `dump.json` are emitted only after
  * the process exited 0: a failed or killed dump throws, and its parts carry no `dump.json`, which
  * restores require (never a silent truncated dump).
  */
@@ -31,12 +31,23 @@ export async function* dumpEntries(child: ChildProcess, what: string, t: DumpTar
   const tag = { component: "db", domain: t.domain, mode: 0o600, uid: process.getuid?.() ?? 0, gid: process.getgid?.() ?? 0, mtime };
   let parts = 0;
   let bytes = 0;
+  let done = false;
+  // Read-ahead: the dump tool keeps writing while the archive works on the previous part (a blocked
+  // pipe would stall it). Bounded: one part in the archive, at most two queued, one filling.
+  const queue: Buffer[] = [];
   let buf = Buffer.allocUnsafe(partSize);
   let fill = 0;
-  let done = false;
+  let ended = false;
+  let readError: Error | undefined;
+  let wake: (() => void) | undefined;
+  const notify = () => {
+    wake?.();
+    wake = undefined;
+  };
+  const out = child.stdout;
   try {
-    if (!child.stdout) throw new HostingError("DUMP_FAILED", `${what}: no stdout`);
-    for await (const chunk of child.stdout as AsyncIterable<Buffer>) {
+    if (!out) throw new HostingError("DUMP_FAILED", `${what}: no stdout`);
+    out.on("data", (chunk: Buffer) => {
       hash.update(chunk);
       bytes += chunk.length;
       let off = 0;
@@ -46,12 +57,33 @@ export async function* dumpEntries(child: ChildProcess, what: string, t: DumpTar
         fill += n;
         off += n;
         if (fill === partSize) {
-          // A full part is not necessarily the last one, so it can go out before the exit status is known.
-          yield { ...tag, name: dumpPartName(t.dir, ++parts), type: "file", size: fill, body: { kind: "buffer", data: buf } };
+          queue.push(buf);
           buf = Buffer.allocUnsafe(partSize);
           fill = 0;
         }
       }
+      if (queue.length >= 2) out.pause();
+      if (queue.length) notify();
+    });
+    out.once("end", () => {
+      ended = true;
+      notify();
+    });
+    out.once("error", (e: Error) => {
+      readError = e;
+      notify();
+    });
+    for (;;) {
+      const next = queue.shift();
+      if (next) {
+        if (queue.length < 2 && out.isPaused()) out.resume();
+        // A full part is not necessarily the last one, so it can go out before the exit status is known.
+        yield { ...tag, name: dumpPartName(t.dir, ++parts), type: "file", size: next.length, body: { kind: "buffer", data: next } };
+        continue;
+      }
+      if (readError) throw new HostingError("DUMP_FAILED", `${what}: reading output failed: ${readError.message}`);
+      if (ended) break;
+      await new Promise<void>((r) => (wake = r));
     }
     const { code, signal } = await exited.catch((e: Error) => {
       throw new HostingError("DUMP_FAILED", `${what}: cannot run: ${e.message}`, { cause: e });
