@@ -15,6 +15,8 @@ import { jobRoutes } from "./routes/jobs";
 import { jwksRoutes } from "./routes/jwks";
 import { runnerRoutes } from "./routes/runners";
 import { setupRoutes } from "./routes/setup";
+import { tenantRoutes } from "./routes/tenants";
+import { userRoutes } from "./routes/users";
 
 export { RunnerSession } from "./durable-objects/runner-session";
 
@@ -50,6 +52,8 @@ app.route("/api/v1/runners", runnerRoutes);
 app.route("/api/v1/backups", backupRoutes);
 app.route("/api/v1/jobs", jobRoutes);
 app.route("/api/v1/activity", activityRoutes);
+app.route("/api/v1/tenants", tenantRoutes);
+app.route("/api/v1/users", userRoutes);
 app.route("/.well-known", jwksRoutes);
 app.route("/", consoleRoutes);
 
