@@ -1,0 +1,196 @@
+/** Google Drive destination (real client code) against the local Drive v3 + OAuth server. */
+import { randomBytes } from "node:crypto";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { GdriveDestination } from "../../runner/src/destinations/gdrive";
+import { buildAuthorizationUrl, exchangeAuthorizationCode } from "../../runner/src/destinations/gdrive-oauth";
+import { DestinationError } from "../../runner/src/destinations/types";
+import { parseDestinationUrl, type GdriveSpec } from "../../runner/src/destinations/url";
+import { destinationConformance, readAll, writeObject } from "./conformance";
+import { startFakeDrive, type FakeDrive } from "./fake-gdrive-server";
+
+const MiB = 1024 * 1024;
+const FAST_RETRY = { attempts: 4, baseDelayMs: 10, maxDelayMs: 50 };
+let drive: FakeDrive;
+let dir: string;
+
+beforeAll(async () => {
+  drive = await startFakeDrive();
+  dir = await mkdtemp(join(tmpdir(), "cairn-gdrive-"));
+});
+afterAll(async () => {
+  await drive?.close();
+  await rm(dir, { recursive: true, force: true });
+});
+
+async function spec(over: Partial<GdriveSpec> = {}, tokens?: object): Promise<GdriveSpec> {
+  const file = join(dir, `token-${randomBytes(4).toString("hex")}.json`);
+  await writeFile(
+    file,
+    JSON.stringify(
+      tokens ?? {
+        clientId: drive.clientId,
+        clientSecret: drive.clientSecret,
+        refreshToken: drive.refreshToken,
+      },
+    ),
+    { mode: 0o600 },
+  );
+  const base = parseDestinationUrl(`gdrive://${drive.rootId}`, {
+    gdriveTokenFile: file,
+    gdriveApiBase: drive.apiBase,
+    gdriveUploadBase: drive.uploadBase,
+    gdriveTokenUrl: drive.tokenUrl,
+  }) as GdriveSpec;
+  // 1 MiB chunks so the 20 MiB object takes many resumable PUTs.
+  return { ...base, chunkSize: MiB, retry: FAST_RETRY, ...over };
+}
+
+async function failure(p: Promise<unknown>): Promise<DestinationError> {
+  const err = await p.then(
+    () => null,
+    (e: unknown) => e,
+  );
+  expect(err).toBeInstanceOf(DestinationError);
+  return err as DestinationError;
+}
+
+destinationConformance(
+  "gdrive (resumable uploads, 1 MiB chunks)",
+  async () => new GdriveDestination(await spec()),
+  {
+    bigObjectBytes: 20 * MiB,
+    maxLiveBufferBytes: 12 * MiB,
+  },
+);
+
+describe("gdrive", () => {
+  it("prints gdrive://FOLDER without tokens", async () => {
+    const dest = new GdriveDestination(await spec());
+    expect(dest.url).toBe(`gdrive://${drive.rootId}`);
+  });
+
+  it("refreshes an expired access token and carries on", async () => {
+    const dest = new GdriveDestination(await spec());
+    await dest.list();
+    const before = drive.stats.refreshes;
+    drive.revokeAccessTokens();
+    await dest.list();
+    expect(drive.stats.refreshes).toBe(before + 1);
+  });
+
+  it("replaces an object written twice under one name (Drive allows duplicates)", async () => {
+    const dest = new GdriveDestination(await spec());
+    await writeObject(dest, "twice/x.bin", randomBytes(10));
+    const second = randomBytes(20);
+    await writeObject(dest, "twice/x.bin", second);
+    expect(await dest.list("twice/")).toHaveLength(1);
+    expect((await readAll(await dest.createReadStream("twice/x.bin"))).equals(second)).toBe(true);
+  });
+
+  it("a reset mid-chunk resumes from what the session holds", async () => {
+    const dest = new GdriveDestination(await spec());
+    const body = randomBytes(3 * MiB + 12345);
+    drive.faults.resetChunkAfterBytes = 600 * 1024;
+    drive.faults.resetChunkCount = 2;
+    const queries = drive.stats.statusQueries;
+    const resets = drive.stats.resets;
+    try {
+      await writeObject(dest, "resume.bin", body);
+    } finally {
+      drive.faults.resetChunkCount = 0;
+    }
+    expect(drive.stats.resets - resets).toBe(2);
+    expect(drive.stats.statusQueries - queries).toBeGreaterThanOrEqual(2);
+    expect((await readAll(await dest.createReadStream("resume.bin"))).equals(body)).toBe(true);
+  });
+
+  it("5xx on every try: bounded retries, then CONNECTION_FAILED, session cancelled, no file", async () => {
+    const dest = new GdriveDestination(await spec());
+    drive.faults.fail503Count = 1000;
+    let err: DestinationError;
+    try {
+      err = await failure(writeObject(dest, "never.bin", randomBytes(2 * MiB)));
+    } finally {
+      drive.faults.fail503Count = 0;
+    }
+    expect(err.code).toBe("CONNECTION_FAILED");
+    expect(err.message).toContain(`gdrive://${drive.rootId}`);
+    expect(await dest.stat("never.bin")).toBeNull();
+    expect(drive.stats.sessionsOpen()).toBe(0);
+  });
+
+  it("a checksum mismatch after upload is INTEGRITY_MISMATCH and the file is removed", async () => {
+    const dest = new GdriveDestination(await spec());
+    drive.faults.corruptMd5 = true;
+    let err: DestinationError;
+    try {
+      err = await failure(writeObject(dest, "md5.bin", randomBytes(1000)));
+    } finally {
+      drive.faults.corruptMd5 = false;
+    }
+    expect(err.code).toBe("INTEGRITY_MISMATCH");
+    expect(await dest.stat("md5.bin")).toBeNull();
+  });
+
+  it("a full Drive is NO_SPACE", async () => {
+    const dest = new GdriveDestination(await spec());
+    drive.faults.quotaExceeded = true;
+    try {
+      expect((await failure(dest.test())).code).toBe("NO_SPACE");
+    } finally {
+      drive.faults.quotaExceeded = false;
+    }
+  });
+
+  it("a revoked refresh token is AUTH_FAILED without leaking secrets", async () => {
+    const dest = new GdriveDestination(
+      await spec(
+        {},
+        { clientId: drive.clientId, clientSecret: drive.clientSecret, refreshToken: "1//revoked-token" },
+      ),
+    );
+    const err = await failure(dest.test());
+    expect(err.code).toBe("AUTH_FAILED");
+    expect(err.message).not.toContain("revoked-token");
+    expect(err.message).not.toContain(drive.clientSecret);
+  });
+
+  it("a missing folder is NOT_FOUND", async () => {
+    const dest = new GdriveDestination(await spec({ folderId: "no-such-folder" }));
+    expect((await failure(dest.test())).code).toBe("NOT_FOUND");
+    expect((await failure(dest.stat("x"))).code).toBe("NOT_FOUND");
+  });
+
+  it("authorization-code flow: builds the consent URL and exchanges the code for a refresh token", async () => {
+    const u = new URL(
+      buildAuthorizationUrl({ clientId: drive.clientId, redirectUri: drive.redirectUri, state: "st-1" }),
+    );
+    expect(u.origin + u.pathname).toBe("https://accounts.google.com/o/oauth2/v2/auth");
+    expect(u.searchParams.get("access_type")).toBe("offline");
+    expect(u.searchParams.get("response_type")).toBe("code");
+    expect(u.searchParams.get("state")).toBe("st-1");
+    const code = drive.authCode;
+    const t = await exchangeAuthorizationCode({
+      clientId: drive.clientId,
+      clientSecret: drive.clientSecret,
+      code,
+      redirectUri: drive.redirectUri,
+      tokenUrl: drive.tokenUrl,
+    });
+    expect(t.refreshToken).toBe(drive.refreshToken);
+    // Codes are single-use.
+    const again = await failure(
+      exchangeAuthorizationCode({
+        clientId: drive.clientId,
+        clientSecret: drive.clientSecret,
+        code,
+        redirectUri: drive.redirectUri,
+        tokenUrl: drive.tokenUrl,
+      }),
+    );
+    expect(again.code).toBe("AUTH_FAILED");
+  });
+});
