@@ -3,22 +3,11 @@
  * link target, SHA-256) in order. Selections read only the frames that hold the chosen entries.
  */
 import { createHash } from "node:crypto";
-import { Readable } from "node:stream";
-import { pipeline } from "node:stream/promises";
-import { extract as tarExtract, type Header } from "tar-stream";
-import { corrupt, toArchiveError } from "./errors";
+import { corrupt } from "./errors";
+import { TarReader, type TarEntryHeader } from "./tar-reader";
 import { frameTarOffsets, tarBytes, type ArchiveHandle } from "./reader";
 import type { ManifestEntry } from "./manifest-types";
 import { TAR_END } from "./tar-header";
-
-const TAR_TYPES: Record<string, ManifestEntry["t"]> = { file: "file", "contiguous-file": "file", link: "hardlink", symlink: "symlink", directory: "directory" };
-
-export interface EntryHandlerArgs {
-  entry: ManifestEntry;
-  header: Header;
-  /** The body; throws CORRUPT at its end if the bytes differ from the manifest. */
-  body: AsyncIterable<Buffer>;
-}
 
 /** Glob -> RegExp: `**` crosses '/', `*` and `?` do not. */
 export function globToRegExp(glob: string): RegExp {
@@ -124,62 +113,59 @@ async function* selectedTar(h: ArchiveHandle, sel: ManifestEntry[], full: boolea
   yield TAR_END;
 }
 
+export interface EntrySink {
+  write(b: Buffer): void;
+  /** Called only after the body's size and SHA-256 matched the manifest. */
+  end(): void;
+}
+
+const TYPEFLAGS: Record<string, ManifestEntry["t"]> = { "0": "file", "7": "file", "1": "hardlink", "2": "symlink", "5": "directory" };
+
 /**
- * Calls `handler` for each selected entry in archive order. Anything in the tar stream that the
- * manifest does not list in that order is CORRUPT.
+ * Calls `onEntry` for each selected entry in archive order (bodies are streamed into the returned
+ * sink). Anything in the tar stream that the manifest does not list in that order is CORRUPT.
+ * `afterChunk` runs after each decompressed frame (a place to wait for backpressure).
  */
 export async function forEachEntry(
   h: ArchiveHandle,
   opts: { only?: string[]; signal?: AbortSignal },
-  handler: (a: EntryHandlerArgs) => Promise<void>,
+  onEntry: (entry: ManifestEntry, header: TarEntryHeader) => EntrySink | null,
+  afterChunk?: () => Promise<void>,
 ): Promise<{ entries: number; bytes: number }> {
   const sel = selectEntries(h.manifest.entries, opts.only);
   const full = sel.length === h.manifest.entries.length;
-  const ex = tarExtract();
-  const feeding = pipeline(Readable.from(selectedTar(h, sel, full, opts.signal), { highWaterMark: 1 }), ex, { signal: opts.signal });
-  feeding.catch(() => {});
   let i = 0;
   let bytes = 0;
-  try {
-    for await (const te of ex) {
-      const want = sel[i++];
-      const hd = te.header;
-      if (!want) throw corrupt(`tar entry ${JSON.stringify(hd.name)} is not in the manifest`);
-      const name = hd.type === "directory" ? hd.name.replace(/\/+$/, "") : hd.name;
-      const type = TAR_TYPES[hd.type ?? ""];
-      // An unknown type (device, FIFO, ...) is judged by the restore's safety rules, not here.
-      if (name !== want.p || (type && type !== want.t) || (hd.size ?? 0) !== (want.t === "file" ? want.s : 0) || (hd.linkname ?? undefined) !== (want.l ?? undefined)) {
-        if (!type && name === want.p) {
-          // fall through to handler with the manifest entry; the restore refuses it
-        } else throw corrupt(`tar entry ${JSON.stringify(hd.name)} does not match manifest entry ${JSON.stringify(want.p)}`);
-      }
-      const hash = createHash("sha256");
-      let seen = 0;
-      let consumed = false;
-      const body = (async function* () {
-        consumed = true;
-        for await (const c of te as AsyncIterable<Buffer>) {
-          hash.update(c);
-          seen += c.length;
-          yield c;
-        }
-        if (want.t === "file" && (seen !== want.s || hash.digest("hex") !== want.h)) throw corrupt(`content of ${want.p} does not match the manifest`);
-      })();
-      await handler({ entry: want, header: hd, body });
-      // A handler that skips the body still gets it hashed: every byte is checked.
-      if (!consumed) for await (const _ of body) void _;
-      bytes += seen;
+  const reader = new TarReader((hd) => {
+    const want = sel[i++];
+    if (!want) throw corrupt(`tar entry ${JSON.stringify(hd.name)} is not in the manifest`);
+    const type = TYPEFLAGS[hd.typeflag];
+    // An unknown type (device, FIFO, ...) goes to the handler, whose safety rules refuse it.
+    if (hd.name !== want.p || (type !== undefined && type !== want.t) || hd.size !== (want.t === "file" ? want.s : 0)) {
+      throw corrupt(`tar entry ${JSON.stringify(hd.name)} does not match manifest entry ${JSON.stringify(want.p)}`);
     }
-    await feeding;
-    if (i !== sel.length) throw corrupt(`archive holds ${i} of the ${sel.length} entries the manifest lists`);
-    return { entries: i, bytes };
-  } catch (err) {
-    ex.destroy();
-    await feeding.catch(() => {});
-    const fe = await feeding.then(() => null, (e: unknown) => e);
-    // Prefer the reader's error (TRUNCATED/CORRUPT) over the tar parser's reaction to it.
-    const e = toArchiveError(fe && !(err as { code?: string })?.code?.match?.(/^(CORRUPT|TRUNCATED|WRONG_KEY|UNSAFE_ENTRY)$/) ? fe : err);
-    if (e.code === "IO_ERROR" && /Unexpected end|Invalid tar header|tar/i.test(e.message)) throw corrupt(`tar stream invalid: ${e.message}`);
-    throw e;
+    if ((type === "symlink" || type === "hardlink") && hd.linkname !== want.l) throw corrupt(`link target of ${want.p} does not match the manifest`);
+    const inner = onEntry(want, hd);
+    const hash = want.t === "file" ? createHash("sha256") : null;
+    let seen = 0;
+    return {
+      write(b: Buffer) {
+        hash?.update(b);
+        seen += b.length;
+        inner?.write(b);
+      },
+      end() {
+        if (hash && (seen !== want.s || hash.digest("hex") !== want.h)) throw corrupt(`content of ${want.p} does not match the manifest`);
+        bytes += seen;
+        inner?.end();
+      },
+    };
+  });
+  for await (const data of selectedTar(h, sel, full, opts.signal)) {
+    reader.push(data);
+    if (afterChunk) await afterChunk();
   }
+  reader.finish();
+  if (i !== sel.length) throw corrupt(`archive holds ${i} of the ${sel.length} entries the manifest lists`);
+  return { entries: i, bytes };
 }

@@ -1,5 +1,5 @@
 /** verify, inspect, decrypt and entry streaming on top of the reader. */
-import { Readable, type Writable } from "node:stream";
+import { PassThrough, type Readable, type Writable } from "node:stream";
 import { once } from "node:events";
 import type { ArchiveBinding, DecryptionKey, Progress } from "./types";
 import { ArchiveError, corrupt } from "./errors";
@@ -38,15 +38,16 @@ export async function verifyArchive(o: ReadOpts): Promise<VerifyResult> {
   const h = await openArchive(o);
   let bytes = 0;
   let last = 0;
-  const r = await forEachEntry(h, { signal: o.signal }, async ({ body }) => {
-    for await (const c of body) {
+  const r = await forEachEntry(h, { signal: o.signal }, () => ({
+    write(c: Buffer) {
       bytes += c.length;
       if (o.onProgress && bytes - last >= 8 * 1024 * 1024) {
         last = bytes;
         o.onProgress({ bytes, files: 0, totalBytes: h.manifest.totals.bytes, phase: "verify" });
       }
-    }
-  });
+    },
+    end() {},
+  }));
   return { ok: true, fileName: h.fileName, mode: h.mode, entries: r.entries, bytes: r.bytes, frames: h.manifest.frames.length, binding: h.manifest.binding, warnings: h.manifest.warnings };
 }
 
@@ -131,33 +132,61 @@ export async function* readEntries(o: ReadOpts & { filter?: string[] | ((e: Mani
   const h = await openArchive(o);
   const only = Array.isArray(o.filter) ? o.filter : undefined;
   const pred = typeof o.filter === "function" ? o.filter : () => true;
-  type Item = { entry: ManifestEntry; body: Readable; done: Promise<void> };
-  let push: ((i: Item | null) => void) | null = null;
-  let fail: ((e: unknown) => void) | null = null;
-  const next = () => new Promise<Item | null>((res, rej) => ((push = res), (fail = rej)));
-  let pending = next();
-  const run = forEachEntry(h, { only, signal: o.signal }, async ({ entry, body }) => {
-    if (entry.t !== "file" || !pred(entry)) return;
-    const r = Readable.from(body, { objectMode: false });
-    const done = new Promise<void>((res) => r.once("close", () => res()));
-    push!({ entry, body: r, done });
-    await done;
-    if (r.errored) throw r.errored;
-  }).then(
-    () => push!(null),
-    (e) => fail!(e),
+  // The parser runs in the background; each body is a PassThrough whose backpressure pauses it.
+  const queue: ({ entry: ManifestEntry; body: PassThrough } | null)[] = [];
+  let wake: (() => void) | null = null;
+  let failure: unknown = null;
+  const open = new Set<PassThrough>();
+  const notify = () => {
+    wake?.();
+    wake = null;
+  };
+  const run = forEachEntry(
+    h,
+    { only, signal: o.signal },
+    (entry) => {
+      if (entry.t !== "file" || !pred(entry)) return null;
+      const body = new PassThrough();
+      open.add(body);
+      queue.push({ entry, body });
+      notify();
+      return {
+        write: (b: Buffer) => void body.write(b),
+        end: () => {
+          open.delete(body);
+          body.end();
+        },
+      };
+    },
+    async () => {
+      for (const b of open) if (b.writableNeedDrain && !b.destroyed) await Promise.race([once(b, "drain"), once(b, "close")]);
+    },
+  ).then(
+    () => {
+      queue.push(null);
+      notify();
+    },
+    (err: unknown) => {
+      failure = err;
+      for (const b of open) b.destroy(err as Error);
+      queue.push(null);
+      notify();
+    },
   );
   try {
     for (;;) {
-      const item = await pending;
+      if (queue.length === 0) await new Promise<void>((r) => (wake = r));
+      const item = queue.shift();
       if (!item) break;
-      pending = next();
-      yield { entry: item.entry, body: item.body };
-      if (!item.body.destroyed && !item.body.readableEnded) item.body.resume();
-      await item.done;
+      yield item;
+      if (!item.body.readableEnded && !item.body.destroyed) {
+        item.body.resume();
+        await Promise.race([once(item.body, "end"), once(item.body, "close")]).catch(() => {});
+      }
     }
     await run;
+    if (failure) throw failure;
   } finally {
-    void run;
+    for (const b of open) b.destroy();
   }
 }

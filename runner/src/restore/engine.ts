@@ -8,7 +8,7 @@ import { dirname, join } from "node:path";
 import type { ArchiveBinding, DecryptionKey, Progress } from "../archive/types";
 import { ArchiveError, unsafe, toArchiveError } from "../archive/errors";
 import { openArchive, type ArchiveSource } from "../archive/reader";
-import { forEachEntry, selectEntries } from "../archive/entries";
+import { forEachEntry, selectEntries, type EntrySink } from "../archive/entries";
 import type { ManifestEntry } from "../archive/manifest-types";
 import type { Kdf, ScryptLimits } from "../archive/crypto";
 import { checkEntryPath, checkSymlinkTarget, MAX_ENTRIES, safeMode } from "./safety";
@@ -48,6 +48,7 @@ interface Placed {
 
 export async function restoreArchive(o: RestoreOptions): Promise<RestoreResult> {
   let staging: string | null = null;
+  const openFdsOf = { current: new Set<number>() };
   try {
     const h = await openArchive({ source: o.source, fileName: o.fileName, key: o.key, binding: o.binding, signal: o.signal, kdf: o.kdf, scryptLimits: o.scryptLimits });
     const m = h.manifest;
@@ -83,6 +84,7 @@ export async function restoreArchive(o: RestoreOptions): Promise<RestoreResult> 
     const seen = new Set<string>();
     const dirs: ManifestEntry[] = [];
     const placed: Placed[] = [];
+    const openFds = openFdsOf.current;
     let bytes = 0;
     let fileCount = 0;
     let lastProgress = 0;
@@ -96,53 +98,61 @@ export async function restoreArchive(o: RestoreOptions): Promise<RestoreResult> 
       if (parts.length > 1) mkdirSync(join(stage, ...parts.slice(0, -1)), { recursive: true, mode: 0o700 });
     };
 
-    await forEachEntry(h, { only: o.only, signal: o.signal }, async ({ entry: e, header, body }) => {
+    const DEVICE_TYPES: Record<string, string> = { "3": "character device", "4": "block device", "6": "FIFO" };
+    await forEachEntry(h, { only: o.only, signal: o.signal }, (e, header): EntrySink | null => {
       const parts = checkEntryPath(e.p);
-      const t = header.type;
-      if (t !== "file" && t !== "contiguous-file" && t !== "directory" && t !== "symlink" && t !== "link") {
-        throw unsafe(`entry ${e.p} is a ${t ?? "unknown type"}: device nodes, FIFOs and other special files are refused`);
+      const t = header.typeflag;
+      if (t !== "0" && t !== "7" && t !== "1" && t !== "2" && t !== "5") {
+        throw unsafe(`entry ${e.p} is a ${DEVICE_TYPES[t] ?? `special file (type ${JSON.stringify(t)})`}: device nodes, FIFOs and other special files are refused`);
       }
       if (seen.has(e.p)) throw unsafe(`entry ${e.p} appears twice in the archive`);
       seen.add(e.p);
       ensureParents(parts);
       const dest = join(stage, ...parts);
+      placed.push({ e });
       if (e.t === "directory") {
         mkdirSync(dest, { mode: 0o700 });
         dirs.push(e);
-      } else if (e.t === "symlink") {
+        return null;
+      }
+      if (e.t === "symlink") {
         checkSymlinkTarget(e.p, e.l ?? "");
         symlinkSync(e.l!, dest);
         symlinks.add(e.p);
         if (keepOwner) lchownSync(dest, e.u, e.g);
         lutimesSync(dest, e.mt, e.mt);
-      } else if (e.t === "hardlink") {
+        return null;
+      }
+      if (e.t === "hardlink") {
         const l = e.l ?? "";
         checkEntryPath(l);
         if (!files.has(l)) throw unsafe(`hardlink ${e.p} -> ${l}: target is not a regular file restored earlier from this archive`);
         linkSync(join(stage, ...l.split("/")), dest);
         files.add(e.p);
-      } else {
-        const fd = openSync(dest, FS.O_WRONLY | FS.O_CREAT | FS.O_EXCL | FS.O_NOFOLLOW, 0o600);
-        try {
-          for await (const c of body) {
-            writeSync(fd, c);
-            bytes += c.length;
-            if (bytes > declared) throw new ArchiveError("CORRUPT", "archive holds more data than its manifest declares");
-            if (o.onProgress && bytes - lastProgress >= 8 * 1024 * 1024) {
-              lastProgress = bytes;
-              o.onProgress({ bytes, files: fileCount, totalBytes: declared, currentFile: e.p, phase: "restore" });
-            }
+        return null;
+      }
+      const fd = openSync(dest, FS.O_WRONLY | FS.O_CREAT | FS.O_EXCL | FS.O_NOFOLLOW, 0o600);
+      openFds.add(fd);
+      files.add(e.p);
+      return {
+        write(c: Buffer) {
+          writeSync(fd, c);
+          bytes += c.length;
+          if (bytes > declared) throw new ArchiveError("CORRUPT", "archive holds more data than its manifest declares");
+          if (o.onProgress && bytes - lastProgress >= 8 * 1024 * 1024) {
+            lastProgress = bytes;
+            o.onProgress({ bytes, files: fileCount, totalBytes: declared, currentFile: e.p, phase: "restore" });
           }
+        },
+        end() {
           fchmodSync(fd, safeMode(e.m));
           if (keepOwner) fchownSync(fd, e.u, e.g);
           futimesSync(fd, e.mt, e.mt);
-        } finally {
+          openFds.delete(fd);
           closeSync(fd);
-        }
-        files.add(e.p);
-        fileCount++;
-      }
-      placed.push({ e });
+          fileCount++;
+        },
+      };
     });
 
     // Directory metadata last, deepest first, so creating children did not disturb it.
@@ -170,6 +180,13 @@ export async function restoreArchive(o: RestoreOptions): Promise<RestoreResult> 
     o.onProgress?.({ bytes, files: fileCount, totalBytes: declared, phase: "done" });
     return { target, entries: placed.length, files: fileCount, bytes, skipped: committed.skipped, renamed: committed.renamed, warnings: [...m.warnings, ...committed.warnings] };
   } catch (err) {
+    for (const fd of openFdsOf.current) {
+      try {
+        closeSync(fd);
+      } catch {
+        /* already closed */
+      }
+    }
     if (staging) await rm(staging, { recursive: true, force: true }).catch(() => {});
     throw toArchiveError(err);
   }
