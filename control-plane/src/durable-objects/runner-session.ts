@@ -146,6 +146,8 @@ export class RunnerSession extends DurableObject<Env> {
 
   override async webSocketMessage(ws: WebSocket, message: string | ArrayBuffer): Promise<void> {
     try {
+      // A replaced or revoked socket is closing: what it still says is not acted on (the runner's outbox resends).
+      if (ws.readyState !== WebSocket.OPEN) return;
       const size = typeof message === "string" ? byteLength(message) : message.byteLength;
       if (size > MAX_MESSAGE_BYTES) return closeQuietly(ws, CloseCode.MessageTooBig, "message too big");
       if (typeof message !== "string")
@@ -179,9 +181,9 @@ export class RunnerSession extends DurableObject<Env> {
     }
   }
 
-  override async webSocketClose(ws: WebSocket, code: number, reason: string): Promise<void> {
+  override async webSocketClose(ws: WebSocket, _code: number, _reason: string): Promise<void> {
     try {
-      closeQuietly(ws, 1000, `peer closed (${code}${reason ? ` ${reason}` : ""})`);
+      closeQuietly(ws, 1000, "closed");
       await this.onSocketGone(ws);
     } catch (e) {
       this.log("webSocketClose", e);
