@@ -121,7 +121,7 @@ runnerRoutes.post("/enroll", activity("runner.enroll"), async (c) => {
 /** WebSocket upgrade: verify the runner's connect JWT here, then hand the socket to its Durable Object. */
 runnerRoutes.get("/connect", async (c, next) => {
   if (c.req.header("upgrade")?.toLowerCase() !== "websocket") return next();
-  // This route writes its own activity rows (success after the upgrade, failures with the reason).
+  // Connect audit rows: failures here (with the reason), successes by the session after the upgrade.
   c.set("activity", { operation: "runner.connect" });
   const auth = c.req.header("authorization") ?? "";
   let runnerId: string | undefined;
