@@ -65,7 +65,10 @@ export async function startFtpServer(opts: { tls: boolean; root?: string }): Pro
   const password = "ftp-test-password";
 
   class FaultyFs extends FileSystem {
-    override write(fileName: string, o?: { append?: boolean; start?: unknown }): any {
+    override write(
+      fileName: string,
+      o?: { append?: boolean; start?: unknown },
+    ): ReturnType<FileSystem["write"]> {
       const res = super.write(fileName, o) as { stream: Writable & { path?: string }; clientPath: string };
       if (!faults.mode) return res;
       const real = res.stream;

@@ -7,7 +7,7 @@ export function checkObjectName(destination: string, name: string): string {
     name.length > 1024 ||
     name.startsWith("/") ||
     name.includes("\\") ||
-    /[\u0000-\u001f\u007f]/.test(name) ||
+    [...name].some((c) => c.charCodeAt(0) < 0x20 || c.charCodeAt(0) === 0x7f) ||
     name.split("/").some((seg) => seg === "" || seg === "." || seg === "..");
   if (bad)
     throw new DestinationError("PROTOCOL_ERROR", destination, `invalid object name ${JSON.stringify(name)}`);

@@ -32,6 +32,10 @@ import {
 } from "./types";
 import { specUrl, type S3Spec } from "./url";
 
+// The runner supports Node 20 by design; the SDK's notice about its future Node policy would
+// otherwise land on the CLI's stderr, whose lines are meant for errors.
+process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= "true";
+
 const AUTH_ERRORS = new Set([
   "InvalidAccessKeyId",
   "SignatureDoesNotMatch",
@@ -407,7 +411,7 @@ class S3Writer implements ObjectWriter {
     return { name: this.name, size, mtime: h.LastModified };
   }
 
-  abort(reason?: unknown): Promise<void> {
+  abort(_reason?: unknown): Promise<void> {
     if (this.committed) return Promise.resolve();
     this.aborting ??= (async () => {
       // Destroy without an error: whoever pipes into the stream sees a premature close, and an
