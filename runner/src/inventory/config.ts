@@ -38,6 +38,11 @@ export const DatabaseServerConfig = z
     passwordFile: AbsPath.optional(),
     /** PostgreSQL: `pg_dump --exclude-table-data` patterns (noisy log tables). */
     excludeTableData: z.array(z.string().min(1).max(255)).default([]),
+    /**
+     * PostgreSQL: `pg_dump -Z` level inside the custom-format dump. Default 0: the archive compresses
+     * with zstd anyway, and pg_dump's single-threaded zlib is the slowest step of a dump.
+     */
+    pgDumpCompression: z.number().int().min(0).max(9).default(0),
     /** Databases never backed up (system schemas are always skipped). */
     ignore: z.array(z.string()).default([]),
   })

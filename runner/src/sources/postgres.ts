@@ -14,7 +14,7 @@ export async function* postgresEntries(
 ): AsyncGenerator<ArchiveEntry> {
   const conn = await postgresConnection(server);
   try {
-    const args = [...conn.args, "-Fc", "--no-password"];
+    const args = [...conn.args, "-Fc", `-Z${server.pgDumpCompression}`, "--no-password"];
     for (const p of server.excludeTableData) args.push(`--exclude-table-data=${p}`);
     args.push("-d", database);
     const child = spawn("pg_dump", args, { env: conn.env, stdio: ["ignore", "pipe", "pipe"] });
