@@ -184,3 +184,95 @@ export const activityLog = sqliteTable(
   },
   (t) => [index("activity_tenant_created_idx").on(t.tenantId, t.createdAt)],
 );
+
+/** What a runner reported about its host (inventory): one row per domain, replaced on each report. */
+export const runnerDomains = sqliteTable(
+  "runner_domains",
+  {
+    id: text("id").primaryKey(),
+    tenantId: text("tenant_id").notNull(),
+    runnerId: text("runner_id").notNull(),
+    domain: text("domain").notNull(),
+    /** Components present for this domain, JSON array of "web"|"db"|"mail"|"dns"|"ssl". */
+    components: text("components").notNull().default("[]"),
+    /** Databases mapped to this domain, JSON array of {engine, name}. */
+    databases: text("databases").notNull().default("[]"),
+    /** Free-form sizes/counts the runner reported (JSON). */
+    details: text("details"),
+    updatedAt: integer("updated_at").notNull(),
+  },
+  (t) => [
+    uniqueIndex("runner_domains_runner_domain_uq").on(t.runnerId, t.domain),
+    index("runner_domains_tenant_idx").on(t.tenantId, t.runnerId),
+  ],
+);
+
+/** Settings (limits, defaults). tenant_id "*" holds installation-wide defaults; a tenant row overrides it. */
+export const settings = sqliteTable(
+  "settings",
+  {
+    tenantId: text("tenant_id").notNull(),
+    key: text("key").notNull(),
+    /** JSON value */
+    value: text("value").notNull(),
+    updatedBy: text("updated_by"),
+    updatedAt: integer("updated_at").notNull(),
+  },
+  (t) => [uniqueIndex("settings_tenant_key_uq").on(t.tenantId, t.key)],
+);
+
+/** Fixed-window counters for per-user / per-tenant operation rate limits. */
+export const rateLimitBuckets = sqliteTable("rate_limit_buckets", {
+  /** `<operation>:<scope id>:<window start ms>` */
+  key: text("key").primaryKey(),
+  count: integer("count").notNull(),
+  expiresAt: integer("expires_at").notNull(),
+});
+
+/** Remote storage targets. Credentials are write-only: encrypted under MASTER_KEY, never returned or logged. */
+export const destinations = sqliteTable(
+  "destinations",
+  {
+    id: text("id").primaryKey(),
+    tenantId: text("tenant_id").notNull(),
+    name: text("name").notNull(),
+    kind: text("kind", { enum: ["local", "s3", "gcs", "gdrive", "sftp", "ftp", "ftps"] }).notNull(),
+    /** Non-secret settings (bucket, prefix, endpoint, region, host, port, path, storage class, ...), JSON. */
+    config: text("config").notNull(),
+    /** AES-256-GCM under MASTER_KEY (iv||ct, base64url) of the credentials JSON; AAD names tenant + destination. */
+    encryptedCredentials: text("encrypted_credentials"),
+    lastTestStatus: text("last_test_status", { enum: ["ok", "failed"] }),
+    lastTestAt: integer("last_test_at"),
+    lastTestError: text("last_test_error"),
+    disabled: integer("disabled", { mode: "boolean" }).notNull().default(false),
+    createdBy: text("created_by"),
+    createdAt: integer("created_at").notNull(),
+    updatedAt: integer("updated_at").notNull(),
+  },
+  (t) => [index("destinations_tenant_created_idx").on(t.tenantId, t.createdAt)],
+);
+
+/** One copy of a backup on one destination (the primary write or a later sync). */
+export const backupCopies = sqliteTable(
+  "backup_copies",
+  {
+    id: text("id").primaryKey(),
+    tenantId: text("tenant_id").notNull(),
+    backupId: text("backup_id").notNull(),
+    destinationId: text("destination_id").notNull(),
+    jobId: text("job_id"),
+    status: text("status", { enum: ["pending", "running", "paused", "completed", "failed"] }).notNull(),
+    objectName: text("object_name"),
+    size: integer("size"),
+    sha256: text("sha256"),
+    bytesDone: integer("bytes_done").notNull().default(0),
+    errorCode: text("error_code"),
+    errorMessage: text("error_message"),
+    createdAt: integer("created_at").notNull(),
+    updatedAt: integer("updated_at").notNull(),
+  },
+  (t) => [
+    uniqueIndex("backup_copies_backup_dest_uq").on(t.backupId, t.destinationId),
+    index("backup_copies_tenant_idx").on(t.tenantId, t.createdAt),
+  ],
+);
