@@ -206,14 +206,18 @@ function lstatOrNull(p: string) {
 /** Plans every move first (refusing existing symlinks in the path), then performs the moves. */
 function commit(target: string, stage: string, placed: Placed[], conflict: ConflictAction) {
   const actions: Action[] = [];
-  const covered: string[] = []; // prefixes moved or skipped as a whole
+  const covered = new Set<string>(); // directories moved or skipped as a whole
+  const isCovered = (p: string) => {
+    for (let i = p.indexOf("/"); i !== -1; i = p.indexOf("/", i + 1)) if (covered.has(p.slice(0, i))) return true;
+    return false;
+  };
   const skipped: string[] = [];
   const renamed: { from: string; to: string }[] = [];
   const warnings: string[] = [];
   const movedDirs = new Set<string>();
   const checkedParents = new Set<string>();
   for (const { e } of placed) {
-    if (covered.some((c) => e.p.startsWith(c))) continue;
+    if (isCovered(e.p)) continue;
     const parts = e.p.split("/");
     let parentMissing = false;
     for (let i = 1; i < parts.length; i++) {
@@ -230,7 +234,7 @@ function commit(target: string, stage: string, placed: Placed[], conflict: Confl
     const isDir = e.t === "directory";
     if (!existing) {
       actions.push({ kind: "move", e, to, whole: isDir });
-      if (isDir) covered.push(e.p + "/");
+      if (isDir) covered.add(e.p);
     } else if (isDir && existing.isSymbolicLink()) {
       throw unsafe(`refusing to restore ${e.p}: it is a symlink in the target and the archive's entries would go through it`);
     } else if (isDir && existing.isDirectory()) {
@@ -241,7 +245,7 @@ function commit(target: string, stage: string, placed: Placed[], conflict: Confl
       actions.push({ kind: "skip", e, under: false });
     } else if (conflict === "skip" || (isDir && conflict === "overwrite")) {
       actions.push({ kind: "skip", e, under: isDir });
-      if (isDir) covered.push(e.p + "/");
+      if (isDir) covered.add(e.p);
     } else if (conflict === "overwrite") {
       actions.push({ kind: "move", e, to, whole: false });
     } else {
@@ -249,7 +253,7 @@ function commit(target: string, stage: string, placed: Placed[], conflict: Confl
       for (let i = 2; lstatOrNull(alt); i++) alt = `${to}.restored-${i}`;
       renamed.push({ from: e.p, to: alt.slice(target.length + 1) });
       actions.push({ kind: "move", e, to: alt, whole: isDir });
-      if (isDir) covered.push(e.p + "/");
+      if (isDir) covered.add(e.p);
     }
   }
   for (const a of actions) {
