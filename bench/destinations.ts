@@ -1,15 +1,22 @@
 /**
- * Destination throughput: stream N MiB of random-ish data to s3rver on loopback (the S3 destination's
- * bounded multipart: 8 MiB parts x 4 in flight) and to a local directory, and print MiB/s, the
- * ratio and the process's peak RSS for each. s3rver runs in its own process, so the RSS is the
- * runner side only. Usage: tsx bench/destinations.ts [--mib 512]
+ * Destination throughput, local directory vs S3 (s3rver on loopback, bounded multipart 8 MiB x 4):
+ *   tsx bench/destinations.ts [--mib 512]          raw stream of N MiB of incompressible data
+ *   tsx bench/destinations.ts --tree-mib 1024      encrypted backup (panel key, zstd 3) of the hosting
+ *                                                  tree from ../shared/bench/make-hosting-dataset.mjs
+ *   [--part-mib 8] [--queue 4]                     S3 part size and parts in flight
+ * Each target runs in its own child process, so the printed peak RSS (the child's maxRSS) is that
+ * target's alone; s3rver runs in yet another process. Prints MiB/s, runner CPU, peak RSS and the ratio.
  */
+import { spawn, spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
+import { existsSync, mkdirSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { join, resolve } from "node:path";
 import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
+import { fileURLToPath } from "node:url";
+import { createBackup } from "../runner/src/archive/index";
 import { LocalDestination } from "../runner/src/destinations/local";
 import { S3Destination } from "../runner/src/destinations/s3";
 import type { Destination } from "../runner/src/destinations/types";
@@ -17,8 +24,19 @@ import { parseDestinationUrl, type S3Spec } from "../runner/src/destinations/url
 import { S3RVER_CREDENTIALS, startS3Server } from "../tests/destinations/s3-server";
 
 const MiB = 1024 * 1024;
-const argMib = process.argv.indexOf("--mib");
-const totalMib = argMib > 0 ? Number(process.argv[argMib + 1]) : 512;
+const args = new Map<string, string>();
+for (let i = 2; i < process.argv.length; i++)
+  if (process.argv[i]?.startsWith("--")) args.set(process.argv[i]!.slice(2), process.argv[i + 1] ?? "");
+const repo = resolve(fileURLToPath(import.meta.url), "../..");
+
+interface Result {
+  target: string;
+  secs: number;
+  bytesIn: number;
+  bytesOut: number;
+  cpuSecs: number;
+  maxRssMiB: number;
+}
 
 /** 1 MiB chunks cut from a random 16 MiB pool with a per-chunk salt: incompressible, cheap to make. */
 function* data(total: number): Generator<Buffer> {
@@ -31,47 +49,130 @@ function* data(total: number): Generator<Buffer> {
   }
 }
 
-async function run(label: string, dest: Destination): Promise<{ mibs: number; peakRss: number }> {
-  let peak = process.memoryUsage().rss;
-  const timer = setInterval(() => (peak = Math.max(peak, process.memoryUsage().rss)), 20);
+async function child(target: string): Promise<void> {
+  let dest: Destination;
+  let localDir: string | undefined;
+  if (target === "local") {
+    localDir = await mkdtemp(join(tmpdir(), "cairn-bench-local-"));
+    dest = new LocalDestination(localDir);
+  } else {
+    const spec = parseDestinationUrl("s3://bench/runs", {
+      s3Endpoint: args.get("endpoint"),
+      s3PathStyle: true,
+      s3Credentials: S3RVER_CREDENTIALS,
+    }) as S3Spec;
+    dest = new S3Destination({
+      ...spec,
+      partSize: Number(args.get("part-mib") ?? 8) * MiB,
+      queueSize: Number(args.get("queue") ?? 4),
+    });
+  }
   const t0 = performance.now();
   const cpu0 = process.cpuUsage();
-  const w = await dest.createWriter(`bench-${Date.now()}.bin`, { sizeHint: totalMib * MiB });
+  let bytesIn: number;
+  let bytesOut: number;
   try {
-    await pipeline(Readable.from(data(totalMib * MiB), { objectMode: false, highWaterMark: MiB }), w.stream);
-    const info = await w.commit();
-    if (info.size !== totalMib * MiB) throw new Error(`${label}: stored ${info.size} bytes`);
-  } catch (err) {
-    await w.abort(err);
-    throw err;
+    const tree = args.get("tree");
+    if (tree) {
+      const r = await createBackup({
+        sources: [tree],
+        outDir: localDir ?? "/nonexistent",
+        destination: dest,
+        name: "bench",
+        kind: "full",
+        level: 3,
+        encryption: { mode: "panel", dataKey: randomBytes(32), keyId: "bench", wrappedKey: "bench" },
+        binding: { backupId: "bk_bench", tenantId: "tn_bench", chainRootId: "bk_bench", parentId: null },
+      });
+      bytesIn = r.bytesIn;
+      bytesOut = r.size;
+    } else {
+      const total = Number(args.get("mib") ?? 512) * MiB;
+      const w = await dest.createWriter(`bench-${Date.now()}.bin`, { sizeHint: total });
+      try {
+        await pipeline(Readable.from(data(total), { objectMode: false, highWaterMark: MiB }), w.stream);
+        bytesOut = (await w.commit()).size;
+      } catch (err) {
+        await w.abort(err);
+        throw err;
+      }
+      bytesIn = total;
+    }
   } finally {
-    clearInterval(timer);
+    await dest.close();
+    if (localDir) await rm(localDir, { recursive: true, force: true });
   }
-  const secs = (performance.now() - t0) / 1000;
-  peak = Math.max(peak, process.memoryUsage().rss);
-  const mibs = totalMib / secs;
   const cpu = process.cpuUsage(cpu0);
-  const cpuSecs = (cpu.user + cpu.system) / 1e6;
-  console.log(
-    `${label.padEnd(28)} ${totalMib} MiB in ${secs.toFixed(2)} s = ${mibs.toFixed(1)} MiB/s, runner CPU ${cpuSecs.toFixed(1)} s, peak RSS ${(peak / MiB).toFixed(0)} MiB`,
-  );
-  return { mibs, peakRss: peak };
+  const out: Result = {
+    target,
+    secs: (performance.now() - t0) / 1000,
+    bytesIn,
+    bytesOut,
+    cpuSecs: (cpu.user + cpu.system) / 1e6,
+    maxRssMiB: process.resourceUsage().maxRSS / 1024,
+  };
+  process.stdout.write(`${JSON.stringify(out)}\n`);
 }
 
-const localDir = await mkdtemp(join(tmpdir(), "cairn-bench-local-"));
-const s3 = await startS3Server(["bench"]);
-try {
-  const spec = parseDestinationUrl("s3://bench/runs", {
-    s3Endpoint: s3.endpoint,
-    s3PathStyle: true,
-    s3Credentials: S3RVER_CREDENTIALS,
-  }) as S3Spec;
-  const local = await run("local directory", new LocalDestination(localDir));
-  const remote = await run("s3rver (8 MiB x 4 parts)", new S3Destination(spec));
-  console.log(
-    `ratio s3/local: ${(remote.mibs / local.mibs).toFixed(2)}x   peak RSS overall: ${(process.resourceUsage().maxRSS / 1024).toFixed(0)} MiB`,
-  );
-} finally {
-  await s3.close();
-  await rm(localDir, { recursive: true, force: true });
+function runChild(target: string, extra: string[]): Promise<Result> {
+  return new Promise((resolveP, reject) => {
+    const c = spawn(
+      process.execPath,
+      ["--import", "tsx", fileURLToPath(import.meta.url), "--child", target, ...extra],
+      { stdio: ["ignore", "pipe", "inherit"] },
+    );
+    let out = "";
+    c.stdout.on("data", (d: Buffer) => (out += d.toString()));
+    c.on("close", (code) =>
+      code === 0
+        ? resolveP(JSON.parse(out.trim().split("\n").pop() as string) as Result)
+        : reject(new Error(`${target} run exited ${code}`)),
+    );
+  });
 }
+
+async function main(): Promise<void> {
+  const extra: string[] = [];
+  let label: string;
+  const treeMib = args.get("tree-mib");
+  if (treeMib) {
+    const tree = join(repo, ".tmp/bench", `hosting-${treeMib}`);
+    if (!existsSync(tree)) {
+      mkdirSync(join(repo, ".tmp/bench"), { recursive: true });
+      const gen = spawnSync(
+        process.execPath,
+        [join(repo, "../shared/bench/make-hosting-dataset.mjs"), "--out", tree, "--mib", treeMib],
+        { stdio: "inherit" },
+      );
+      if (gen.status !== 0) throw new Error("dataset generation failed");
+    }
+    extra.push("--tree", tree);
+    label = `encrypted backup of the ${treeMib} MiB hosting tree`;
+  } else {
+    const mib = args.get("mib") ?? "512";
+    extra.push("--mib", mib);
+    label = `raw stream of ${mib} MiB`;
+  }
+  const s3 = await startS3Server(["bench"]);
+  try {
+    console.log(`${label} (each target in its own process; s3rver in another)`);
+    const results: Result[] = [];
+    for (const target of ["local", "s3"]) {
+      const tuning = ["part-mib", "queue"].flatMap((k) =>
+        args.has(k) ? [`--${k}`, args.get(k) as string] : [],
+      );
+      const r = await runChild(target, [...extra, ...tuning, "--endpoint", s3.endpoint]);
+      results.push(r);
+      console.log(
+        `${(target === "local" ? "local directory" : `S3 (s3rver, ${args.get("part-mib") ?? 8} MiB x ${args.get("queue") ?? 4})`).padEnd(24)} in ${(r.bytesIn / MiB).toFixed(0)} MiB, out ${(r.bytesOut / MiB).toFixed(0)} MiB, ${r.secs.toFixed(2)} s = ${(r.bytesIn / MiB / r.secs).toFixed(1)} MiB/s in, runner CPU ${r.cpuSecs.toFixed(1)} s, peak RSS ${r.maxRssMiB.toFixed(0)} MiB`,
+      );
+    }
+    const [local, remote] = results as [Result, Result];
+    console.log(`throughput ratio S3/local: ${(local.secs / remote.secs).toFixed(2)}x`);
+  } finally {
+    await s3.close();
+  }
+}
+
+if (args.has("child")) await child(args.get("child") as string);
+else await main();

@@ -217,6 +217,8 @@ export class S3Destination implements Destination {
 class S3Writer implements ObjectWriter {
   readonly stream: Writable;
   private part?: Buffer;
+  /** Part buffers whose upload finished, reused so memory stays at (queueSize + 1) parts without GC lag. */
+  private readonly spare: Buffer[] = [];
   private partLen = 0;
   private total = 0;
   /** MD5 of the whole object: some S3-compatible servers report it as a multipart ETag. */
@@ -258,7 +260,7 @@ class S3Writer implements ObjectWriter {
     // Copy into one part-sized buffer: each part costs exactly partSize, no concat copies.
     let off = 0;
     while (off < chunk.length) {
-      this.part ??= Buffer.allocUnsafe(this.spec.partSize);
+      this.part ??= this.spare.pop() ?? Buffer.allocUnsafe(this.spec.partSize);
       const n = chunk.copy(this.part, this.partLen, off);
       this.partLen += n;
       off += n;
@@ -329,7 +331,13 @@ class S3Writer implements ObjectWriter {
           void this.abort(this.failure).catch(() => {});
         },
       )
-      .finally(() => this.inflight.delete(p));
+      .finally(() => {
+        this.inflight.delete(p);
+        // The request is over (retries included), so its bytes may be overwritten by the next part.
+        if (body.buffer.byteLength === this.spec.partSize && this.spare.length < this.spec.queueSize) {
+          this.spare.push(Buffer.from(body.buffer, body.byteOffset, this.spec.partSize));
+        }
+      });
     this.inflight.add(p);
   }
 
