@@ -32,6 +32,16 @@ export type JobEncryption = z.infer<typeof JobEncryption>;
 export const JobDestination = z.discriminatedUnion("kind", [z.object({ kind: z.literal("local") })]);
 export type JobDestination = z.infer<typeof JobDestination>;
 
+/** Hosting selection (docs/HOSTING.md): domains x components; names are checked again by the runner. */
+export const HOSTING_COMPONENTS = ["web", "db", "mail", "dns", "ssl", "router"] as const;
+export const HostingComponent = z.enum(HOSTING_COMPONENTS);
+export type HostingComponent = z.infer<typeof HostingComponent>;
+export const HostingSelection = z.object({
+  domains: z.union([z.literal("all"), z.array(z.string().min(1).max(253)).min(1).max(2000)]),
+  components: z.array(HostingComponent).min(1).max(6),
+});
+export type HostingSelection = z.infer<typeof HostingSelection>;
+
 export const BackupJobParams = z.object({
   binding: ArchiveBinding,
   name: z.string().min(1).max(64),
@@ -41,6 +51,8 @@ export const BackupJobParams = z.object({
   sources: z.array(z.string().min(1).max(4096)).max(64).optional(),
   destination: JobDestination,
   encryption: JobEncryption,
+  /** Hosting backup: entries come from the runner's host inventory instead of `sources`. */
+  hosting: HostingSelection.optional(),
 });
 export type BackupJobParams = z.infer<typeof BackupJobParams>;
 
@@ -52,6 +64,8 @@ export const RestoreJobParams = z.object({
   target: z.string().min(1).max(4096),
   only: z.array(z.string().min(1).max(1024)).max(64).optional(),
   conflict: z.enum(["skip", "overwrite", "rename"]).default("skip"),
+  /** Hosting restore (phased, by domain and component); `target` is then the restore's root for files. */
+  hosting: HostingSelection.extend({ safetyBackup: z.boolean().default(true) }).optional(),
 });
 export type RestoreJobParams = z.infer<typeof RestoreJobParams>;
 

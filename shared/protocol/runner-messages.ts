@@ -42,6 +42,11 @@ export const JobProgress = z.object({
   percent: z.number().min(0).max(100).optional(),
   phase: z.string().max(64).optional(),
   message: z.string().max(1024).optional(),
+  /** Hosting restores: seconds left at the current rate, "2 of 5 domains", warnings/errors so far. */
+  etaSeconds: z.number().nonnegative().optional(),
+  domainsText: z.string().max(64).optional(),
+  warnings: z.array(z.string().max(1024)).max(50).optional(),
+  errors: z.array(z.string().max(1024)).max(50).optional(),
 });
 
 export const JobError = z.object({ code: z.string().max(64), message: z.string().max(4096) });
@@ -56,7 +61,23 @@ export const JobResult = z.object({
   warnings: z.array(z.string().max(1024)).max(1000).optional(),
 });
 
+/** What the host holds (hosting inventory): sent after `welcome` and on `inventory.request`. */
+export const InventoryDomain = z.object({
+  domain: z.string().min(1).max(253),
+  components: z.array(z.enum(["web", "db", "mail", "dns", "ssl"])).max(5),
+  databases: z.array(z.object({ engine: z.enum(["mysql", "postgres"]), name: z.string().min(1).max(64) })).max(256),
+  details: z.record(z.string(), z.unknown()).optional(),
+});
+export type InventoryDomain = z.infer<typeof InventoryDomain>;
+export const InventoryReport = z.object({
+  type: z.literal("inventory"),
+  domains: z.array(InventoryDomain).max(2000),
+  collectedAt: z.number().int().nonnegative(),
+});
+export type InventoryReport = z.infer<typeof InventoryReport>;
+
 export const RunnerMessage = z.discriminatedUnion("type", [
+  InventoryReport,
   RunnerHello,
   JobAccepted,
   JobRejected,
@@ -78,5 +99,7 @@ export const BackupJobResult = z.object({
   durationMs: z.number().nonnegative(),
   bytesIn: z.number().nonnegative().optional(),
   manifestFileName: z.string().optional(),
+  /** Hosting backups: "partial" when a component failed (one warning per failure). */
+  status: z.enum(["complete", "partial"]).optional(),
 });
 export type BackupJobResult = z.infer<typeof BackupJobResult>;

@@ -25,7 +25,16 @@ export const JobCancel = z.object({ type: z.literal("job.cancel"), jobId: JobId 
 /** The control plane has durably recorded the job's result; the runner may drop it from its outbox. */
 export const ResultAck = z.object({ type: z.literal("result.ack"), jobId: JobId });
 
-export const ServerMessage = z.discriminatedUnion("type", [Welcome, JobDelivery, JobCancel, ResultAck]);
+/** Asks the runner for a fresh `inventory` report. */
+export const InventoryRequest = z.object({ type: z.literal("inventory.request") });
+
+export const ServerMessage = z.discriminatedUnion("type", [
+  Welcome,
+  JobDelivery,
+  JobCancel,
+  ResultAck,
+  InventoryRequest,
+]);
 export type ServerMessage = z.infer<typeof ServerMessage>;
 export type Welcome = z.infer<typeof Welcome>;
 export type JobDelivery = z.infer<typeof JobDelivery>;
