@@ -66,13 +66,15 @@ async function alone(engine: string, pgZ?: number): Promise<{ ms: number; bytes:
 }
 
 /** The source alone, entries consumed and dropped: what the part cutting costs without the archive. */
-async function sourceOnly(engine: string): Promise<{ ms: number; bytes: number }> {
+async function sourceOnly(engine: string): Promise<{ ms: number; bytes: number; cpuS: number }> {
   const s: DatabaseServerConfig = server(engine);
   const entries = engine === "postgres" ? postgresEntries(s, "bench.example.com", DB(engine)) : mysqlEntries(s, "bench.example.com", DB(engine));
   const t = performance.now();
+  const cpu = process.cpuUsage();
   let bytes = 0;
   for await (const e of entries) if (e.name.includes("dump.part-")) bytes += e.size;
-  return { ms: performance.now() - t, bytes };
+  const c = process.cpuUsage(cpu);
+  return { ms: performance.now() - t, bytes, cpuS: (c.user + c.system) / 1e6 };
 }
 
 async function throughArchive(engine: string): Promise<{ ms: number; bytes: number; archive: number }> {
@@ -115,7 +117,7 @@ try {
       const z0 = await alone(engine, 0);
       console.log(`  pg_dump -Fc -Z0 > file: ${(z0.ms / 1000).toFixed(2)} s, ${(z0.bytes / MiB).toFixed(1)} MiB dump, ${rate(mib * MiB, z0.ms)}`);
     }
-    console.log(`  source only (parts dropped): ${(src.ms / 1000).toFixed(2)} s, ${(src.bytes / MiB).toFixed(1)} MiB dump, ${rate(mib * MiB, src.ms)}`);
+    console.log(`  source only (parts dropped): ${(src.ms / 1000).toFixed(2)} s, ${(src.bytes / MiB).toFixed(1)} MiB dump, ${rate(mib * MiB, src.ms)}, runner CPU ${src.cpuS.toFixed(2)} s`);
     console.log(`  source -> archive (zstd ${level}): ${(arc.ms / 1000).toFixed(2)} s, ${(arc.bytes / MiB).toFixed(1)} MiB dump -> ${(arc.archive / MiB).toFixed(1)} MiB archive, ${rate(mib * MiB, arc.ms)}`);
     console.log(`  ratio source->archive / ${tool}: ${(arc.ms / base.ms).toFixed(3)} (target <= 1.10); source only: ${(src.ms / base.ms).toFixed(3)}; peak RSS ${(peakRss / MiB).toFixed(0)} MiB; load avg ${load} on ${(await import("node:os")).cpus().length} cores`);
   }

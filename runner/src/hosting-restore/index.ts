@@ -20,6 +20,7 @@ export { RESTORE_PHASES, type RestorePhase, type RestoreProgress } from "./progr
 export type { RestoreSource, EntryHeader } from "./source";
 export { tarFileSource, writeTarFile } from "./tar-io";
 export { engineRestoreSource } from "./engine-source";
+export { formatRestoreProgress, restoreSelectionFromFlags } from "./flags";
 
 export type Conflict = "skip" | "overwrite" | "rename";
 
@@ -314,6 +315,7 @@ export async function restoreHosting(opts: HostingRestoreOptions): Promise<Hosti
     p.enter(phase, doms.length);
     if (!comps.some((c) => components.has(c))) return;
     const links: { abs: string; entry: EntryHeader; mode: "skip" | "overwrite" }[] = [];
+    const kept = new Map<string, number>();
     const dirs: { abs: string; mtime: Date }[] = [];
     let current: string | undefined;
     const done = new Set<string>();
@@ -342,6 +344,7 @@ export async function restoreHosting(opts: HostingRestoreOptions): Promise<Hosti
         if (!t) throw new HostingError("RESTORE_FAILED", `no target location for ${pp.component} of ${pp.domain} on this host`);
         const mode = pp.domain ? fileMode(pp.domain) : "overwrite";
         const r = await writeEntry(t.root, t.rel, entry, body, mode);
+        if (!r.written && entry.type === "file") kept.set(key, (kept.get(key) ?? 0) + 1);
         if (r.deferredLink) links.push({ ...r.deferredLink, mode });
         if (entry.type === "directory") dirs.push({ abs: safeJoin(t.root, t.rel), mtime: entry.mtime });
         if (r.written && entry.type === "file") written.push({ abs: safeJoin(t.root, t.rel), size: entry.size });
@@ -366,6 +369,7 @@ export async function restoreHosting(opts: HostingRestoreOptions): Promise<Hosti
       }
     }
     await fixDirTimes(dirs);
+    for (const [key, n] of kept) warn(`${key}: ${n} existing file(s) kept (conflict=skip)`);
     if (current) done.add(current);
     p.domainsDone = done.size;
     p.emit();

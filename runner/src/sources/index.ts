@@ -112,8 +112,8 @@ export function hostingEntries(opts: {
   }
 
   async function* run(): AsyncGenerator<ArchiveEntry> {
-    for (const d of domains) {
-      const comps = selection.components.filter((c) => c !== "router");
+    const comps = selection.components.filter((c) => c !== "router");
+    for (const d of comps.length ? domains : []) {
       yield metaEntry(d, comps);
       const domain = d.domain;
       if (want.has("web") && d.webRoot) yield* guarded(() => webEntries(d, notice), { domain, component: "web" });
