@@ -9,6 +9,7 @@ export const ApiErrorCode = {
   PayloadTooLarge: "PAYLOAD_TOO_LARGE",
   RateLimited: "RATE_LIMITED",
   RunnerOffline: "RUNNER_OFFLINE",
+  NotImplemented: "NOT_IMPLEMENTED",
   Internal: "INTERNAL",
 } as const;
 export type ApiErrorCode = (typeof ApiErrorCode)[keyof typeof ApiErrorCode];

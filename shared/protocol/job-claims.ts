@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { RemoteDestinationSpec } from "../destinations";
 import { BackupKind } from "../jobs";
 
 /**
@@ -28,8 +29,19 @@ export const JobEncryption = z.discriminatedUnion("mode", [
 ]);
 export type JobEncryption = z.infer<typeof JobEncryption>;
 
+/** A configured remote destination: non-secret spec here, its credentials in `JobSecrets.destinations[destinationId]`. */
+export const RemoteJobDestination = z.object({
+  kind: z.literal("remote"),
+  destinationId: Id,
+  destination: RemoteDestinationSpec,
+});
+export type RemoteJobDestination = z.infer<typeof RemoteJobDestination>;
+
 /** Where the archive goes. `local` writes under the runner's configured backup directory. */
-export const JobDestination = z.discriminatedUnion("kind", [z.object({ kind: z.literal("local") })]);
+export const JobDestination = z.discriminatedUnion("kind", [
+  z.object({ kind: z.literal("local") }),
+  RemoteJobDestination,
+]);
 export type JobDestination = z.infer<typeof JobDestination>;
 
 /** Hosting selection (docs/HOSTING.md): domains x components; names are checked again by the runner. */
@@ -51,6 +63,8 @@ export const BackupJobParams = z.object({
   sources: z.array(z.string().min(1).max(4096)).max(64).optional(),
   destination: JobDestination,
   encryption: JobEncryption,
+  /** Auto-sync: the archive is also streamed to each of these (one read of the sources); each copy fails alone. */
+  copies: z.array(RemoteJobDestination).max(8).optional(),
   /** Hosting backup: entries come from the runner's host inventory instead of `sources`. */
   hosting: HostingSelection.optional(),
 });
@@ -77,10 +91,27 @@ export const VerifyJobParams = z.object({
 });
 export type VerifyJobParams = z.infer<typeof VerifyJobParams>;
 
+/** Test Connection: write, read back and delete a probe object on one destination. */
+export const TestDestinationJobParams = z.object({ target: RemoteJobDestination });
+export type TestDestinationJobParams = z.infer<typeof TestDestinationJobParams>;
+
+/** Copy an existing archive (and its manifest) from `source` to `target`; size and sha256 checked after upload. */
+export const SyncJobParams = z.object({
+  binding: ArchiveBinding,
+  fileName: z.string().min(1).max(255),
+  size: z.number().int().nonnegative(),
+  sha256: z.string().regex(/^[0-9a-f]{64}$/),
+  source: JobDestination,
+  target: RemoteJobDestination,
+});
+export type SyncJobParams = z.infer<typeof SyncJobParams>;
+
 export const JobSpec = z.discriminatedUnion("type", [
   z.object({ type: z.literal("backup"), params: BackupJobParams }),
   z.object({ type: z.literal("restore"), params: RestoreJobParams }),
   z.object({ type: z.literal("verify"), params: VerifyJobParams }),
+  z.object({ type: z.literal("test-destination"), params: TestDestinationJobParams }),
+  z.object({ type: z.literal("sync"), params: SyncJobParams }),
 ]);
 export type JobSpec = z.infer<typeof JobSpec>;
 
@@ -105,5 +136,7 @@ export const JobSecrets = z.object({
   /** base64 of a 32-byte data key (panel mode). */
   dataKey: z.string().optional(),
   password: z.string().max(1024).optional(),
+  /** Credentials of the remote destinations this job names, by destination id. */
+  destinations: z.record(z.string(), z.record(z.string(), z.unknown())).optional(),
 });
 export type JobSecrets = z.infer<typeof JobSecrets>;
