@@ -14,6 +14,8 @@ import { consoleRoutes } from "./routes/console";
 import { jobRoutes } from "./routes/jobs";
 import { jwksRoutes } from "./routes/jwks";
 import { runnerRoutes } from "./routes/runners";
+import { runnerDomainRoutes } from "./routes/runner-domains";
+import { settingsRoutes } from "./routes/settings";
 import { setupRoutes } from "./routes/setup";
 import { tenantRoutes } from "./routes/tenants";
 import { userRoutes } from "./routes/users";
@@ -49,6 +51,8 @@ app.use("/api/*", async (c, next) => {
 app.route("/api/v1/setup", setupRoutes);
 app.route("/api/v1/auth", authRoutes);
 app.route("/api/v1/runners", runnerRoutes);
+app.route("/api/v1/runners", runnerDomainRoutes);
+app.route("/api/v1/settings", settingsRoutes);
 app.route("/api/v1/backups", backupRoutes);
 app.route("/api/v1/jobs", jobRoutes);
 app.route("/api/v1/activity", activityRoutes);

@@ -76,7 +76,8 @@ export async function finishJob(
       const parsed = BackupJobResult.safeParse(a.result);
       if (parsed.success) {
         backupPatch = {
-          status: a.warnings?.length ? "partial" : "completed",
+          // Never "completed" when a hosting component failed, even if no warning line made it through.
+          status: a.warnings?.length || parsed.data.status === "partial" ? "partial" : "completed",
           fileName: parsed.data.fileName,
           size: parsed.data.size,
           sha256: parsed.data.sha256,

@@ -20,6 +20,7 @@ import {
   setRunnerPresence,
   writeProgress,
 } from "./job-records";
+import { replaceRunnerDomains } from "../lib/runner-domains";
 
 /** What the Worker hands to a runner's session when a job is created. */
 export interface LedgerJobInput {
@@ -175,6 +176,8 @@ export class RunnerSession extends DurableObject<Env> {
           return await this.onProgress(msg);
         case "job.result":
           return await this.onResult(ws, msg);
+        case "inventory":
+          return await this.onInventory(ws, msg);
       }
     } catch (e) {
       this.log("webSocketMessage", e);
@@ -276,6 +279,10 @@ export class RunnerSession extends DurableObject<Env> {
       ...(msg.percent !== undefined && { percent: msg.percent }),
       ...(msg.phase !== undefined && { phase: msg.phase }),
       ...(msg.message !== undefined && { message: msg.message }),
+      ...(msg.etaSeconds !== undefined && { etaSeconds: msg.etaSeconds }),
+      ...(msg.domainsText !== undefined && { domainsText: msg.domainsText }),
+      ...(msg.warnings !== undefined && { warnings: msg.warnings }),
+      ...(msg.errors !== undefined && { errors: msg.errors }),
     };
     this.sql.exec("UPDATE jobs SET progress = ? WHERE id = ?", JSON.stringify(progress), msg.jobId);
     const now = Date.now();
@@ -315,7 +322,28 @@ export class RunnerSession extends DurableObject<Env> {
     this.send(ws, { type: "result.ack", jobId: msg.jobId });
   }
 
+  /** The runner's host inventory replaces its rows in D1 (tenant and runner from the socket, never the message). */
+  private async onInventory(ws: WebSocket, msg: Extract<RunnerMessage, { type: "inventory" }>): Promise<void> {
+    const att = ws.deserializeAttachment() as SocketAttachment;
+    await replaceRunnerDomains(this.env, {
+      tenantId: att.tenantId,
+      runnerId: att.runnerId,
+      domains: msg.domains,
+      collectedAt: msg.collectedAt,
+    });
+  }
+
   // ---- RPC from the Worker ----------------------------------------------------------------
+
+  /** Asks the connected runner for a fresh inventory report; false when it is not connected. */
+  async requestInventory(): Promise<{ sent: boolean }> {
+    const ws = this.openSockets().find(
+      (s) => (s.deserializeAttachment() as SocketAttachment | null)?.helloAt,
+    );
+    if (!ws) return { sent: false };
+    this.send(ws, { type: "inventory.request" });
+    return { sent: true };
+  }
 
   /** Records a new job and delivers it at once if the runner is connected; otherwise it waits (PENDING). */
   async enqueue(input: LedgerJobInput): Promise<{ delivered: boolean }> {

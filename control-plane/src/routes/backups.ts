@@ -15,6 +15,38 @@ import { newId } from "../lib/ids";
 import { newDataKey, unwrapDataKey } from "../lib/panel-keys";
 import { readJson } from "../lib/validate";
 import { findRunner } from "./runners";
+import { ApiError } from "../errors";
+import { ApiErrorCode } from "../../../shared/errors";
+import { HostingComponent } from "../../../shared/protocol/job-claims";
+import { backupCopies, runnerDomains } from "../db/schema";
+import { insertRestoreJobWithinLimit } from "../lib/restore-limit";
+import { getSetting } from "../lib/settings";
+
+/** Hosting selection on the API: `domains` "all" or names, `components` any subset (docs/HOSTING.md). */
+const DomainsField = z.union([z.literal("all"), z.array(z.string().min(1).max(253)).min(1).max(2000)]);
+const ComponentsField = z.array(HostingComponent).min(1).max(6);
+const DOMAIN_COMPONENTS_DEFAULT: HostingComponent[] = ["web", "db", "mail", "dns", "ssl"];
+
+function hostingSelection(b: { domains?: z.infer<typeof DomainsField>; components?: HostingComponent[] }) {
+  if (b.domains === undefined && b.components === undefined) return undefined;
+  return { domains: b.domains ?? ("all" as const), components: [...new Set(b.components ?? DOMAIN_COMPONENTS_DEFAULT)] };
+}
+
+/** Named domains must be ones the runner reported; a typo is a 400 naming it, not a failed job later. */
+async function checkDomainsKnown(c: { env: AppEnv["Bindings"] }, tenantId: string, runnerId: string, domains: "all" | string[]) {
+  if (domains === "all") return;
+  const known = new Set(
+    (
+      await db(c.env.DB)
+        .select({ domain: runnerDomains.domain })
+        .from(runnerDomains)
+        .where(and(eq(runnerDomains.tenantId, tenantId), eq(runnerDomains.runnerId, runnerId)))
+        .all()
+    ).map((r) => r.domain),
+  );
+  const unknown = domains.filter((d) => !known.has(d));
+  if (unknown.length) throw validationFailed(`domains: unknown domain(s) on this runner: ${unknown.join(", ")}`);
+}
 
 const Password = z.string().min(12, "password must be at least 12 characters").max(1024);
 
@@ -42,6 +74,8 @@ const CreateBackupBody = z.object({
       z.object({ mode: z.literal("password"), password: Password }),
     ])
     .default({ mode: "none" }),
+  domains: DomainsField.optional(),
+  components: ComponentsField.optional(),
 });
 
 const RestoreBody = z.object({
@@ -53,6 +87,11 @@ const RestoreBody = z.object({
   only: z.array(z.string().min(1).max(1024)).max(64).optional(),
   conflict: z.enum(["skip", "overwrite", "rename"]).default("skip"),
   password: z.string().min(1).max(1024).optional(),
+  domains: DomainsField.optional(),
+  components: ComponentsField.optional(),
+  safetyBackup: z.boolean().default(true),
+  /** Restore onto another runner of the same tenant (cross-server). */
+  runnerId: z.string().min(1).max(64).optional(),
 });
 
 const VerifyBody = z.object({ password: z.string().min(1).max(1024).optional() });
@@ -97,6 +136,9 @@ backupRoutes.post("/", activity("backup.create"), requireAuth("backups.create"),
     details: { runnerId: runner.id, name: body.name, kind: body.type, encryption: body.encryption.mode },
   });
   if (runner.revokedAt) throw conflict("runner is revoked");
+  const hosting = hostingSelection(body);
+  if (hosting && body.sources) throw validationFailed("sources: not allowed together with domains/components");
+  if (hosting) await checkDomainsKnown(c, runner.tenantId, runner.id, hosting.domains);
   const d = db(c.env.DB);
   const backupId = newId("bkp");
   const jobId = newId("job");
@@ -145,6 +187,7 @@ backupRoutes.post("/", activity("backup.create"), requireAuth("backups.create"),
       ...(body.sources && { sources: body.sources }),
       destination: { kind: "local" },
       encryption,
+      ...(hosting && { hosting }),
     },
   };
   const now = Date.now();
@@ -225,7 +268,16 @@ async function findBackup(
 }
 
 backupRoutes.get("/:id", requireAuth("backups.read"), async (c) => {
-  return c.json(backupView(await findBackup(c, c.req.param("id"), tenantScope(currentUser(c)))));
+  const b = await findBackup(c, c.req.param("id"), tenantScope(currentUser(c)));
+  // Warnings (e.g. one per failed hosting component of a partial backup) live in the job's result.
+  const job = await db(c.env.DB).select({ result: jobs.result }).from(jobs).where(eq(jobs.id, b.jobId)).get();
+  let warnings: unknown;
+  try {
+    warnings = job?.result ? (JSON.parse(job.result) as { warnings?: unknown }).warnings : undefined;
+  } catch {
+    warnings = undefined;
+  }
+  return c.json({ ...backupView(b), ...(Array.isArray(warnings) && { warnings }) });
 });
 
 /** Restore and verify read an existing archive: same binding, same key material as the backup. */
@@ -263,12 +315,31 @@ async function startReadJob(
   b: BackupRow,
   spec: JobSpec,
   secrets: JobSecrets | null,
+  targetRunnerId: string = b.runnerId,
 ) {
   const user = currentUser(c);
-  const runner = await findRunner(c, b.runnerId, null);
+  // Same tenant as the backup, always: another tenant's runner id is a 404 like any foreign id.
+  const runner = await findRunner(c, targetRunnerId, b.tenantId);
   if (runner.revokedAt) throw conflict("runner is revoked");
   const jobId = newId("job");
   const now = Date.now();
+  if (kind === "restore") {
+    const limit = await getSetting(c.env, b.tenantId, "restore.maxConcurrent");
+    const ok = await insertRestoreJobWithinLimit(
+      c.env,
+      { id: jobId, tenantId: b.tenantId, runnerId: runner.id, backupId: b.id, params: JSON.stringify(spec.params), createdBy: user.id, now },
+      limit,
+    );
+    if (!ok)
+      throw new ApiError(
+        429,
+        ApiErrorCode.RateLimited,
+        `at most ${limit} restores may run at once for this tenant (setting restore.maxConcurrent); wait for one to finish`,
+      );
+    noteActivity(c, { details: { jobId, runnerId: runner.id } });
+    await dispatchJob(c.env, runner, { jobId, spec, secrets, backupId: b.id });
+    return c.json({ job: { id: jobId, state: "PENDING" } }, 202);
+  }
   await db(c.env.DB)
     .insert(jobs)
     .values({
@@ -294,6 +365,22 @@ backupRoutes.post("/:id/restore", activity("backup.restore"), requireAuth("backu
   const body = await readJson(c, RestoreBody);
   const b = await findBackup(c, id, tenantScope(currentUser(c)));
   const { encryption, secrets } = await readJobFor(c, b, body.password);
+  const hosting = hostingSelection(body);
+  const targetRunnerId = body.runnerId ?? b.runnerId;
+  if (targetRunnerId !== b.runnerId) {
+    await findRunner(c, targetRunnerId, b.tenantId);
+    // Jobs name archives on the runner's local disk: another runner can only read a copy on shared storage.
+    const copy = await db(c.env.DB)
+      .select({ id: backupCopies.id })
+      .from(backupCopies)
+      .where(and(eq(backupCopies.backupId, b.id), eq(backupCopies.status, "completed")))
+      .get();
+    throw conflict(
+      copy
+        ? "restoring a remote copy onto another runner is not supported yet: restore on the original runner"
+        : `the archive exists only on the local disk of runner ${b.runnerId}: it cannot be restored on runner ${targetRunnerId}`,
+    );
+  }
   const spec: JobSpec = {
     type: "restore",
     params: {
@@ -304,9 +391,10 @@ backupRoutes.post("/:id/restore", activity("backup.restore"), requireAuth("backu
       target: body.target,
       ...(body.only && { only: body.only }),
       conflict: body.conflict,
+      ...(hosting && { hosting: { ...hosting, safetyBackup: body.safetyBackup } }),
     },
   };
-  return startReadJob(c, "restore", b, spec, secrets);
+  return startReadJob(c, "restore", b, spec, secrets, targetRunnerId);
 });
 
 backupRoutes.post("/:id/verify", activity("backup.verify"), requireAuth("backups.read"), async (c) => {
