@@ -16,7 +16,14 @@ import { parseHostConfig, type DatabaseServerConfig } from "../runner/src/invent
 import { mysqlEntries } from "../runner/src/sources/mysql";
 import { postgresEntries } from "../runner/src/sources/postgres";
 
-const { values } = parseArgs({ options: { mib: { type: "string", default: "64" }, engines: { type: "string", default: "postgres,mysql" }, level: { type: "string", default: "3" }, keep: { type: "boolean" } } });
+const { values } = parseArgs({
+  options: {
+    mib: { type: "string", default: "64" },
+    engines: { type: "string", default: "postgres,mysql" },
+    level: { type: "string", default: "3" },
+    keep: { type: "boolean" },
+  },
+});
 const mib = Number(values.mib);
 const level = Number(values.level);
 const ROW = 512;
@@ -31,8 +38,27 @@ const cfg = parseHostConfig({
 const server = (e: string) => cfg.databaseServers.find((s) => s.engine === e)!;
 const DB = (e: string) => `cairn_bench_${e}`;
 
-const pg = (sql: string, db = "postgres") => execFileSync("psql", ["-h", "127.0.0.1", "-U", "postgres", "-d", db, "-AtX", "-v", "ON_ERROR_STOP=1", "-c", sql], { encoding: "utf8" }).trim();
-const my = (sql: string, db?: string) => execFileSync("mariadb", ["-h", "127.0.0.1", "-uroot", "--batch", "--skip-column-names", ...(db ? [`--database=${db}`] : []), "-e", sql], { encoding: "utf8" }).trim();
+const pg = (sql: string, db = "postgres") =>
+  execFileSync(
+    "psql",
+    ["-h", "127.0.0.1", "-U", "postgres", "-d", db, "-AtX", "-v", "ON_ERROR_STOP=1", "-c", sql],
+    { encoding: "utf8" },
+  ).trim();
+const my = (sql: string, db?: string) =>
+  execFileSync(
+    "mariadb",
+    [
+      "-h",
+      "127.0.0.1",
+      "-uroot",
+      "--batch",
+      "--skip-column-names",
+      ...(db ? [`--database=${db}`] : []),
+      "-e",
+      sql,
+    ],
+    { encoding: "utf8" },
+  ).trim();
 
 function seed(engine: string): void {
   const db = DB(engine);
@@ -40,10 +66,16 @@ function seed(engine: string): void {
   if (engine === "postgres") {
     pg(`DROP DATABASE IF EXISTS ${db} WITH (FORCE)`);
     pg(`CREATE DATABASE ${db}`);
-    pg(`CREATE TABLE posts (id bigint primary key, body text); INSERT INTO posts SELECT g, repeat(md5(g::text), 8) || md5(random()::text) || repeat('lorem ipsum ', 18) FROM generate_series(1, ${rows}) g;`, db);
+    pg(
+      `CREATE TABLE posts (id bigint primary key, body text); INSERT INTO posts SELECT g, repeat(md5(g::text), 8) || md5(random()::text) || repeat('lorem ipsum ', 18) FROM generate_series(1, ${rows}) g;`,
+      db,
+    );
   } else {
     my(`DROP DATABASE IF EXISTS ${db}; CREATE DATABASE ${db}`);
-    my(`CREATE TABLE posts (id BIGINT PRIMARY KEY, body TEXT) ENGINE=InnoDB; INSERT INTO posts SELECT seq, CONCAT(REPEAT(MD5(seq), 8), MD5(RAND()), REPEAT('lorem ipsum ', 18)) FROM seq_1_to_${rows};`, db);
+    my(
+      `CREATE TABLE posts (id BIGINT PRIMARY KEY, body TEXT) ENGINE=InnoDB; INSERT INTO posts SELECT seq, CONCAT(REPEAT(MD5(seq), 8), MD5(RAND()), REPEAT('lorem ipsum ', 18)) FROM seq_1_to_${rows};`,
+      db,
+    );
   }
 }
 
@@ -54,8 +86,23 @@ async function alone(engine: string, pgZ?: number): Promise<{ ms: number; bytes:
   const file = join(work, `${engine}.dump`);
   const t = performance.now();
   const z = pgZ === undefined ? [] : [`-Z${pgZ}`];
-  const args = engine === "postgres" ? ["-h", "127.0.0.1", "-U", "postgres", "-Fc", ...z, "-d", DB(engine)] : ["-h", "127.0.0.1", "-uroot", "--single-transaction", "--routines", "--triggers", "--events", "--hex-blob", DB(engine)];
-  const child = spawn(engine === "postgres" ? "pg_dump" : "mariadb-dump", args, { stdio: ["ignore", "pipe", "inherit"] });
+  const args =
+    engine === "postgres"
+      ? ["-h", "127.0.0.1", "-U", "postgres", "-Fc", ...z, "-d", DB(engine)]
+      : [
+          "-h",
+          "127.0.0.1",
+          "-uroot",
+          "--single-transaction",
+          "--routines",
+          "--triggers",
+          "--events",
+          "--hex-blob",
+          DB(engine),
+        ];
+  const child = spawn(engine === "postgres" ? "pg_dump" : "mariadb-dump", args, {
+    stdio: ["ignore", "pipe", "inherit"],
+  });
   const exit = new Promise<number | null>((r) => child.on("close", r));
   await pipeline(child.stdout, createWriteStream(file));
   if ((await exit) !== 0) throw new Error(`${engine} dump failed`);
@@ -68,7 +115,10 @@ async function alone(engine: string, pgZ?: number): Promise<{ ms: number; bytes:
 /** The source alone, entries consumed and dropped: what the part cutting costs without the archive. */
 async function sourceOnly(engine: string): Promise<{ ms: number; bytes: number; cpuS: number }> {
   const s: DatabaseServerConfig = server(engine);
-  const entries = engine === "postgres" ? postgresEntries(s, "bench.example.com", DB(engine)) : mysqlEntries(s, "bench.example.com", DB(engine));
+  const entries =
+    engine === "postgres"
+      ? postgresEntries(s, "bench.example.com", DB(engine))
+      : mysqlEntries(s, "bench.example.com", DB(engine));
   const t = performance.now();
   const cpu = process.cpuUsage();
   let bytes = 0;
@@ -79,7 +129,10 @@ async function sourceOnly(engine: string): Promise<{ ms: number; bytes: number; 
 
 async function throughArchive(engine: string): Promise<{ ms: number; bytes: number; archive: number }> {
   const s: DatabaseServerConfig = server(engine);
-  const entries = engine === "postgres" ? postgresEntries(s, "bench.example.com", DB(engine)) : mysqlEntries(s, "bench.example.com", DB(engine));
+  const entries =
+    engine === "postgres"
+      ? postgresEntries(s, "bench.example.com", DB(engine))
+      : mysqlEntries(s, "bench.example.com", DB(engine));
   peakRss = process.memoryUsage().rss;
   const t = performance.now();
   const r = await createBackup({
@@ -112,14 +165,24 @@ try {
     const base = base1.ms <= base2.ms ? base1 : base2;
     const tool = engine === "postgres" ? "pg_dump -Fc > file" : "mariadb-dump > file";
     const load = (await import("node:os")).loadavg()[0]!.toFixed(1);
-    console.log(`  ${tool} (alone, best of 2): ${(base.ms / 1000).toFixed(2)} s, ${(base.bytes / MiB).toFixed(1)} MiB dump, ${rate(mib * MiB, base.ms)} of table data`);
+    console.log(
+      `  ${tool} (alone, best of 2): ${(base.ms / 1000).toFixed(2)} s, ${(base.bytes / MiB).toFixed(1)} MiB dump, ${rate(mib * MiB, base.ms)} of table data`,
+    );
     if (engine === "postgres") {
       const z0 = await alone(engine, 0);
-      console.log(`  pg_dump -Fc -Z0 > file: ${(z0.ms / 1000).toFixed(2)} s, ${(z0.bytes / MiB).toFixed(1)} MiB dump, ${rate(mib * MiB, z0.ms)}`);
+      console.log(
+        `  pg_dump -Fc -Z0 > file: ${(z0.ms / 1000).toFixed(2)} s, ${(z0.bytes / MiB).toFixed(1)} MiB dump, ${rate(mib * MiB, z0.ms)}`,
+      );
     }
-    console.log(`  source only (parts dropped): ${(src.ms / 1000).toFixed(2)} s, ${(src.bytes / MiB).toFixed(1)} MiB dump, ${rate(mib * MiB, src.ms)}, runner CPU ${src.cpuS.toFixed(2)} s`);
-    console.log(`  source -> archive (zstd ${level}): ${(arc.ms / 1000).toFixed(2)} s, ${(arc.bytes / MiB).toFixed(1)} MiB dump -> ${(arc.archive / MiB).toFixed(1)} MiB archive, ${rate(mib * MiB, arc.ms)}`);
-    console.log(`  ratio source->archive / ${tool}: ${(arc.ms / base.ms).toFixed(3)} (target <= 1.10); source only: ${(src.ms / base.ms).toFixed(3)}; peak RSS ${(peakRss / MiB).toFixed(0)} MiB; load avg ${load} on ${(await import("node:os")).cpus().length} cores`);
+    console.log(
+      `  source only (parts dropped): ${(src.ms / 1000).toFixed(2)} s, ${(src.bytes / MiB).toFixed(1)} MiB dump, ${rate(mib * MiB, src.ms)}, runner CPU ${src.cpuS.toFixed(2)} s`,
+    );
+    console.log(
+      `  source -> archive (zstd ${level}): ${(arc.ms / 1000).toFixed(2)} s, ${(arc.bytes / MiB).toFixed(1)} MiB dump -> ${(arc.archive / MiB).toFixed(1)} MiB archive, ${rate(mib * MiB, arc.ms)}`,
+    );
+    console.log(
+      `  ratio source->archive / ${tool}: ${(arc.ms / base.ms).toFixed(3)} (target <= 1.10); source only: ${(src.ms / base.ms).toFixed(3)}; peak RSS ${(peakRss / MiB).toFixed(0)} MiB; load avg ${load} on ${(await import("node:os")).cpus().length} cores`,
+    );
   }
 } finally {
   clearInterval(sampler);

@@ -18,13 +18,27 @@ const binding = { backupId: "b1", tenantId: "t1", chainRootId: "b1", parentId: n
 
 beforeAll(() => {
   work = mkdtempSync(join(tmpdir(), "cairn-hosting-engine-"));
-  execFileSync("node", ["/work/shared/bench/make-hosting-dataset.mjs", "--out", join(work, "host"), "--mib", "2", "--domains", "2"]);
+  execFileSync("node", [
+    "/work/shared/bench/make-hosting-dataset.mjs",
+    "--out",
+    join(work, "host"),
+    "--mib",
+    "2",
+    "--domains",
+    "2",
+  ]);
   pg(`CREATE DATABASE ${DB}`);
-  pg("CREATE TABLE t (id int primary key, v text); INSERT INTO t SELECT g, md5(g::text) FROM generate_series(1, 2000) g;", DB);
+  pg(
+    "CREATE TABLE t (id int primary key, v text); INSERT INTO t SELECT g, md5(g::text) FROM generate_series(1, 2000) g;",
+    DB,
+  );
 });
 
 afterAll(() => {
-  for (const db of pg(`SELECT datname FROM pg_database WHERE datname LIKE '${tag}%'`).split("\n").filter(Boolean)) pg(`DROP DATABASE "${db}" WITH (FORCE)`);
+  for (const db of pg(`SELECT datname FROM pg_database WHERE datname LIKE '${tag}%'`)
+    .split("\n")
+    .filter(Boolean))
+    pg(`DROP DATABASE "${db}" WITH (FORCE)`);
   if (work) rmSync(work, { recursive: true, force: true });
 });
 
@@ -41,19 +55,37 @@ describe("hosting sources through the archive engine", () => {
       config,
       selection: { domains: ["site0.example.com"], components: ["web", "db", "ssl"] },
       partSize: 32 * 1024,
-      write: (entries) => createBackup({ entries, outDir: join(work, "out"), name: "hosting", kind: "full", level: 3, encryption, binding, scrypt: { N: 1024, r: 8, p: 1 } }),
+      write: (entries) =>
+        createBackup({
+          entries,
+          outDir: join(work, "out"),
+          name: "hosting",
+          kind: "full",
+          level: 3,
+          encryption,
+          binding,
+          scrypt: { N: 1024, r: 8, p: 1 },
+        }),
     });
     expect(res.status).toBe("complete");
 
     const wrong = await restoreHosting({
-      source: engineRestoreSource({ source: res.path, key: { mode: "password", password: "Wrong-Key1!xx" }, binding }),
+      source: engineRestoreSource({
+        source: res.path,
+        key: { mode: "password", password: "Wrong-Key1!xx" },
+        binding,
+      }),
       config,
       targetRoot: join(work, "never"),
     });
     expect(wrong.status).toBe("failed");
 
     const r = await restoreHosting({
-      source: engineRestoreSource({ source: res.path, key: { mode: "password", password: encryption.password }, binding }),
+      source: engineRestoreSource({
+        source: res.path,
+        key: { mode: "password", password: encryption.password },
+        binding,
+      }),
       config,
       targetRoot: join(work, "restored"),
       conflict: "rename",
@@ -61,8 +93,12 @@ describe("hosting sources through the archive engine", () => {
     });
     expect(r.errors).toEqual([]);
     const web = inventory.domains[0]!.webRoot!;
-    expect(treeDigest(join(work, "restored/home/user0/domains/site0.example.com/public_html"))).toBe(treeDigest(web));
-    expect(treeDigest(join(work, "restored/ssl/site0.example.com"))).toBe(treeDigest(inventory.domains[0]!.sslDir!));
+    expect(treeDigest(join(work, "restored/home/user0/domains/site0.example.com/public_html"))).toBe(
+      treeDigest(web),
+    );
+    expect(treeDigest(join(work, "restored/ssl/site0.example.com"))).toBe(
+      treeDigest(inventory.domains[0]!.sslDir!),
+    );
     const renamed = `${DB}_restored_20260304_050607`;
     expect(r.renamed).toEqual([{ engine: "postgres", from: DB, to: renamed }]);
     const sum = (db: string) => pg("SELECT count(*) || md5(string_agg(v, ',' ORDER BY id)) FROM t", db);
@@ -70,7 +106,11 @@ describe("hosting sources through the archive engine", () => {
 
     // Again with rename: web content exists now, so it goes beside it and nothing is overwritten.
     const again = await restoreHosting({
-      source: engineRestoreSource({ source: res.path, key: { mode: "password", password: encryption.password }, binding }),
+      source: engineRestoreSource({
+        source: res.path,
+        key: { mode: "password", password: encryption.password },
+        binding,
+      }),
       config,
       components: ["web"],
       targetRoot: join(work, "restored"),
@@ -78,6 +118,10 @@ describe("hosting sources through the archive engine", () => {
       now: () => new Date("2026-03-04T05:06:08Z"),
     });
     expect(again.errors).toEqual([]);
-    expect(treeDigest(join(work, "restored/home/user0/domains/site0.example.com/public_html.restored-20260304_050608"))).toBe(treeDigest(web));
+    expect(
+      treeDigest(
+        join(work, "restored/home/user0/domains/site0.example.com/public_html.restored-20260304_050608"),
+      ),
+    ).toBe(treeDigest(web));
   });
 });

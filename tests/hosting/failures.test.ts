@@ -22,7 +22,11 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 async function drain(cfg: HostConfig, remove?: string) {
   const inventory = await discoverInventory({ config: cfg });
   if (remove) rmSync(remove, { recursive: true });
-  const { entries, report } = hostingEntries({ inventory, config: cfg, selection: { domains: "all", components: ["web", "ssl"] } });
+  const { entries, report } = hostingEntries({
+    inventory,
+    config: cfg,
+    selection: { domains: "all", components: ["web", "ssl"] },
+  });
   const names: string[] = [];
   for await (const e of entries) names.push(e.name);
   return { names, report };
@@ -32,7 +36,9 @@ describe("component failures do not sink the others", () => {
   it("a web root that vanished fails only that component", async () => {
     const gone = join(dir, "home/u/domains/a.example.com/public_html");
     const { names, report } = await drain(config, gone);
-    expect(report.failures).toEqual([expect.objectContaining({ domain: "a.example.com", component: "web", code: "SOURCE_FAILED" })]);
+    expect(report.failures).toEqual([
+      expect.objectContaining({ domain: "a.example.com", component: "web", code: "SOURCE_FAILED" }),
+    ]);
     expect(report.warnings[0]).toMatch(/a\.example\.com web failed \(SOURCE_FAILED\): cannot read .*ENOENT/);
     expect(names).toContain("a.example.com/ssl/key.pem");
     expect(names).toContain("b.example.com/web/index.html");
@@ -40,13 +46,16 @@ describe("component failures do not sink the others", () => {
   });
 
   const asRoot = process.getuid?.() === 0;
-  if (asRoot) console.log("skipping the EACCES case: running as root, which reads everything regardless of modes");
+  if (asRoot)
+    console.log("skipping the EACCES case: running as root, which reads everything regardless of modes");
   it.skipIf(asRoot)("an unreadable directory is PERMISSION_DENIED for that component", async () => {
     const locked = join(dir, "ssl/b.example.com");
     chmodSync(locked, 0);
     try {
       const { names, report } = await drain(config);
-      expect(report.failures).toEqual([expect.objectContaining({ domain: "b.example.com", component: "ssl", code: "PERMISSION_DENIED" })]);
+      expect(report.failures).toEqual([
+        expect.objectContaining({ domain: "b.example.com", component: "ssl", code: "PERMISSION_DENIED" }),
+      ]);
       expect(names).toContain("b.example.com/web/index.html");
     } finally {
       chmodSync(locked, 0o755);

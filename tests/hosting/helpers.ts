@@ -4,9 +4,26 @@ import { readdirSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 
 export const pg = (sql: string, db = "postgres") =>
-  execFileSync("psql", ["-h", "127.0.0.1", "-U", "postgres", "-d", db, "-AtX", "-v", "ON_ERROR_STOP=1", "-c", sql], { encoding: "utf8" }).trim();
+  execFileSync(
+    "psql",
+    ["-h", "127.0.0.1", "-U", "postgres", "-d", db, "-AtX", "-v", "ON_ERROR_STOP=1", "-c", sql],
+    { encoding: "utf8" },
+  ).trim();
 export const my = (sql: string, db?: string) =>
-  execFileSync("mariadb", ["-h", "127.0.0.1", "-uroot", "--batch", "--skip-column-names", ...(db ? [`--database=${db}`] : []), "-e", sql], { encoding: "utf8" }).trim();
+  execFileSync(
+    "mariadb",
+    [
+      "-h",
+      "127.0.0.1",
+      "-uroot",
+      "--batch",
+      "--skip-column-names",
+      ...(db ? [`--database=${db}`] : []),
+      "-e",
+      sql,
+    ],
+    { encoding: "utf8" },
+  ).trim();
 
 /** sha256 over every file's relative path, mode and bytes, in sorted order. */
 export function treeDigest(root: string): string {

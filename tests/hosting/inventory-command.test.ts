@@ -8,7 +8,15 @@ import { run } from "../../runner/src/commands/inventory";
 let dir: string;
 beforeAll(() => {
   dir = mkdtempSync(join(tmpdir(), "cairn-inv-"));
-  execFileSync("node", ["/work/shared/bench/make-hosting-dataset.mjs", "--out", join(dir, "host"), "--mib", "1", "--domains", "3"]);
+  execFileSync("node", [
+    "/work/shared/bench/make-hosting-dataset.mjs",
+    "--out",
+    join(dir, "host"),
+    "--mib",
+    "1",
+    "--domains",
+    "3",
+  ]);
 });
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
@@ -30,18 +38,31 @@ describe("cairn-runner inventory", () => {
     const j = await capture(["--root", join(dir, "host"), "--json"]);
     expect(j.code).toBe(0);
     const inv = JSON.parse(j.out);
-    expect(inv.domains.map((d: { domain: string }) => d.domain)).toEqual(["site0.example.com", "site1.example.com", "site2.example.com"]);
+    expect(inv.domains.map((d: { domain: string }) => d.domain)).toEqual([
+      "site0.example.com",
+      "site1.example.com",
+      "site2.example.com",
+    ]);
     const t = await capture(["--root", join(dir, "host")]);
     expect(t.out).toMatch(/^site1\.example\.com \(user1\)$/m);
     expect(t.out).toMatch(/3 domains/);
   });
 
   it("reports an unreachable database server as a warning and a bad config as CONFIG_INVALID", async () => {
-    writeFileSync(join(dir, "cfg.json"), JSON.stringify({ root: join(dir, "host"), databaseServers: [{ name: "pg", engine: "postgres", host: "127.0.0.1", port: 1, user: "postgres" }] }));
+    writeFileSync(
+      join(dir, "cfg.json"),
+      JSON.stringify({
+        root: join(dir, "host"),
+        databaseServers: [{ name: "pg", engine: "postgres", host: "127.0.0.1", port: 1, user: "postgres" }],
+      }),
+    );
     const r = await capture(["--config", join(dir, "cfg.json")]);
     expect(r.code).toBe(0);
     expect(r.out).toMatch(/server pg \(postgres\): UNREACHABLE/);
-    writeFileSync(join(dir, "bad.json"), JSON.stringify({ databaseServers: [{ name: "x", engine: "postgres", user: "u", password: "inline" }] }));
+    writeFileSync(
+      join(dir, "bad.json"),
+      JSON.stringify({ databaseServers: [{ name: "x", engine: "postgres", user: "u", password: "inline" }] }),
+    );
     const b = await capture(["--config", join(dir, "bad.json")]);
     expect(b.code).toBe(2);
     expect(b.err).toMatch(/^CONFIG_INVALID /);

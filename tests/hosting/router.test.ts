@@ -33,9 +33,14 @@ beforeAll(async () => {
       authAttempts.push(ctx.method);
       if (ctx.username !== "admin") return ctx.reject();
       if (ctx.method === "password" && ctx.password === "s3cret") return ctx.accept();
-      if (ctx.method === "publickey" && ctx.key.algo === allowedPub.type && ctx.key.data.equals(allowedPub.getPublicSSH())) {
+      if (
+        ctx.method === "publickey" &&
+        ctx.key.algo === allowedPub.type &&
+        ctx.key.data.equals(allowedPub.getPublicSSH())
+      ) {
         if (!ctx.signature) return ctx.accept();
-        if (ctx.blob && allowedPub.verify(ctx.blob, ctx.signature, ctx.hashAlgo) === true) return ctx.accept();
+        if (ctx.blob && allowedPub.verify(ctx.blob, ctx.signature, ctx.hashAlgo) === true)
+          return ctx.accept();
       }
       ctx.reject(["password", "publickey"]);
     });
@@ -66,7 +71,20 @@ afterAll(async () => {
 });
 
 const router = (over: Partial<RouterConfig> = {}) =>
-  parseHostConfig({ routers: [{ name: "edge1", host: "127.0.0.1", port, user: "admin", passwordFile: join(dir, "password"), hostKeySha256: fingerprint, timeoutMs: 10_000, ...over }] }).routers[0]!;
+  parseHostConfig({
+    routers: [
+      {
+        name: "edge1",
+        host: "127.0.0.1",
+        port,
+        user: "admin",
+        passwordFile: join(dir, "password"),
+        hostKeySha256: fingerprint,
+        timeoutMs: 10_000,
+        ...over,
+      },
+    ],
+  }).routers[0]!;
 
 describe("MikroTik router export over SSH", () => {
   it("exports with a password", async () => {
@@ -81,23 +99,37 @@ describe("MikroTik router export over SSH", () => {
   it("refuses a host whose key does not match, before sending credentials", async () => {
     const before = authAttempts.length;
     const other = hostKeyFingerprint(Buffer.from("not the key"));
-    await expect(exportRouter(router({ hostKeySha256: `SHA256:${other}` }))).rejects.toMatchObject({ code: "HOST_KEY_MISMATCH" });
+    await expect(exportRouter(router({ hostKeySha256: `SHA256:${other}` }))).rejects.toMatchObject({
+      code: "HOST_KEY_MISMATCH",
+    });
     expect(authAttempts.length).toBe(before);
   });
 
   it("reports a failed command and wrong credentials as errors", async () => {
-    await expect(exportRouter(router({ command: "/nonsense" }))).rejects.toMatchObject({ code: "ROUTER_FAILED" });
-    await expect(exportRouter(router({ passwordFile: join(dir, "wrong") }))).rejects.toThrow(/authentication failed/);
+    await expect(exportRouter(router({ command: "/nonsense" }))).rejects.toMatchObject({
+      code: "ROUTER_FAILED",
+    });
+    await expect(exportRouter(router({ passwordFile: join(dir, "wrong") }))).rejects.toThrow(
+      /authentication failed/,
+    );
   });
 
   it("is stored as component router, and a dead router makes the backup partial", async () => {
     const cfg = parseHostConfig({
       routers: [router(), { ...router(), name: "dead", port: 1, timeoutMs: 5000 }],
     });
-    const { entries, report } = hostingEntries({ inventory: { domains: [], servers: [], unmapped: [], routers: [], warnings: [] }, config: cfg, selection: { domains: "all", components: ["router"] } });
+    const { entries, report } = hostingEntries({
+      inventory: { domains: [], servers: [], unmapped: [], routers: [], warnings: [] },
+      config: cfg,
+      selection: { domains: "all", components: ["router"] },
+    });
     const got = [];
     for await (const e of entries) got.push(e);
-    expect(got.map((e) => [e.name, e.component, e.size])).toEqual([["router/edge1/export.rsc", "router", EXPORT.length]]);
-    expect(report.failures).toEqual([expect.objectContaining({ component: "router", item: "dead", code: "ROUTER_FAILED" })]);
+    expect(got.map((e) => [e.name, e.component, e.size])).toEqual([
+      ["router/edge1/export.rsc", "router", EXPORT.length],
+    ]);
+    expect(report.failures).toEqual([
+      expect.objectContaining({ component: "router", item: "dead", code: "ROUTER_FAILED" }),
+    ]);
   });
 });

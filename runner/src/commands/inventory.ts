@@ -18,7 +18,10 @@ function human(inv: Inventory): string {
     ].filter(Boolean);
     lines.push(`${d.domain}${d.user ? ` (${d.user})` : ""}`, ...parts.map((p) => `  ${p}`));
   }
-  for (const s of inv.servers) lines.push(`server ${s.name} (${s.engine}): ${s.reachable ? `${s.databases} databases` : `UNREACHABLE ${s.error ?? ""}`}`);
+  for (const s of inv.servers)
+    lines.push(
+      `server ${s.name} (${s.engine}): ${s.reachable ? `${s.databases} databases` : `UNREACHABLE ${s.error ?? ""}`}`,
+    );
   for (const u of inv.unmapped) lines.push(`unmapped ${u.engine}/${u.name}@${u.server}`);
   for (const r of inv.routers) lines.push(`router ${r.name} ${r.host}:${r.port}`);
   for (const w of inv.warnings) lines.push(`warning: ${w}`);
@@ -31,7 +34,12 @@ export async function run(argv: string[]): Promise<number> {
   try {
     const { values } = parseArgs({
       args: argv,
-      options: { config: { type: "string" }, root: { type: "string" }, json: { type: "boolean" }, help: { type: "boolean" } },
+      options: {
+        config: { type: "string" },
+        root: { type: "string" },
+        json: { type: "boolean" },
+        help: { type: "boolean" },
+      },
       allowPositionals: false,
     });
     if (values.help) {
@@ -40,7 +48,12 @@ export async function run(argv: string[]): Promise<number> {
     }
     const config = values.config ? await loadHostConfig(resolve(values.config)) : parseHostConfig({});
     const root = values.root ? resolve(values.root) : undefined;
-    if (!root && !config.root && Object.keys(config.domains).length === 0 && config.databaseServers.length === 0) {
+    if (
+      !root &&
+      !config.root &&
+      Object.keys(config.domains).length === 0 &&
+      config.databaseServers.length === 0
+    ) {
       throw new HostingError("CONFIG_INVALID", `nothing to inventory: give --root or --config (${usage})`);
     }
     const inv = await discoverInventory({ root, config });

@@ -11,7 +11,8 @@ import { SqlClientCommandGuard } from "./sql-guard";
 // Names are interpolated as quoted identifiers: only plain names qualify (no quote characters).
 const SAFE_NAME = /^[A-Za-z0-9_][A-Za-z0-9_$.-]{0,63}$/;
 function checkName(name: string): string {
-  if (!SAFE_NAME.test(name)) throw new HostingError("RESTORE_FAILED", `unsupported database name ${JSON.stringify(name)}`);
+  if (!SAFE_NAME.test(name))
+    throw new HostingError("RESTORE_FAILED", `unsupported database name ${JSON.stringify(name)}`);
   return name;
 }
 
@@ -19,9 +20,24 @@ async function sql(server: DatabaseServerConfig, statement: string, db?: string)
   const conn = await connectionFor(server);
   try {
     if (server.engine === "mysql") {
-      return await runClient("mariadb", [...conn.args, "--batch", "--skip-column-names", ...(db ? [`--database=${db}`] : []), "-e", statement], conn.env);
+      return await runClient(
+        "mariadb",
+        [
+          ...conn.args,
+          "--batch",
+          "--skip-column-names",
+          ...(db ? [`--database=${db}`] : []),
+          "-e",
+          statement,
+        ],
+        conn.env,
+      );
     }
-    return await runClient("psql", [...conn.args, "-d", db ?? "postgres", "-AtX", "-v", "ON_ERROR_STOP=1", "-c", statement], conn.env);
+    return await runClient(
+      "psql",
+      [...conn.args, "-d", db ?? "postgres", "-AtX", "-v", "ON_ERROR_STOP=1", "-c", statement],
+      conn.env,
+    );
   } finally {
     await conn.dispose();
   }
@@ -43,7 +59,12 @@ export async function createDatabase(server: DatabaseServerConfig, name: string)
 
 export async function dropDatabase(server: DatabaseServerConfig, name: string): Promise<void> {
   checkName(name);
-  await sql(server, server.engine === "mysql" ? `DROP DATABASE IF EXISTS \`${name}\`` : `DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`);
+  await sql(
+    server,
+    server.engine === "mysql"
+      ? `DROP DATABASE IF EXISTS \`${name}\``
+      : `DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`,
+  );
 }
 
 /** Number of user tables: the verifying phase checks a restored database is there and not empty when the dump was not. */
@@ -57,20 +78,37 @@ export async function tableCount(server: DatabaseServerConfig, name: string): Pr
 }
 
 /** A plain dump file of an existing database (the pre-restore safety copy). */
-export async function dumpDatabaseToFile(server: DatabaseServerConfig, name: string, path: string): Promise<void> {
+export async function dumpDatabaseToFile(
+  server: DatabaseServerConfig,
+  name: string,
+  path: string,
+): Promise<void> {
   checkName(name);
   const conn = await connectionFor(server);
   try {
     const args =
       server.engine === "mysql"
-        ? [...conn.args, "--single-transaction", "--routines", "--triggers", "--events", "--hex-blob", "--", name]
+        ? [
+            ...conn.args,
+            "--single-transaction",
+            "--routines",
+            "--triggers",
+            "--events",
+            "--hex-blob",
+            "--",
+            name,
+          ]
         : [...conn.args, "-Fc", "-d", name];
-    const child = spawn(server.engine === "mysql" ? MYSQL_DUMP_TOOL : "pg_dump", args, { env: conn.env, stdio: ["ignore", "pipe", "pipe"] });
+    const child = spawn(server.engine === "mysql" ? MYSQL_DUMP_TOOL : "pg_dump", args, {
+      env: conn.env,
+      stdio: ["ignore", "pipe", "pipe"],
+    });
     const tail = stderrTail(child);
     const exited = waitExit(child);
     await pipeline(child.stdout!, createWriteStream(path, { mode: 0o600 }));
     const { code, signal } = await exited;
-    if (code !== 0) throw new HostingError("DUMP_FAILED", `safety dump of ${name} failed (${code ?? signal}): ${tail()}`);
+    if (code !== 0)
+      throw new HostingError("DUMP_FAILED", `safety dump of ${name} failed (${code ?? signal}): ${tail()}`);
   } finally {
     await conn.dispose();
   }
@@ -90,14 +128,20 @@ export interface DbRestoreProcess {
  * PostgreSQL: pg_restore reads the custom-format archive and sends only SQL to the server; it has
  * no psql meta-commands (`\!` is a psql feature, a custom-format dump is not a script).
  */
-export async function startDbRestore(server: DatabaseServerConfig, target: string): Promise<DbRestoreProcess> {
+export async function startDbRestore(
+  server: DatabaseServerConfig,
+  target: string,
+): Promise<DbRestoreProcess> {
   checkName(target);
   const conn: DbConnection = await connectionFor(server);
   let child: ChildProcess;
   let input: Writable;
   let guard: SqlClientCommandGuard | undefined;
   if (server.engine === "mysql") {
-    child = spawn("mariadb", [...conn.args, "--sandbox", "--batch", `--database=${target}`], { env: conn.env, stdio: ["pipe", "ignore", "pipe"] });
+    child = spawn("mariadb", [...conn.args, "--sandbox", "--batch", `--database=${target}`], {
+      env: conn.env,
+      stdio: ["pipe", "ignore", "pipe"],
+    });
     guard = new SqlClientCommandGuard();
     input = guard;
   } else {
@@ -124,7 +168,11 @@ export async function startDbRestore(server: DatabaseServerConfig, target: strin
         throw new HostingError("RESTORE_FAILED", `cannot start restore client: ${e.message}`);
       });
       if (guardError) throw guardError;
-      if (code !== 0) throw new HostingError("RESTORE_FAILED", `${server.engine === "mysql" ? "mariadb" : "pg_restore"} into ${target} ${signal ? `killed by ${signal}` : `exited ${code}`}: ${tail() || "no error output"}`);
+      if (code !== 0)
+        throw new HostingError(
+          "RESTORE_FAILED",
+          `${server.engine === "mysql" ? "mariadb" : "pg_restore"} into ${target} ${signal ? `killed by ${signal}` : `exited ${code}`}: ${tail() || "no error output"}`,
+        );
     } finally {
       await conn.dispose();
     }

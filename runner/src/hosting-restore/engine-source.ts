@@ -21,7 +21,13 @@ const toHeader = (e: ManifestEntry): EntryHeader => ({
  * checks key, binding and each entry's hash; it streams file bodies only, so directories and
  * links come from the manifest (they have no bytes) ahead of the files of the same read.
  */
-export function engineRestoreSource(o: { source: ArchiveSource; fileName?: string; key: DecryptionKey; binding?: ArchiveBinding; signal?: AbortSignal }): RestoreSource {
+export function engineRestoreSource(o: {
+  source: ArchiveSource;
+  fileName?: string;
+  key: DecryptionKey;
+  binding?: ArchiveBinding;
+  signal?: AbortSignal;
+}): RestoreSource {
   let manifest: ManifestEntry[] | undefined;
   const entries = async () => (manifest ??= (await openArchive(o)).manifest.entries);
   return {

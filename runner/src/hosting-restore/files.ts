@@ -17,7 +17,8 @@ export function safeJoin(root: string, rel: string): string {
     throw new HostingError("UNSAFE_ENTRY", `unsafe path in archive: ${JSON.stringify(rel)}`);
   }
   const abs = resolve(root, ...parts);
-  if (!abs.startsWith(resolve(root) + sep)) throw new HostingError("UNSAFE_ENTRY", `path escapes its root: ${rel}`);
+  if (!abs.startsWith(resolve(root) + sep))
+    throw new HostingError("UNSAFE_ENTRY", `path escapes its root: ${rel}`);
   return abs;
 }
 
@@ -68,7 +69,11 @@ export async function writeEntry(
   return { written: true };
 }
 
-export async function createLink(abs: string, e: EntryHeader, conflict: "skip" | "overwrite"): Promise<boolean> {
+export async function createLink(
+  abs: string,
+  e: EntryHeader,
+  conflict: "skip" | "overwrite",
+): Promise<boolean> {
   if (await exists(abs)) {
     if (conflict === "skip") return false;
     await rm(abs, { force: true });

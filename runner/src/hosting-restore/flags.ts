@@ -7,10 +7,18 @@ import type { RestoreProgress } from "./progress";
  * `--domains all|d1,d2 --components web,db,mail,dns,ssl,router --conflict skip|overwrite|rename` as
  * restore options, for `cairn-runner restore` and the restore job.
  */
-export function restoreSelectionFromFlags(f: { domains?: string; components?: string; conflict?: string }): Pick<HostingRestoreOptions, "domains" | "components" | "conflict"> {
+export function restoreSelectionFromFlags(f: {
+  domains?: string;
+  components?: string;
+  conflict?: string;
+}): Pick<HostingRestoreOptions, "domains" | "components" | "conflict"> {
   const sel = parseSelection(f.domains, f.components);
   const conflict = (f.conflict ?? "skip") as Conflict;
-  if (!["skip", "overwrite", "rename"].includes(conflict)) throw new HostingError("CONFIG_INVALID", `unknown conflict action ${JSON.stringify(f.conflict)} (skip|overwrite|rename)`);
+  if (!["skip", "overwrite", "rename"].includes(conflict))
+    throw new HostingError(
+      "CONFIG_INVALID",
+      `unknown conflict action ${JSON.stringify(f.conflict)} (skip|overwrite|rename)`,
+    );
   return { domains: sel.domains, components: sel.components, conflict };
 }
 

@@ -9,8 +9,22 @@ import type { DatabaseServerConfig, HostConfig } from "../inventory/config";
 import type { Inventory } from "../inventory/discover";
 import { formatBackupTimestamp } from "../../../shared/naming";
 import { HostingError } from "../sources/errors";
-import { COMPONENTS, parseArchivePath, type Component, type DomainMeta, type DumpInfo } from "../sources/layout";
-import { createDatabase, databaseExists, dropDatabase, dumpDatabaseToFile, startDbRestore, tableCount, type DbRestoreProcess } from "./databases";
+import {
+  COMPONENTS,
+  parseArchivePath,
+  type Component,
+  type DomainMeta,
+  type DumpInfo,
+} from "../sources/layout";
+import {
+  createDatabase,
+  databaseExists,
+  dropDatabase,
+  dumpDatabaseToFile,
+  startDbRestore,
+  tableCount,
+  type DbRestoreProcess,
+} from "./databases";
 import { createLink, fixDirTimes, safeJoin, writeEntry } from "./files";
 import { ProgressTracker, type RestorePhase, type RestoreProgress } from "./progress";
 import type { EntryHeader, RestoreSource } from "./source";
@@ -106,7 +120,14 @@ export async function restoreHosting(opts: HostingRestoreOptions): Promise<Hosti
   const stamp = formatBackupTimestamp(now);
   const components = new Set<Component>(opts.components ?? [...COMPONENTS]);
   const p = new ProgressTracker(opts.onProgress);
-  const result: HostingRestoreResult = { status: "completed", warnings: [], errors: [], restored: [], renamed: [], safetyBackup: [] };
+  const result: HostingRestoreResult = {
+    status: "completed",
+    warnings: [],
+    errors: [],
+    restored: [],
+    renamed: [],
+    safetyBackup: [],
+  };
   const warn = (m: string) => {
     result.warnings.push(m);
     p.emit({ warning: m });
@@ -115,7 +136,8 @@ export async function restoreHosting(opts: HostingRestoreOptions): Promise<Hosti
     result.errors.push(m);
     p.emit({ error: m });
   };
-  const conflictOf = (key: string, domain: string): Conflict => opts.conflictFor?.[key] ?? opts.conflictFor?.[domain] ?? opts.conflict ?? "skip";
+  const conflictOf = (key: string, domain: string): Conflict =>
+    opts.conflictFor?.[key] ?? opts.conflictFor?.[domain] ?? opts.conflict ?? "skip";
 
   // ---- validating: what is in the archive, what was asked for, is every dump complete
   p.enter("validating", 0);
@@ -166,7 +188,8 @@ export async function restoreHosting(opts: HostingRestoreOptions): Promise<Hosti
     const partsByDir = new Map<string, number>();
     for (const e of listing) {
       const pp = selected(e.name);
-      if (pp?.component === "db" && /\/dump\.part-\d{6}$/.test(e.name)) partsByDir.set(dirname(e.name), (partsByDir.get(dirname(e.name)) ?? 0) + 1);
+      if (pp?.component === "db" && /\/dump\.part-\d{6}$/.test(e.name))
+        partsByDir.set(dirname(e.name), (partsByDir.get(dirname(e.name)) ?? 0) + 1);
     }
     for (const [dir, parts] of partsByDir) {
       const info = dumps.get(dir);
@@ -179,7 +202,9 @@ export async function restoreHosting(opts: HostingRestoreOptions): Promise<Hosti
         error(`${dir}: dump has ${parts} parts, dump.json says ${info.parts}: not restored`);
         continue;
       }
-      const server = opts.config.databaseServers.find((s) => s.name === info.server && s.engine === info.engine) ?? opts.config.databaseServers.find((s) => s.engine === info.engine);
+      const server =
+        opts.config.databaseServers.find((s) => s.name === info.server && s.engine === info.engine) ??
+        opts.config.databaseServers.find((s) => s.engine === info.engine);
       if (!server) {
         error(`${dir}: no ${info.engine} server configured on this host`);
         continue;
@@ -191,7 +216,8 @@ export async function restoreHosting(opts: HostingRestoreOptions): Promise<Hosti
         ex = await databaseExists(server, target);
         if (ex && conflict === "rename") {
           target = `${info.database}_restored_${stamp}`.slice(0, 63);
-          if (await databaseExists(server, target)) throw new HostingError("RESTORE_FAILED", `rename target ${target} exists too`);
+          if (await databaseExists(server, target))
+            throw new HostingError("RESTORE_FAILED", `rename target ${target} exists too`);
           result.renamed.push({ engine: info.engine, from: info.database, to: target });
           ex = false;
         }
@@ -209,7 +235,11 @@ export async function restoreHosting(opts: HostingRestoreOptions): Promise<Hosti
 
   // Where each domain's component goes on this host.
   const renamedRoots = new Map<string, string>();
-  const targetOf = (domain: string, comp: Component, rest: string): { root: string; rel: string } | undefined => {
+  const targetOf = (
+    domain: string,
+    comp: Component,
+    rest: string,
+  ): { root: string; rel: string } | undefined => {
     const meta = metas.get(domain);
     const inv = opts.inventory?.domains.find((d) => d.domain === domain);
     const t = opts.targetRoot;
@@ -218,11 +248,14 @@ export async function restoreHosting(opts: HostingRestoreOptions): Promise<Hosti
     const rename = (root: string) => {
       if (conflictOf(domain, domain) !== "rename") return root;
       let r = renamedRoots.get(root);
-      if (r === undefined) renamedRoots.set(root, (r = existsSync(root) ? `${root}.restored-${stamp}` : root));
+      if (r === undefined)
+        renamedRoots.set(root, (r = existsSync(root) ? `${root}.restored-${stamp}` : root));
       return r;
     };
     if (comp === "web") {
-      const root = t ? join(t, "home", meta?.user ?? inv?.user ?? "restored", "domains", domain, "public_html") : (inv?.webRoot ?? meta?.webRoot);
+      const root = t
+        ? join(t, "home", meta?.user ?? inv?.user ?? "restored", "domains", domain, "public_html")
+        : (inv?.webRoot ?? meta?.webRoot);
       return root ? { root: rename(root), rel: rest } : undefined;
     }
     if (comp === "mail") {
@@ -245,7 +278,8 @@ export async function restoreHosting(opts: HostingRestoreOptions): Promise<Hosti
     }
     return undefined;
   };
-  const fileMode = (domain: string): "skip" | "overwrite" => (conflictOf(domain, domain) === "overwrite" ? "overwrite" : "skip");
+  const fileMode = (domain: string): "skip" | "overwrite" =>
+    conflictOf(domain, domain) === "overwrite" ? "overwrite" : "skip";
 
   // ---- decrypting: the key is checked before anything is written
   p.enter("decrypting", 0);
@@ -275,25 +309,48 @@ export async function restoreHosting(opts: HostingRestoreOptions): Promise<Hosti
       }
       const st = await lstat(abs).catch(() => null);
       if (st?.isFile()) {
-        replaced.push({ name: `files/${e.name}`, type: "file", size: st.size, mode: st.mode & 0o7777, uid: st.uid, gid: st.gid, mtime: st.mtime, body: { kind: "file", absPath: abs } });
+        replaced.push({
+          name: `files/${e.name}`,
+          type: "file",
+          size: st.size,
+          mode: st.mode & 0o7777,
+          uid: st.uid,
+          gid: st.gid,
+          mtime: st.mtime,
+          body: { kind: "file", absPath: abs },
+        });
       }
     }
     const dbsToReplace = [...dbPlans.values()].filter((d) => d.exists && d.conflict === "overwrite");
     if (replaced.length || dbsToReplace.length) {
-      p.emit({ message: `pre-restore safety backup: ${replaced.length} files, ${dbsToReplace.length} databases` });
+      p.emit({
+        message: `pre-restore safety backup: ${replaced.length} files, ${dbsToReplace.length} databases`,
+      });
       try {
         await mkdir(safetyDir, { recursive: true, mode: 0o700 });
         if (replaced.length) {
           const name = `pre-restore_${stamp}`;
-          const write = opts.writeSafety ?? (async (entries: AsyncIterable<ArchiveEntry>, n: string) => {
-            const path = join(safetyDir, `${n}.tar`);
-            await writeTarFile(entries, path);
-            return path;
-          });
-          result.safetyBackup.push(await write((async function* () { yield* replaced; })(), name));
+          const write =
+            opts.writeSafety ??
+            (async (entries: AsyncIterable<ArchiveEntry>, n: string) => {
+              const path = join(safetyDir, `${n}.tar`);
+              await writeTarFile(entries, path);
+              return path;
+            });
+          result.safetyBackup.push(
+            await write(
+              (async function* () {
+                yield* replaced;
+              })(),
+              name,
+            ),
+          );
         }
         for (const d of dbsToReplace) {
-          const path = join(safetyDir, `pre-restore_${stamp}_${d.info.engine}_${d.target}.${d.info.engine === "mysql" ? "sql" : "dump"}`);
+          const path = join(
+            safetyDir,
+            `pre-restore_${stamp}_${d.info.engine}_${d.target}.${d.info.engine === "mysql" ? "sql" : "dump"}`,
+          );
           await dumpDatabaseToFile(d.server, d.target, path);
           result.safetyBackup.push(path);
         }
@@ -311,7 +368,12 @@ export async function restoreHosting(opts: HostingRestoreOptions): Promise<Hosti
 
   // ---- file components, one phase each (web is "extracting files", routers ride along with it)
   async function restoreFiles(comps: Component[], phase: RestorePhase): Promise<void> {
-    const doms = domains.filter((d) => listing.some((e) => { const pp = parseArchivePath(e.name); return pp?.domain === d && comps.includes(pp.component as Component); }));
+    const doms = domains.filter((d) =>
+      listing.some((e) => {
+        const pp = parseArchivePath(e.name);
+        return pp?.domain === d && comps.includes(pp.component as Component);
+      }),
+    );
     p.enter(phase, doms.length);
     if (!comps.some((c) => components.has(c))) return;
     const links: { abs: string; entry: EntryHeader; mode: "skip" | "overwrite" }[] = [];
@@ -319,7 +381,10 @@ export async function restoreHosting(opts: HostingRestoreOptions): Promise<Hosti
     const dirs: { abs: string; mtime: Date }[] = [];
     let current: string | undefined;
     const done = new Set<string>();
-    for await (const { entry, body } of opts.source.read((n) => { const pp = selected(n); return !!pp && comps.includes(pp.component as Component); })) {
+    for await (const { entry, body } of opts.source.read((n) => {
+      const pp = selected(n);
+      return !!pp && comps.includes(pp.component as Component);
+    })) {
       const pp = parseArchivePath(entry.name)!;
       const key = `${pp.domain ?? "router"} ${pp.component}`;
       if (pp.domain && pp.domain !== current) {
@@ -338,16 +403,25 @@ export async function restoreHosting(opts: HostingRestoreOptions): Promise<Hosti
         let t: { root: string; rel: string } | undefined;
         if (pp.component === "router") {
           const dir = opts.routerDir ?? (opts.targetRoot ? join(opts.targetRoot, "router") : undefined);
-          if (!dir) throw new HostingError("RESTORE_FAILED", "router exports need routerDir or targetRoot (they are never pushed to a router)");
+          if (!dir)
+            throw new HostingError(
+              "RESTORE_FAILED",
+              "router exports need routerDir or targetRoot (they are never pushed to a router)",
+            );
           t = { root: dir, rel: pp.rest };
         } else t = targetOf(pp.domain!, pp.component as Component, pp.rest);
-        if (!t) throw new HostingError("RESTORE_FAILED", `no target location for ${pp.component} of ${pp.domain} on this host`);
+        if (!t)
+          throw new HostingError(
+            "RESTORE_FAILED",
+            `no target location for ${pp.component} of ${pp.domain} on this host`,
+          );
         const mode = pp.domain ? fileMode(pp.domain) : "overwrite";
         const r = await writeEntry(t.root, t.rel, entry, body, mode);
         if (!r.written && entry.type === "file") kept.set(key, (kept.get(key) ?? 0) + 1);
         if (r.deferredLink) links.push({ ...r.deferredLink, mode });
         if (entry.type === "directory") dirs.push({ abs: safeJoin(t.root, t.rel), mtime: entry.mtime });
-        if (r.written && entry.type === "file") written.push({ abs: safeJoin(t.root, t.rel), size: entry.size });
+        if (r.written && entry.type === "file")
+          written.push({ abs: safeJoin(t.root, t.rel), size: entry.size });
         if (!result.restored.some((x) => x.domain === pp.domain && x.component === pp.component)) {
           result.restored.push({ domain: pp.domain, component: pp.component, target: t.root });
         }
@@ -382,7 +456,17 @@ export async function restoreHosting(opts: HostingRestoreOptions): Promise<Hosti
     const doms = new Set([...dbPlans.values()].map((d) => d.domain));
     p.enter("restoring databases", doms.size);
     const doneDomains = new Set<string>();
-    let cur: { plan: DbPlan; proc?: DbRestoreProcess; hash: ReturnType<typeof createHash>; parts: number; bytes: number; created: boolean; failed?: string } | undefined;
+    let cur:
+      | {
+          plan: DbPlan;
+          proc?: DbRestoreProcess;
+          hash: ReturnType<typeof createHash>;
+          parts: number;
+          bytes: number;
+          created: boolean;
+          failed?: string;
+        }
+      | undefined;
     const finish = async () => {
       if (!cur) return;
       const c = cur;
@@ -393,7 +477,11 @@ export async function restoreHosting(opts: HostingRestoreOptions): Promise<Hosti
         c.proc.input.end();
         try {
           await c.proc.done;
-          if (c.parts !== plan.info.parts || c.bytes !== plan.info.bytes || c.hash.digest("hex") !== plan.info.sha256) {
+          if (
+            c.parts !== plan.info.parts ||
+            c.bytes !== plan.info.bytes ||
+            c.hash.digest("hex") !== plan.info.sha256
+          ) {
             throw new HostingError("INCOMPLETE_DUMP", "dump bytes do not match dump.json");
           }
         } catch (e) {
@@ -405,20 +493,29 @@ export async function restoreHosting(opts: HostingRestoreOptions): Promise<Hosti
         // A half-loaded database we created is removed; an overwritten one is in the safety backup.
         if (c.created && !plan.exists) await dropDatabase(plan.server, plan.target).catch(() => {});
       } else {
-        result.restored.push({ domain: plan.domain, component: "db", item: `${plan.info.engine}/${plan.target}`, target: `${plan.server.name}/${plan.target}` });
+        result.restored.push({
+          domain: plan.domain,
+          component: "db",
+          item: `${plan.info.engine}/${plan.target}`,
+          target: `${plan.server.name}/${plan.target}`,
+        });
       }
       doneDomains.add(plan.domain);
       p.domainsDone = doneDomains.size;
       p.emit({ message: `${label} ${c.failed ? "failed" : "restored"}` });
     };
     if (dbPlans.size) {
-      for await (const { entry, body } of opts.source.read((n) => dbPlans.has(dirname(n)) && /\/dump\.part-\d{6}$/.test(n))) {
+      for await (const { entry, body } of opts.source.read(
+        (n) => dbPlans.has(dirname(n)) && /\/dump\.part-\d{6}$/.test(n),
+      )) {
         const dir = dirname(entry.name);
         if (cur?.plan.dir !== dir) {
           await finish();
           const plan = dbPlans.get(dir)!;
           cur = { plan, hash: createHash("sha256"), parts: 0, bytes: 0, created: false };
-          p.emit({ message: `restoring ${plan.info.engine}/${plan.info.database} into ${plan.server.name}/${plan.target}` });
+          p.emit({
+            message: `restoring ${plan.info.engine}/${plan.info.database} into ${plan.server.name}/${plan.target}`,
+          });
           try {
             if (plan.exists) await dropDatabase(plan.server, plan.target);
             await createDatabase(plan.server, plan.target);
@@ -457,7 +554,8 @@ export async function restoreHosting(opts: HostingRestoreOptions): Promise<Hosti
   p.enter("verifying", 0);
   for (const w of written) {
     const st = await lstat(w.abs).catch(() => null);
-    if (!st || st.size !== w.size) error(`verify: ${w.abs} is ${st ? `${st.size} bytes, expected ${w.size}` : "missing"}`);
+    if (!st || st.size !== w.size)
+      error(`verify: ${w.abs} is ${st ? `${st.size} bytes, expected ${w.size}` : "missing"}`);
   }
   for (const r of result.restored.filter((x) => x.component === "db")) {
     const plan = [...dbPlans.values()].find((d) => `${d.info.engine}/${d.target}` === r.item)!;

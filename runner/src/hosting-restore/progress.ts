@@ -41,8 +41,16 @@ export class ProgressTracker {
   emit(extra: Partial<Pick<RestoreProgress, "message" | "warning" | "error">> = {}): void {
     if (!this.cb) return;
     const elapsed = (Date.now() - this.started) / 1000;
-    const percent = this.phase === "completed" ? 100 : this.bytesTotal ? Math.min(99, Math.floor((this.bytesDone / this.bytesTotal) * 100)) : 0;
-    const eta = this.bytesDone > 0 && this.bytesTotal > this.bytesDone ? Math.round((elapsed / this.bytesDone) * (this.bytesTotal - this.bytesDone)) : undefined;
+    const percent =
+      this.phase === "completed"
+        ? 100
+        : this.bytesTotal
+          ? Math.min(99, Math.floor((this.bytesDone / this.bytesTotal) * 100))
+          : 0;
+    const eta =
+      this.bytesDone > 0 && this.bytesTotal > this.bytesDone
+        ? Math.round((elapsed / this.bytesDone) * (this.bytesTotal - this.bytesDone))
+        : undefined;
     this.cb({
       phase: this.phase,
       percent,

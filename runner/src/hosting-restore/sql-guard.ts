@@ -12,7 +12,21 @@ import { HostingError } from "../sources/errors";
  * (enable sandbox, which mariadb-dump writes on line 1) is let through. Lines are checked as the
  * stream passes, so nothing is buffered beyond one line.
  */
-const NAMED = new Set(["system", "source", "tee", "notee", "pager", "nopager", "edit", "connect", "use", "exit", "quit", "clear", "sandbox"]);
+const NAMED = new Set([
+  "system",
+  "source",
+  "tee",
+  "notee",
+  "pager",
+  "nopager",
+  "edit",
+  "connect",
+  "use",
+  "exit",
+  "quit",
+  "clear",
+  "sandbox",
+]);
 const MAX_LINE = 64 * 1024 * 1024;
 
 type State = "normal" | "squote" | "dquote" | "backtick" | "comment";
@@ -29,7 +43,8 @@ export class SqlClientCommandGuard extends Transform {
       const lastNl = text.lastIndexOf("\n");
       if (lastNl < 0) {
         this.carry = text;
-        if (this.carry.length > MAX_LINE) throw new HostingError("UNSAFE_DUMP", `line ${this.lineNo + 1} longer than ${MAX_LINE} bytes`);
+        if (this.carry.length > MAX_LINE)
+          throw new HostingError("UNSAFE_DUMP", `line ${this.lineNo + 1} longer than ${MAX_LINE} bytes`);
         return cb();
       }
       for (const line of text.slice(0, lastNl).split("\n")) this.checkLine(line);
@@ -67,10 +82,15 @@ export class SqlClientCommandGuard extends Transform {
           if (c === "'") this.state = "squote";
           else if (c === '"') this.state = "dquote";
           else if (c === "`") this.state = "backtick";
-          else if (c === "#" || (c === "-" && line[i + 1] === "-" && (line[i + 2] === undefined || /\s/.test(line[i + 2]!)))) i = line.length;
+          else if (
+            c === "#" ||
+            (c === "-" && line[i + 1] === "-" && (line[i + 2] === undefined || /\s/.test(line[i + 2]!)))
+          )
+            i = line.length;
           else if (c === "/" && line[i + 1] === "*") {
             // Versioned comments (/*! ... */, /*M! ... */) are executed by the server: scan them as SQL.
-            if (line[i + 2] === "!" || (line[i + 2] === "M" && line[i + 3] === "!")) i += line[i + 2] === "!" ? 2 : 3;
+            if (line[i + 2] === "!" || (line[i + 2] === "M" && line[i + 3] === "!"))
+              i += line[i + 2] === "!" ? 2 : 3;
             else {
               this.state = "comment";
               i++;
@@ -83,7 +103,8 @@ export class SqlClientCommandGuard extends Transform {
         case "squote":
         case "dquote":
           if (c === "\\") i++;
-          else if ((c === "'" && this.state === "squote") || (c === '"' && this.state === "dquote")) this.state = "normal";
+          else if ((c === "'" && this.state === "squote") || (c === '"' && this.state === "dquote"))
+            this.state = "normal";
           break;
         case "backtick":
           if (c === "`") this.state = "normal";

@@ -9,7 +9,10 @@ import type { EntryHeader, RestoreSource } from "./source";
  * Plain (uncompressed, unencrypted) tar in and out of entry streams. Used for the pre-restore
  * safety backup when no archive writer is given, and by tests that must not depend on the archive engine.
  */
-export async function writeTarFile(entries: AsyncIterable<ArchiveEntry>, path: string): Promise<{ files: number; bytes: number }> {
+export async function writeTarFile(
+  entries: AsyncIterable<ArchiveEntry>,
+  path: string,
+): Promise<{ files: number; bytes: number }> {
   const pack = tar.pack();
   const done = pipeline(pack, createWriteStream(path, { mode: 0o600 }));
   let files = 0;
@@ -28,7 +31,9 @@ export async function writeTarFile(entries: AsyncIterable<ArchiveEntry>, path: s
       };
       const body = e.body;
       if (e.type === "file" && body?.kind === "buffer") {
-        await new Promise<void>((res, rej) => pack.entry(header, body.data, (err) => (err ? rej(err) : res())));
+        await new Promise<void>((res, rej) =>
+          pack.entry(header, body.data, (err) => (err ? rej(err) : res())),
+        );
       } else if (e.type === "file" && body?.kind === "file") {
         await new Promise<void>((res, rej) => {
           const sink = pack.entry(header, (err) => (err ? rej(err) : res()));
@@ -40,7 +45,9 @@ export async function writeTarFile(entries: AsyncIterable<ArchiveEntry>, path: s
           src.pipe(sink as unknown as NodeJS.WritableStream);
         });
       } else {
-        await new Promise<void>((res, rej) => pack.entry(header, Buffer.alloc(0), (err) => (err ? rej(err) : res())));
+        await new Promise<void>((res, rej) =>
+          pack.entry(header, Buffer.alloc(0), (err) => (err ? rej(err) : res())),
+        );
       }
       files++;
       bytes += header.size ?? 0;
@@ -56,7 +63,12 @@ export async function writeTarFile(entries: AsyncIterable<ArchiveEntry>, path: s
 }
 
 function toHeader(h: Header): EntryHeader {
-  const type = h.type === "symlink" || h.type === "directory" || h.type === "link" ? (h.type === "link" ? "hardlink" : h.type) : "file";
+  const type =
+    h.type === "symlink" || h.type === "directory" || h.type === "link"
+      ? h.type === "link"
+        ? "hardlink"
+        : h.type
+      : "file";
   return {
     name: h.name.replace(/\/+$/, ""),
     type,
@@ -70,7 +82,9 @@ function toHeader(h: Header): EntryHeader {
 }
 
 export function tarFileSource(path: string): RestoreSource {
-  async function* read(filter: (name: string) => boolean): AsyncGenerator<{ entry: EntryHeader; body: Readable }> {
+  async function* read(
+    filter: (name: string) => boolean,
+  ): AsyncGenerator<{ entry: EntryHeader; body: Readable }> {
     const extract = tar.extract();
     const input = createReadStream(path);
     input.on("error", (e) => extract.destroy(e));

@@ -4,10 +4,19 @@ import { HostingError } from "../sources/errors";
 
 /** Host inventory config: what a hosting server holds. Documented in docs/HOSTING.md. */
 
-const Domain = z.string().regex(/^[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)+$/, "not a domain name");
+const Domain = z
+  .string()
+  .regex(
+    /^[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)+$/,
+    "not a domain name",
+  );
 export const Engine = z.enum(["mysql", "postgres"]);
 export type Engine = z.infer<typeof Engine>;
-const AbsPath = z.string().min(1).max(4096).refine((p) => p.startsWith("/"), "must be an absolute path");
+const AbsPath = z
+  .string()
+  .min(1)
+  .max(4096)
+  .refine((p) => p.startsWith("/"), "must be an absolute path");
 // Database and server names end up in archive paths and command arguments: keep them plain.
 const DbName = z.string().regex(/^[A-Za-z0-9_][A-Za-z0-9_$-]{0,63}$/, "unsupported database name");
 const Name = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/);

@@ -46,7 +46,10 @@ async function isFile(p: string): Promise<boolean> {
 }
 async function dirNames(p: string): Promise<string[]> {
   const list = await readdir(p, { withFileTypes: true }).catch(() => []);
-  return list.filter((e) => e.isDirectory()).map((e) => e.name).sort();
+  return list
+    .filter((e) => e.isDirectory())
+    .map((e) => e.name)
+    .sort();
 }
 
 /** Conventional layout: home/<user>/domains/<domain>/public_html, mail/<domain>, dns/<domain>.zone, ssl/<domain>. */
@@ -66,14 +69,19 @@ async function discoverLayout(root: string): Promise<Map<string, DomainInventory
   for (const domain of await dirNames(join(root, "mail"))) get(domain).mailDir = join(root, "mail", domain);
   const zones = await readdir(join(root, "dns")).catch(() => [] as string[]);
   for (const z of zones.sort()) {
-    if (z.endsWith(".zone") && (await isFile(join(root, "dns", z)))) get(z.slice(0, -5)).dnsZone = join(root, "dns", z);
+    if (z.endsWith(".zone") && (await isFile(join(root, "dns", z))))
+      get(z.slice(0, -5)).dnsZone = join(root, "dns", z);
   }
   for (const domain of await dirNames(join(root, "ssl"))) get(domain).sslDir = join(root, "ssl", domain);
   return found;
 }
 
 /** First matching naming rule decides; `$1`.. are replaced from the rule's capture groups. */
-export function domainForDatabase(rules: NamingRule[], server: DatabaseServerConfig, db: string): string | undefined {
+export function domainForDatabase(
+  rules: NamingRule[],
+  server: DatabaseServerConfig,
+  db: string,
+): string | undefined {
   for (const r of rules) {
     if (r.engine && r.engine !== server.engine) continue;
     if (r.server && r.server !== server.name) continue;
@@ -83,7 +91,8 @@ export function domainForDatabase(rules: NamingRule[], server: DatabaseServerCon
   return undefined;
 }
 
-const validDomain = (d: string) => /^[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)+$/.test(d);
+const validDomain = (d: string) =>
+  /^[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)+$/.test(d);
 
 export async function discoverInventory(opts: { root?: string; config: HostConfig }): Promise<Inventory> {
   const { config } = opts;
@@ -124,7 +133,9 @@ export async function discoverInventory(opts: { root?: string; config: HostConfi
       continue;
     }
     servers.push({ name: s.name, engine: s.engine, reachable: true, databases: names.length });
-    const claimed = new Set([...domains.values()].flatMap((d) => d.databases.filter((r) => r.server === s.name).map((r) => r.name)));
+    const claimed = new Set(
+      [...domains.values()].flatMap((d) => d.databases.filter((r) => r.server === s.name).map((r) => r.name)),
+    );
     for (const name of names) {
       if (claimed.has(name)) continue;
       const domain = domainForDatabase(config.databaseNaming, s, name);

@@ -22,7 +22,10 @@ async function readPassword(file: string | undefined): Promise<string | undefine
   try {
     return (await readFile(file, "utf8")).split(/\r?\n/)[0];
   } catch (e) {
-    throw new HostingError("CONFIG_INVALID", `cannot read password file ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+    throw new HostingError(
+      "CONFIG_INVALID",
+      `cannot read password file ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`,
+    );
   }
 }
 
@@ -46,7 +49,11 @@ export async function mysqlConnection(s: DatabaseServerConfig): Promise<DbConnec
   await writeFile(file, lines.join("\n") + "\n", { mode: 0o600 });
   const env = { ...process.env };
   delete env.MYSQL_PWD;
-  return { args: [`--defaults-extra-file=${file}`], env, dispose: () => rm(dir, { recursive: true, force: true }) };
+  return {
+    args: [`--defaults-extra-file=${file}`],
+    env,
+    dispose: () => rm(dir, { recursive: true, force: true }),
+  };
 }
 
 export async function postgresConnection(s: DatabaseServerConfig): Promise<DbConnection> {
@@ -80,16 +87,24 @@ export function stderrTail(child: ChildProcess, max = 4096): () => string {
 }
 
 /** Resolves with the exit code, or the signal name when the process was killed. */
-export function waitExit(child: ChildProcess): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
+export function waitExit(
+  child: ChildProcess,
+): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
   return new Promise((resolve, reject) => {
-    if (child.exitCode !== null || child.signalCode !== null) return resolve({ code: child.exitCode, signal: child.signalCode });
+    if (child.exitCode !== null || child.signalCode !== null)
+      return resolve({ code: child.exitCode, signal: child.signalCode });
     child.once("error", reject);
     child.once("close", (code, signal) => resolve({ code, signal }));
   });
 }
 
 /** Runs a client to completion and returns stdout; throws with stderr's tail on failure. */
-export async function runClient(cmd: string, args: string[], env: NodeJS.ProcessEnv, input?: string): Promise<string> {
+export async function runClient(
+  cmd: string,
+  args: string[],
+  env: NodeJS.ProcessEnv,
+  input?: string,
+): Promise<string> {
   const child = spawn(cmd, args, { env, stdio: ["pipe", "pipe", "pipe"] });
   const err = stderrTail(child);
   let out = "";
@@ -102,7 +117,10 @@ export async function runClient(cmd: string, args: string[], env: NodeJS.Process
   });
   if (code !== 0) {
     const why = err() || `exit ${code ?? signal}`;
-    const unreachable = /can't connect|connection refused|could not connect|lost connection|timeout expired|No such file or directory/i.test(why);
+    const unreachable =
+      /can't connect|connection refused|could not connect|lost connection|timeout expired|No such file or directory/i.test(
+        why,
+      );
     throw new HostingError(unreachable ? "DB_UNREACHABLE" : "SOURCE_FAILED", `${cmd} failed: ${why}`);
   }
   return out;
@@ -116,7 +134,11 @@ export async function listDatabases(s: DatabaseServerConfig): Promise<string[]> 
   try {
     let names: string[];
     if (s.engine === "mysql") {
-      const out = await runClient("mariadb", [...conn.args, "--batch", "--skip-column-names", "-e", "SHOW DATABASES"], conn.env);
+      const out = await runClient(
+        "mariadb",
+        [...conn.args, "--batch", "--skip-column-names", "-e", "SHOW DATABASES"],
+        conn.env,
+      );
       names = out.split("\n").filter((n) => n && !MYSQL_SYSTEM.has(n));
     } else {
       const sql = "SELECT datname FROM pg_database WHERE NOT datistemplate ORDER BY datname";

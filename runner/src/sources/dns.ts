@@ -8,5 +8,8 @@ import { walkTree } from "./walk";
 export function dnsEntries(d: DomainInventory): AsyncGenerator<ArchiveEntry> {
   if (!d.dnsZone) throw new Error(`${d.domain} has no DNS zone`);
   const base = basename(d.dnsZone);
-  return walkTree(d.dnsZone, (rel) => dnsPath(d.domain, rel === "" ? base : `${base}/${rel}`), { component: "dns", domain: d.domain });
+  return walkTree(d.dnsZone, (rel) => dnsPath(d.domain, rel === "" ? base : `${base}/${rel}`), {
+    component: "dns",
+    domain: d.domain,
+  });
 }

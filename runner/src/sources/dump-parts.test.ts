@@ -4,13 +4,25 @@ import { describe, expect, it } from "vitest";
 import type { ArchiveEntry } from "../archive/types";
 import { dumpEntries } from "./dump-parts";
 
-const info = { engine: "postgres" as const, database: "d", server: "s", format: "pg_dump-custom" as const, tool: "sh" };
+const info = {
+  engine: "postgres" as const,
+  database: "d",
+  server: "s",
+  format: "pg_dump-custom" as const,
+  tool: "sh",
+};
 
 async function collect(cmd: string, partSize: number): Promise<{ entries: ArchiveEntry[]; error?: Error }> {
   const child = spawn("sh", ["-c", cmd], { stdio: ["ignore", "pipe", "pipe"] });
   const entries: ArchiveEntry[] = [];
   try {
-    for await (const e of dumpEntries(child, "test dump", { dir: "x.example.com/db/postgres/d", domain: "x.example.com", info, partSize })) entries.push(e);
+    for await (const e of dumpEntries(child, "test dump", {
+      dir: "x.example.com/db/postgres/d",
+      domain: "x.example.com",
+      info,
+      partSize,
+    }))
+      entries.push(e);
     return { entries };
   } catch (error) {
     return { entries, error: error as Error };
@@ -31,7 +43,11 @@ describe("dumpEntries", () => {
     expect(parts.every((p) => p.size <= 100_000 && p.size === data(p).length)).toBe(true);
     const json = JSON.parse(data(entries.at(-1)!).toString());
     expect(entries.at(-1)!.name).toBe("x.example.com/db/postgres/d/dump.json");
-    expect(json).toMatchObject({ parts: parts.length, bytes: all.length, sha256: createHash("sha256").update(all).digest("hex") });
+    expect(json).toMatchObject({
+      parts: parts.length,
+      bytes: all.length,
+      sha256: createHash("sha256").update(all).digest("hex"),
+    });
   });
 
   it("a dump killed midway fails and never gets dump.json", async () => {

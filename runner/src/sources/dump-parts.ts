@@ -20,7 +20,11 @@ export interface DumpTarget {
  * the process exited 0: a failed or killed dump throws, and its parts carry no `dump.json`, which
  * restores require (never a silent truncated dump).
  */
-export async function* dumpEntries(child: ChildProcess, what: string, t: DumpTarget): AsyncGenerator<ArchiveEntry> {
+export async function* dumpEntries(
+  child: ChildProcess,
+  what: string,
+  t: DumpTarget,
+): AsyncGenerator<ArchiveEntry> {
   const partSize = t.partSize ?? PART_SIZE;
   const tail = stderrTail(child);
   const exited = waitExit(child);
@@ -28,7 +32,14 @@ export async function* dumpEntries(child: ChildProcess, what: string, t: DumpTar
   exited.catch(() => {});
   const hash = createHash("sha256");
   const mtime = new Date();
-  const tag = { component: "db", domain: t.domain, mode: 0o600, uid: process.getuid?.() ?? 0, gid: process.getgid?.() ?? 0, mtime };
+  const tag = {
+    component: "db",
+    domain: t.domain,
+    mode: 0o600,
+    uid: process.getuid?.() ?? 0,
+    gid: process.getgid?.() ?? 0,
+    mtime,
+  };
   let parts = 0;
   let bytes = 0;
   let done = false;
@@ -78,10 +89,17 @@ export async function* dumpEntries(child: ChildProcess, what: string, t: DumpTar
       if (next) {
         if (queue.length < 2 && out.isPaused()) out.resume();
         // A full part is not necessarily the last one, so it can go out before the exit status is known.
-        yield { ...tag, name: dumpPartName(t.dir, ++parts), type: "file", size: next.length, body: { kind: "buffer", data: next } };
+        yield {
+          ...tag,
+          name: dumpPartName(t.dir, ++parts),
+          type: "file",
+          size: next.length,
+          body: { kind: "buffer", data: next },
+        };
         continue;
       }
-      if (readError) throw new HostingError("DUMP_FAILED", `${what}: reading output failed: ${readError.message}`);
+      if (readError)
+        throw new HostingError("DUMP_FAILED", `${what}: reading output failed: ${readError.message}`);
       if (ended) break;
       await new Promise<void>((r) => (wake = r));
     }
@@ -91,14 +109,37 @@ export async function* dumpEntries(child: ChildProcess, what: string, t: DumpTar
     if (code !== 0) {
       const why = tail() || "no error output";
       const unreachable = /can't connect|connection refused|could not connect|timeout expired/i.test(why);
-      throw new HostingError(unreachable ? "DB_UNREACHABLE" : "DUMP_FAILED", `${what} ${signal ? `killed by ${signal}` : `exited ${code}`}: ${why}`);
+      throw new HostingError(
+        unreachable ? "DB_UNREACHABLE" : "DUMP_FAILED",
+        `${what} ${signal ? `killed by ${signal}` : `exited ${code}`}: ${why}`,
+      );
     }
     if (fill > 0 || parts === 0) {
-      yield { ...tag, name: dumpPartName(t.dir, ++parts), type: "file", size: fill, body: { kind: "buffer", data: buf.subarray(0, fill) } };
+      yield {
+        ...tag,
+        name: dumpPartName(t.dir, ++parts),
+        type: "file",
+        size: fill,
+        body: { kind: "buffer", data: buf.subarray(0, fill) },
+      };
     }
-    const info: DumpInfo = { ...t.info, parts, bytes, sha256: hash.digest("hex"), partSize, finishedAt: new Date().toISOString() };
+    const info: DumpInfo = {
+      ...t.info,
+      parts,
+      bytes,
+      sha256: hash.digest("hex"),
+      partSize,
+      finishedAt: new Date().toISOString(),
+    };
     const data = Buffer.from(JSON.stringify(info, null, 2) + "\n");
-    yield { ...tag, mode: 0o644, name: dumpInfoName(t.dir), type: "file", size: data.length, body: { kind: "buffer", data } };
+    yield {
+      ...tag,
+      mode: 0o644,
+      name: dumpInfoName(t.dir),
+      type: "file",
+      size: data.length,
+      body: { kind: "buffer", data },
+    };
     done = true;
   } finally {
     if (!done && child.exitCode === null && child.signalCode === null) child.kill("SIGTERM");

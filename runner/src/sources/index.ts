@@ -45,13 +45,28 @@ export interface SourceReport {
 const SAFE_DB = /^[A-Za-z0-9_][A-Za-z0-9_$.-]{0,63}$/;
 
 export function parseSelection(domains: string | undefined, components: string | undefined): Selection {
-  const comps = (components ?? "all") === "all" ? ALL_COMPONENTS : components!.split(",").map((c) => c.trim()).filter(Boolean);
+  const comps =
+    (components ?? "all") === "all"
+      ? ALL_COMPONENTS
+      : components!
+          .split(",")
+          .map((c) => c.trim())
+          .filter(Boolean);
   for (const c of comps) {
     if (!(COMPONENTS as readonly string[]).includes(c)) {
-      throw new HostingError("CONFIG_INVALID", `unknown component ${JSON.stringify(c)} (expected ${COMPONENTS.join(",")})`);
+      throw new HostingError(
+        "CONFIG_INVALID",
+        `unknown component ${JSON.stringify(c)} (expected ${COMPONENTS.join(",")})`,
+      );
     }
   }
-  const doms = (domains ?? "all") === "all" ? "all" : domains!.split(",").map((d) => d.trim()).filter(Boolean);
+  const doms =
+    (domains ?? "all") === "all"
+      ? "all"
+      : domains!
+          .split(",")
+          .map((d) => d.trim())
+          .filter(Boolean);
   return { domains: doms, components: comps as Component[] };
 }
 
@@ -93,7 +108,12 @@ export function hostingEntries(opts: {
   const { inventory, config, selection } = opts;
   const domains = selectDomains(inventory, selection);
   const want = new Set(selection.components);
-  const report: SourceReport = { failures: [], warnings: [], domains: domains.map((d) => d.domain), components: [...want] };
+  const report: SourceReport = {
+    failures: [],
+    warnings: [],
+    domains: domains.map((d) => d.domain),
+    components: [...want],
+  };
   const notice = (m: string) => report.warnings.push(m);
   const fail = (f: Omit<ComponentFailure, "code" | "reason">, e: unknown) => {
     const code = e instanceof HostingError ? e.code : "SOURCE_FAILED";
@@ -103,7 +123,10 @@ export function hostingEntries(opts: {
     report.warnings.push(`${where} failed (${code}): ${reason}`);
   };
 
-  async function* guarded(gen: () => AsyncIterable<ArchiveEntry>, f: Omit<ComponentFailure, "code" | "reason">) {
+  async function* guarded(
+    gen: () => AsyncIterable<ArchiveEntry>,
+    f: Omit<ComponentFailure, "code" | "reason">,
+  ) {
     try {
       yield* gen();
     } catch (e) {
@@ -116,17 +139,27 @@ export function hostingEntries(opts: {
     for (const d of comps.length ? domains : []) {
       yield metaEntry(d, comps);
       const domain = d.domain;
-      if (want.has("web") && d.webRoot) yield* guarded(() => webEntries(d, notice), { domain, component: "web" });
+      if (want.has("web") && d.webRoot)
+        yield* guarded(() => webEntries(d, notice), { domain, component: "web" });
       if (want.has("db")) {
         for (const ref of d.databases) {
           const item = `${ref.engine}/${ref.name}`;
           const server = config.databaseServers.find((s) => s.name === ref.server);
           if (!server) {
-            fail({ domain, component: "db", item }, new HostingError("CONFIG_INVALID", `no database server named ${ref.server}`));
+            fail(
+              { domain, component: "db", item },
+              new HostingError("CONFIG_INVALID", `no database server named ${ref.server}`),
+            );
             continue;
           }
           if (!SAFE_DB.test(ref.name)) {
-            fail({ domain, component: "db", item }, new HostingError("CONFIG_INVALID", `database name ${JSON.stringify(ref.name)} is not supported`));
+            fail(
+              { domain, component: "db", item },
+              new HostingError(
+                "CONFIG_INVALID",
+                `database name ${JSON.stringify(ref.name)} is not supported`,
+              ),
+            );
             continue;
           }
           const gen = () =>
@@ -136,12 +169,14 @@ export function hostingEntries(opts: {
           yield* guarded(gen, { domain, component: "db", item });
         }
       }
-      if (want.has("mail") && (d.mailDir || d.mailConfig.length)) yield* guarded(() => mailEntries(d, notice), { domain, component: "mail" });
+      if (want.has("mail") && (d.mailDir || d.mailConfig.length))
+        yield* guarded(() => mailEntries(d, notice), { domain, component: "mail" });
       if (want.has("dns") && d.dnsZone) yield* guarded(() => dnsEntries(d), { domain, component: "dns" });
       if (want.has("ssl") && d.sslDir) yield* guarded(() => sslEntries(d), { domain, component: "ssl" });
     }
     if (want.has("router")) {
-      for (const r of config.routers) yield* guarded(() => routerEntries(r), { component: "router", item: r.name });
+      for (const r of config.routers)
+        yield* guarded(() => routerEntries(r), { component: "router", item: r.name });
     }
   }
   return { entries: run(), report };
@@ -163,5 +198,10 @@ export async function backupHosting(opts: {
   const { entries, report } = hostingEntries(opts);
   const result = await opts.write(entries);
   const warnings = [...result.warnings, ...report.warnings];
-  return { ...result, warnings, status: report.failures.length ? "partial" : "complete", failures: report.failures };
+  return {
+    ...result,
+    warnings,
+    status: report.failures.length ? "partial" : "complete",
+    failures: report.failures,
+  };
 }

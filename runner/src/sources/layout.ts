@@ -11,7 +11,8 @@ export const PART_SIZE = 16 * 1024 * 1024;
 export const domainMetaPath = (domain: string) => `${domain}/domain.json`;
 export const webPath = (domain: string, rel: string) => join(`${domain}/web`, rel);
 export const mailboxPath = (domain: string, rel: string) => join(`${domain}/mail/boxes`, rel);
-export const mailConfigPath = (domain: string, index: number, rel: string) => join(`${domain}/mail/config/${index}`, rel);
+export const mailConfigPath = (domain: string, index: number, rel: string) =>
+  join(`${domain}/mail/config/${index}`, rel);
 export const dnsPath = (domain: string, rel: string) => join(`${domain}/dns`, rel);
 export const sslPath = (domain: string, rel: string) => join(`${domain}/ssl`, rel);
 export const dbDir = (domain: string, engine: string, name: string) => `${domain}/db/${engine}/${name}`;
@@ -33,7 +34,8 @@ export interface ParsedPath {
 /** Splits an archive path back into domain, component and the rest; undefined if it is not ours. */
 export function parseArchivePath(name: string): ParsedPath | undefined {
   const parts = name.replace(/\/+$/, "").split("/");
-  if (parts[0] === "router" && parts.length >= 2) return { component: "router", rest: parts.slice(1).join("/") };
+  if (parts[0] === "router" && parts.length >= 2)
+    return { component: "router", rest: parts.slice(1).join("/") };
   const [domain, comp, ...rest] = parts;
   if (!domain) return undefined;
   if (comp === "domain.json" && rest.length === 0) return { domain, component: "meta", rest: "" };

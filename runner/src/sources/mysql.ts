@@ -36,7 +36,13 @@ export async function* mysqlEntries(
       dir: dbDir(domain, "mysql", database),
       domain,
       partSize: opts.partSize,
-      info: { engine: "mysql", database, server: server.name, format: "mariadb-dump-sql", tool: MYSQL_DUMP_TOOL },
+      info: {
+        engine: "mysql",
+        database,
+        server: server.name,
+        format: "mariadb-dump-sql",
+        tool: MYSQL_DUMP_TOOL,
+      },
     });
   } finally {
     await conn.dispose();

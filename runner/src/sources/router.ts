@@ -35,32 +35,53 @@ export async function exportRouter(r: RouterConfig): Promise<Buffer> {
       if (err) reject(err);
       else resolve(out!);
     };
-    const timer = setTimeout(() => finish(new HostingError("ROUTER_FAILED", `router ${r.name}: timed out after ${r.timeoutMs} ms`)), r.timeoutMs);
+    const timer = setTimeout(
+      () => finish(new HostingError("ROUTER_FAILED", `router ${r.name}: timed out after ${r.timeoutMs} ms`)),
+      r.timeoutMs,
+    );
     conn.on("ready", () => {
       conn.exec(r.command, (err, stream) => {
-        if (err) return finish(new HostingError("ROUTER_FAILED", `router ${r.name}: exec failed: ${err.message}`));
+        if (err)
+          return finish(new HostingError("ROUTER_FAILED", `router ${r.name}: exec failed: ${err.message}`));
         const chunks: Buffer[] = [];
         let size = 0;
         let exitCode: number | null = null;
         stream.on("data", (d: Buffer) => {
           size += d.length;
-          if (size > MAX_EXPORT) return finish(new HostingError("ROUTER_FAILED", `router ${r.name}: export larger than ${MAX_EXPORT} bytes`));
+          if (size > MAX_EXPORT)
+            return finish(
+              new HostingError("ROUTER_FAILED", `router ${r.name}: export larger than ${MAX_EXPORT} bytes`),
+            );
           chunks.push(d);
         });
         stream.stderr.on("data", () => {});
         stream.on("exit", (code: number | null) => (exitCode = code));
         stream.on("close", () => {
-          if (exitCode !== null && exitCode !== 0) return finish(new HostingError("ROUTER_FAILED", `router ${r.name}: ${r.command} exited ${exitCode}`));
+          if (exitCode !== null && exitCode !== 0)
+            return finish(
+              new HostingError("ROUTER_FAILED", `router ${r.name}: ${r.command} exited ${exitCode}`),
+            );
           const out = Buffer.concat(chunks);
-          if (out.length === 0) return finish(new HostingError("ROUTER_FAILED", `router ${r.name}: ${r.command} returned nothing`));
+          if (out.length === 0)
+            return finish(
+              new HostingError("ROUTER_FAILED", `router ${r.name}: ${r.command} returned nothing`),
+            );
           finish(null, out);
         });
       });
     });
     conn.on("error", (e: Error) => {
-      if (keyMismatch) return finish(new HostingError("HOST_KEY_MISMATCH", `router ${r.name}: host key does not match the configured fingerprint`));
+      if (keyMismatch)
+        return finish(
+          new HostingError(
+            "HOST_KEY_MISMATCH",
+            `router ${r.name}: host key does not match the configured fingerprint`,
+          ),
+        );
       const auth = /authentication/i.test(e.message);
-      finish(new HostingError("ROUTER_FAILED", `router ${r.name}: ${auth ? "authentication failed" : e.message}`));
+      finish(
+        new HostingError("ROUTER_FAILED", `router ${r.name}: ${auth ? "authentication failed" : e.message}`),
+      );
     });
     conn.connect({
       host: r.host,

@@ -10,8 +10,11 @@ export interface WalkTag {
 
 function fail(e: unknown, path: string): never {
   const code = (e as NodeJS.ErrnoException).code;
-  if (code === "EACCES" || code === "EPERM") throw new HostingError("PERMISSION_DENIED", `permission denied: ${path}`, { cause: e });
-  throw new HostingError("SOURCE_FAILED", `cannot read ${path}: ${code ?? (e as Error).message}`, { cause: e });
+  if (code === "EACCES" || code === "EPERM")
+    throw new HostingError("PERMISSION_DENIED", `permission denied: ${path}`, { cause: e });
+  throw new HostingError("SOURCE_FAILED", `cannot read ${path}: ${code ?? (e as Error).message}`, {
+    cause: e,
+  });
 }
 
 /**
@@ -27,7 +30,14 @@ export async function* walkTree(
 ): AsyncGenerator<ArchiveEntry> {
   async function* visit(abs: string, rel: string): AsyncGenerator<ArchiveEntry> {
     const st = await lstat(abs).catch((e) => fail(e, abs));
-    const base = { name: toName(rel), mode: st.mode & 0o7777, uid: st.uid, gid: st.gid, mtime: st.mtime, ...tag };
+    const base = {
+      name: toName(rel),
+      mode: st.mode & 0o7777,
+      uid: st.uid,
+      gid: st.gid,
+      mtime: st.mtime,
+      ...tag,
+    };
     if (st.isSymbolicLink()) {
       const linkname = await readlink(abs).catch((e) => fail(e, abs));
       yield { ...base, type: "symlink", size: 0, linkname };
