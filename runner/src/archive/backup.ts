@@ -8,7 +8,7 @@ import type { BackupOptions, BackupResult } from "./types";
 import { ArchiveError, toArchiveError } from "./errors";
 import { createSealContext, type Kdf, type ScryptParams } from "./crypto";
 import { DEFAULT_CHUNK_SIZE, FrameEncoder, MAX_CHUNK_SIZE } from "./frames";
-import { tarChunks, walkSources, type TarSink } from "./source";
+import { ChunkPool, tarChunks, walkSources, type TarSink } from "./source";
 import { encodeManifest, manifestFileName } from "./manifest";
 import type { Manifest } from "./manifest-types";
 
@@ -55,8 +55,10 @@ export async function createBackup(opts: BackupOptions & BackupInternals): Promi
   const warnings: string[] = [];
   const sink: TarSink = { entries: [], warnings, bytesIn: 0, files: 0, onProgress: opts.onProgress, signal: opts.signal };
   const entries = opts.entries ?? walkSources(opts.sources!, warnings);
+  const pool = new ChunkPool(chunkSize);
   const encoder = new FrameEncoder({
     level: opts.level,
+    release: (b) => pool.release(b),
     seal,
     concurrency: opts.concurrency,
     header: { v: 1, mode: enc.mode, binding: opts.binding, chunkSize, name: opts.name, kind: opts.kind, createdAt: now.toISOString() },
@@ -65,7 +67,7 @@ export async function createBackup(opts: BackupOptions & BackupInternals): Promi
   let mWriter: Awaited<ReturnType<Destination["createWriter"]>> | undefined;
   let committed = false;
   try {
-    const source = Readable.from(tarChunks(entries, chunkSize, sink), { objectMode: true, highWaterMark: 1 });
+    const source = Readable.from(tarChunks(entries, chunkSize, sink, pool), { objectMode: true, highWaterMark: 1 });
     await pipeline(source, encoder, writer.stream, { signal: opts.signal });
     const info = await writer.commit();
     committed = true;

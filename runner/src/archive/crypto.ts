@@ -243,13 +243,13 @@ export function sealSegment(ctx: SealContext, counter: number, last: boolean, pl
  * Same bytes as sealSegment, but the AES-GCM work runs on the libuv pool (WebCrypto), so sealing
  * overlaps with reading and compressing instead of holding the main thread.
  */
-export async function sealSegmentAsync(ctx: SealContext, counter: number, last: boolean, plain: Buffer): Promise<Buffer> {
+export async function sealSegmentAsync(ctx: SealContext, counter: number, last: boolean, plain: Buffer): Promise<Buffer[]> {
   if (counter > 0xffffffff) throw new ArchiveError("IO_ERROR", "too many segments");
   const key = await segKeyFor(ctx);
   const ct = await webcrypto.subtle.encrypt({ name: "AES-GCM", iv: nonce(ctx.noncePrefix, counter, last), additionalData: ctx.aad, tagLength: 128 }, key, plain);
   const len = Buffer.alloc(4);
   len.writeUInt32BE(plain.length, 0);
-  return Buffer.concat([len, Buffer.from(ct)]);
+  return [len, Buffer.from(ct)];
 }
 
 const webKeys = new WeakMap<SealContext, Promise<webcrypto.CryptoKey>>();

@@ -148,6 +148,8 @@ export function zstdFrameOutputBound(frame: Buffer): number {
 
 export interface FrameEncoderOptions {
   level: number;
+  /** Gets each input chunk back once it is compressed (buffer reuse). */
+  release?: (chunk: Buffer) => void;
   header: PlainHeader;
   seal?: SealContext;
   concurrency?: number;
@@ -155,8 +157,8 @@ export interface FrameEncoderOptions {
 
 interface Done {
   frame: Buffer;
-  /** the stored bytes: the sealed segment, or the frame itself */
-  stored: Buffer;
+  /** the stored bytes: the sealed segment (length prefix, ciphertext+tag), or the frame itself */
+  stored: Buffer[];
   d: number;
 }
 
@@ -187,10 +189,11 @@ export class FrameEncoder extends Transform {
     this.push(b);
   }
 
-  private emitFrame(frame: Buffer, d: number, last: boolean, stored?: Buffer): void {
+  private emitFrame(frame: Buffer, d: number, last: boolean, stored?: Buffer[]): void {
     // Encrypted frames are authenticated by their GCM tag; a hash would only cost time.
     if (!last) this.frames.push({ c: frame.length, d, h: this.o.seal ? "" : createHash("sha256").update(frame).digest("hex") });
-    this.emitBytes(stored ?? (this.o.seal ? sealSegment(this.o.seal, this.segment++, last, frame) : frame));
+    if (stored) for (const b of stored) this.emitBytes(b);
+    else this.emitBytes(this.o.seal ? sealSegment(this.o.seal, this.segment++, last, frame) : frame);
   }
 
   private async drain(keep: number): Promise<void> {
@@ -204,11 +207,11 @@ export class FrameEncoder extends Transform {
     this.tarBytes += chunk.length;
     const seal = this.o.seal;
     const counter = seal ? this.segment++ : 0;
-    const p = compress(chunk, this.o.level).then(async (frame) => ({
-      frame,
-      stored: seal ? await sealSegmentAsync(seal, counter, false, frame) : frame,
-      d: chunk.length,
-    }));
+    const d = chunk.length;
+    const p = compress(chunk, this.o.level).then(async (frame) => {
+      this.o.release?.(chunk);
+      return { frame, stored: seal ? await sealSegmentAsync(seal, counter, false, frame) : [frame], d };
+    });
     p.catch(() => {});
     this.queue.push(p);
     this.drain(this.max - 1).then(() => cb(), cb);

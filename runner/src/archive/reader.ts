@@ -85,7 +85,12 @@ export async function openArchive(o: OpenArchiveOptions): Promise<ArchiveHandle>
   try {
     const info = await dest.stat(fileName);
     if (!info) throw new ArchiveError("NOT_FOUND", `archive ${fileName} not found at ${dest.url}`);
-    const head = await readRange(dest, fileName, 0, Math.min(info.size, 14 + MAX_HEADER_JSON + 32 + 8) - 1, o.signal);
+    // Read a small head first; only a big header costs a second read (selective restores stay lean).
+    let head = await readRange(dest, fileName, 0, Math.min(info.size, 4096) - 1, o.signal);
+    if (head.length >= 14 && head.subarray(0, 8).equals(ENC_MAGIC)) {
+      const need = 14 + head.readUInt32BE(10) + 32;
+      if (need > head.length && need <= 14 + MAX_HEADER_JSON + 32) head = await readRange(dest, fileName, 0, Math.min(info.size, need) - 1, o.signal);
+    }
     let seal: SealContext | undefined;
     let encHeaderLen = 0;
     let mode: ArchiveHandle["mode"];

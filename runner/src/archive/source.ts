@@ -71,12 +71,27 @@ function checkName(name: string): void {
 
 const READ_SIZE = 1024 * 1024;
 
+/**
+ * Recycles chunk buffers once their frame is compressed: allocating a fresh 1 MiB ArrayBuffer per
+ * chunk kept V8's garbage collector busy (external memory pressure).
+ */
+export class ChunkPool {
+  private free: Buffer[] = [];
+  constructor(readonly size: number, private readonly keep = 16) {}
+  acquire(): Buffer {
+    return this.free.pop() ?? Buffer.allocUnsafe(this.size);
+  }
+  release(b: Buffer): void {
+    if (b.length === this.size && b.byteOffset === 0 && this.free.length < this.keep) this.free.push(b);
+  }
+}
+
 class ChunkBuffer {
   buf: Buffer;
   pos = 0;
   offset = 0; // tar offset of buf[0]
-  constructor(readonly size: number) {
-    this.buf = Buffer.allocUnsafe(size);
+  constructor(readonly size: number, private readonly pool: ChunkPool) {
+    this.buf = pool.acquire();
   }
   get tarPos(): number {
     return this.offset + this.pos;
@@ -86,7 +101,7 @@ class ChunkBuffer {
     if (this.pos < this.size) return null;
     const full = this.buf;
     this.offset += this.size;
-    this.buf = Buffer.allocUnsafe(this.size);
+    this.buf = this.pool.acquire();
     this.pos = 0;
     return full;
   }
@@ -126,8 +141,8 @@ export interface TarSink {
 }
 
 /** Yields the tar stream as chunks of exactly `chunkSize` bytes (the last one shorter). */
-export async function* tarChunks(entries: AsyncIterable<ArchiveEntry>, chunkSize: number, sink: TarSink): AsyncGenerator<Buffer> {
-  const cb = new ChunkBuffer(chunkSize);
+export async function* tarChunks(entries: AsyncIterable<ArchiveEntry>, chunkSize: number, sink: TarSink, pool = new ChunkPool(chunkSize)): AsyncGenerator<Buffer> {
+  const cb = new ChunkBuffer(chunkSize, pool);
   let lastProgress = 0;
   for await (const e of entries) {
     sink.signal?.throwIfAborted();

@@ -107,3 +107,51 @@ describe("restore behaviour", () => {
     expect(withKey.manifest?.totals.files).toBe(r.fileCount);
   });
 });
+
+describe("selective restore through a range-reading destination", () => {
+  it("restores one domain and reads far less than the archive", async () => {
+    const { LocalDestination } = await import("../destinations/local");
+    class Counting extends LocalDestination {
+      read = 0;
+      override async createReadStream(name: string, range?: { start: number; end?: number }) {
+        const s = await super.createReadStream(name, range);
+        if (!name.endsWith(".manifest")) s.on("data", (c: Buffer) => (this.read += c.length));
+        return s;
+      }
+    }
+    const root = tempDir();
+    dirs.push(root);
+    const base = { mode: 0o644, uid: 0, gid: 0, mtime: new Date(0), type: "file" as const };
+    async function* entries() {
+      for (const dom of ["a.com", "b.com", "c.com", "d.com", "e.com", "f.com", "g.com", "h.com"]) {
+        for (let i = 0; i < 8; i++) {
+          const data = randomBytes(64 * 1024);
+          yield { ...base, name: `web/${dom}/f${i}.bin`, size: data.length, domain: dom, component: "web", body: { kind: "buffer" as const, data } };
+        }
+      }
+    }
+    const r = await createBackup({ entries: entries(), outDir: join(root, "out"), name: "doms", kind: "full", level: 1, encryption: { mode: "panel", dataKey: panelKey, keyId: "k", wrappedKey: "w" }, binding: BINDING, chunkSize: 128 * 1024 });
+    const dest = new Counting(join(root, "out"));
+    const res = await restoreArchive({ source: dest, fileName: r.fileName, target: join(root, "t"), key: { mode: "panel", dataKey: panelKey }, binding: BINDING, only: ["domain:c.com"] });
+    expect(res.files).toBe(8);
+    expect(readdirSync(join(root, "t/web"))).toEqual(["c.com"]);
+    expect(dest.read).toBeGreaterThan(8 * 64 * 1024);
+    expect(dest.read).toBeLessThan(r.size / 5);
+  });
+});
+
+describe("verify before commit", () => {
+  it("a bad last byte leaves a live tree untouched", async () => {
+    const { root, r } = await backup({ mode: "panel", dataKey: panelKey, keyId: "k", wrappedKey: "w" });
+    const live = join(root, "live");
+    mkdirSync(join(live, "data/site"), { recursive: true });
+    writeFileSync(join(live, "data/site/script.sh"), "live version\n");
+    const before = describeTree(live);
+    const bytes = readFileSync(r.path);
+    bytes[bytes.length - 1]! ^= 0x80;
+    writeFileSync(r.path, bytes);
+    await expect(restoreArchive({ source: r.path, target: live, key: { mode: "panel", dataKey: panelKey }, conflict: "overwrite" })).rejects.toMatchObject({ code: "CORRUPT" });
+    expect(describeTree(live)).toEqual(before);
+    expect(readdirSync(live)).toEqual(["data"]);
+  });
+});
