@@ -12,6 +12,7 @@ import type { ReadableStream as WebReadableStream } from "node:stream/web";
 import { refreshAccessToken } from "./gdrive-oauth";
 import { checkObjectName } from "./names";
 import { runProbe } from "./probe";
+import { withMappedErrors } from "./read-stream";
 import { DEFAULT_RETRY, isTransient, withRetry, type RetryPolicy } from "./retry";
 import {
   DestinationError,
@@ -23,6 +24,8 @@ import {
 import { specUrl, type GdriveSpec } from "./url";
 
 const FOLDER = "application/vnd.google-apps.folder";
+/** Per request (one chunk at most): long enough for a slow uplink, short enough to notice a stall. */
+const REQUEST_TIMEOUT_MS = 10 * 60_000;
 const FILE_FIELDS = "id,name,size,mimeType,modifiedTime,md5Checksum";
 
 interface DriveFile {
@@ -271,7 +274,9 @@ export class GdriveDestination implements Destination {
     if (range && res.status !== 206)
       throw new DestinationError("PROTOCOL_ERROR", this.url, `read ${name}: server ignored the range`);
     if (!res.body) throw new DestinationError("PROTOCOL_ERROR", this.url, `read ${name}: empty response`);
-    return Readable.fromWeb(res.body as unknown as WebReadableStream<Uint8Array>);
+    return withMappedErrors(Readable.fromWeb(res.body as unknown as WebReadableStream<Uint8Array>), (err) =>
+      this.mapError(`read ${name}`, err),
+    );
   }
 
   async stat(name: string): Promise<ObjectInfo | null> {
@@ -387,7 +392,8 @@ class GdriveWriter implements ObjectWriter {
   private async queryOffset(total: string): Promise<void> {
     const res = await fetch(this.session, {
       method: "PUT",
-      headers: { "content-range": `bytes */${total}`, "content-length": "0" },
+      headers: { "content-range": `bytes */${total}` },
+      signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS),
     });
     await res.body?.cancel();
     if (res.status === 308) this.offset = rangeEnd(res.headers.get("range"));
@@ -422,7 +428,13 @@ class GdriveWriter implements ObjectWriter {
           body.length > 0
             ? `bytes ${this.offset}-${this.offset + body.length - 1}/${totalField}`
             : `bytes */${totalField}`;
-        const res = await fetch(this.session, { method: "PUT", headers: { "content-range": range }, body });
+        const res = await fetch(this.session, {
+          method: "PUT",
+          headers: { "content-range": range },
+          body,
+          // A stalled chunk is retried (after asking the session what it has) instead of hanging the backup.
+          signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS),
+        });
         if (res.status === 308) {
           await res.body?.cancel();
           this.offset = rangeEnd(res.headers.get("range"));

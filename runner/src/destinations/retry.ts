@@ -30,6 +30,8 @@ export function isTransient(err: unknown): boolean {
   if (!e || typeof e !== "object") return false;
   if (typeof e.code === "string" && TRANSIENT_CODES.has(e.code)) return true;
   if (typeof e.status === "number" && (e.status >= 500 || e.status === 429 || e.status === 408)) return true;
+  // fetch's AbortSignal.timeout(): a stalled request, worth another try.
+  if ((e as { name?: unknown }).name === "TimeoutError") return true;
   if (
     typeof e.message === "string" &&
     /socket hang up|other side closed|ECONNRESET|timed out/i.test(e.message)

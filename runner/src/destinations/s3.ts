@@ -22,6 +22,7 @@ import {
 } from "@aws-sdk/client-s3";
 import { checkObjectName, normalizePrefix } from "./names";
 import { runProbe } from "./probe";
+import { withMappedErrors } from "./read-stream";
 import { DEFAULT_RETRY, withRetry, type RetryPolicy } from "./retry";
 import {
   DestinationError,
@@ -138,7 +139,7 @@ export class S3Destination implements Destination {
     const Range = range ? `bytes=${range.start}-${range.end ?? ""}` : undefined;
     try {
       const out = await this.client.send(new GetObjectCommand({ Bucket: this.spec.bucket, Key, Range }));
-      return out.Body as Readable;
+      return withMappedErrors(out.Body as Readable, (err) => mapS3Error(this.url, `read ${name}`, err));
     } catch (err) {
       throw mapS3Error(this.url, `read ${name}`, err);
     }

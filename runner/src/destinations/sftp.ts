@@ -13,6 +13,7 @@ import { Client, type SFTPWrapper } from "ssh2";
 import { checkKnownHosts, checkTofu } from "./host-keys";
 import { checkObjectName, isTempName } from "./names";
 import { runProbe } from "./probe";
+import { withMappedErrors } from "./read-stream";
 import { DEFAULT_RETRY, isTransient, withRetry, type RetryPolicy } from "./retry";
 import { DestinationError, type Destination, type ObjectInfo, type ObjectWriter } from "./types";
 import { specUrl, type SftpSpec } from "./url";
@@ -204,7 +205,9 @@ export class SftpDestination implements Destination {
     const p = this.path(name);
     return this.op(`read ${name}`, async (sftp) => {
       await call((cb) => sftp.stat(p, cb));
-      return sftp.createReadStream(p, { start: range?.start, end: range?.end });
+      return withMappedErrors(sftp.createReadStream(p, { start: range?.start, end: range?.end }), (err) =>
+        this.mapError(`read ${name}`, err),
+      );
     });
   }
 
