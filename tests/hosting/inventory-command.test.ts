@@ -3,7 +3,9 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
+import { InventoryReport } from "../../shared/protocol/runner-messages";
 import { run } from "../../runner/src/commands/inventory";
+import { discoverInventory, inventoryReport, parseHostConfig } from "../../runner/src/inventory";
 
 let dir: string;
 beforeAll(() => {
@@ -67,5 +69,17 @@ describe("cairn-runner inventory", () => {
     expect(b.code).toBe(2);
     expect(b.err).toMatch(/^CONFIG_INVALID /);
     expect(b.err).not.toMatch(/inline/);
+  });
+
+  it("turns the inventory into the protocol's inventory message", async () => {
+    const inv = await discoverInventory({ root: join(dir, "host"), config: parseHostConfig({}) });
+    const msg = InventoryReport.parse(inventoryReport(inv, new Date(1000)));
+    expect(msg.collectedAt).toBe(1000);
+    expect(msg.domains[0]).toEqual({
+      domain: "site0.example.com",
+      components: ["web", "mail", "dns", "ssl"],
+      databases: [],
+      details: { user: "user0", servers: [] },
+    });
   });
 });

@@ -29,3 +29,18 @@ export function formatRestoreProgress(p: RestoreProgress): string {
   if (p.warning) return `${head} WARNING ${p.warning}`;
   return p.message ? `${head} ${p.message}` : head;
 }
+
+/** The `job.progress` fields of a restore event (the daemon adds type, jobId, files and rate). */
+export function restoreProgressFields(p: RestoreProgress, warnings: string[], errors: string[]) {
+  return {
+    bytes: p.bytesDone,
+    totalBytes: p.bytesTotal,
+    percent: p.percent,
+    phase: p.phase,
+    message: (p.error ?? p.warning ?? p.message)?.slice(0, 1024),
+    ...(p.etaSeconds !== undefined ? { etaSeconds: p.etaSeconds } : {}),
+    domainsText: p.domainsText,
+    warnings: warnings.slice(-50).map((w) => w.slice(0, 1024)),
+    errors: errors.slice(-50).map((e) => e.slice(0, 1024)),
+  };
+}

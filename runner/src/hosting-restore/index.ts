@@ -34,7 +34,7 @@ export { RESTORE_PHASES, type RestorePhase, type RestoreProgress } from "./progr
 export type { RestoreSource, EntryHeader } from "./source";
 export { tarFileSource, writeTarFile } from "./tar-io";
 export { engineRestoreSource } from "./engine-source";
-export { formatRestoreProgress, restoreSelectionFromFlags } from "./flags";
+export { formatRestoreProgress, restoreProgressFields, restoreSelectionFromFlags } from "./flags";
 
 export type Conflict = "skip" | "overwrite" | "rename";
 

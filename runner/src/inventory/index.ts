@@ -1,2 +1,3 @@
 export * from "./config";
 export * from "./discover";
+export * from "./report";
