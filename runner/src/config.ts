@@ -64,6 +64,11 @@ export const RunnerConfig = z
     allowedRoots: z.array(AbsPath).optional(),
     concurrency: z.number().int().min(1).max(64).default(1),
     heartbeatIntervalMs: z.number().int().min(1000).optional(),
+    /** Hosting server: conventional-layout root and/or host config file (docs/HOSTING.md). */
+    hosting: z
+      .object({ root: AbsPath.optional(), configPath: AbsPath.optional() })
+      .refine((h) => h.root || h.configPath, "hosting needs root or configPath")
+      .optional(),
   })
   .transform((c) => ({ ...c, allowedRoots: c.allowedRoots ?? c.defaultSources }));
 export type RunnerConfig = z.output<typeof RunnerConfig>;

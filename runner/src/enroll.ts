@@ -31,6 +31,8 @@ export interface EnrollOptions {
   stateDir?: string;
   sources?: string[];
   allowedRoots?: string[];
+  /** Hosting server: `--hosting-root DIR` / `--hosting-config F`. */
+  hosting?: { root?: string; configPath?: string };
   fetch?: typeof fetch;
 }
 
@@ -121,6 +123,14 @@ export async function enrollRunner(opts: EnrollOptions): Promise<RunnerConfig> {
     backupDir,
     defaultSources: sources,
     ...(opts.allowedRoots?.length ? { allowedRoots: opts.allowedRoots.map((r) => path.resolve(r)) } : {}),
+    ...(opts.hosting?.root || opts.hosting?.configPath
+      ? {
+          hosting: {
+            ...(opts.hosting.root && { root: path.resolve(opts.hosting.root) }),
+            ...(opts.hosting.configPath && { configPath: path.resolve(opts.hosting.configPath) }),
+          },
+        }
+      : {}),
     concurrency: 1,
   } as Parameters<typeof writeConfig>[1]);
 }

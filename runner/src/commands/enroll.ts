@@ -6,7 +6,8 @@ import { createLogger } from "../util/log";
 
 export const usage = `cairn-runner enroll --url URL (--token TOKEN | --token-file FILE | $CAIRN_ENROLL_TOKEN)
     [--config PATH] [--name NAME] [--backup-dir DIR] [--state-dir DIR]
-    [--source DIR ... | --sources a,b] [--allowed-root DIR ...]`;
+    [--source DIR ... | --sources a,b] [--allowed-root DIR ...]
+    [--hosting-root DIR] [--hosting-config FILE]`;
 
 export async function run(argv: string[]): Promise<number> {
   const args = parseArgs(argv, {
@@ -21,6 +22,8 @@ export async function run(argv: string[]): Promise<number> {
       "source",
       "sources",
       "allowed-root",
+      "hosting-root",
+      "hosting-config",
     ],
   });
   if (args.positionals.length) throw new UsageError(`unexpected argument ${args.positionals[0]}`);
@@ -47,6 +50,7 @@ export async function run(argv: string[]): Promise<number> {
     stateDir: single(args, "state-dir"),
     sources,
     allowedRoots: args.values.get("allowed-root"),
+    hosting: { root: single(args, "hosting-root"), configPath: single(args, "hosting-config") },
   });
   createLogger().info("enrolled", {
     runnerId: config.runnerId,

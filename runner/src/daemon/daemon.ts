@@ -20,6 +20,7 @@ import { JobRunner } from "./job-runner";
 import { JobRejection, JobVerifier } from "./job-verifier";
 import { Journal } from "./journal";
 import type { ProgressReporterOptions } from "./progress";
+import { inventoryReport, loadHost } from "../jobs/hosting-host";
 
 export const RUNNER_VERSION = "0.1.0";
 
@@ -267,6 +268,9 @@ export class RunnerDaemon {
         if (this.runner?.cancel(msg.jobId)) log.info("job cancel requested", { jobId: msg.jobId });
         else log.info("cancel for a job that is not running; ignored", { jobId: msg.jobId });
         break;
+      case "inventory.request":
+        this.sendInventory(conn);
+        break;
       case "result.ack":
         void this.journal?.ack(msg.jobId).then(
           (acked) => acked && log.debug("result acknowledged", { jobId: msg.jobId }),
@@ -308,6 +312,23 @@ export class RunnerDaemon {
       Math.max(50, Math.floor(msg.leaseMs / 3)),
     );
     for (const result of this.journal?.outbox() ?? []) this.sendOn(conn, result);
+    this.sendInventory(conn);
+  }
+
+  /** Hosting servers report what they hold after `welcome` and on request; an error is logged, never fatal. */
+  private sendInventory(conn: Conn): void {
+    const { config, log } = this.opts;
+    if (!config.hosting) return;
+    void loadHost(config).then(
+      (host) => {
+        if (!host) return;
+        const msg = inventoryReport(host.inventory);
+        for (const w of host.inventory.warnings) log.warn("inventory", { warning: w });
+        this.sendOn(conn, msg);
+        log.info("inventory sent", { domains: msg.domains.length });
+      },
+      (e) => log.error("cannot collect the host inventory", { error: errorMessage(e) }),
+    );
   }
 
   private async onJob(msg: JobDelivery): Promise<void> {

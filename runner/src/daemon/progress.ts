@@ -2,6 +2,16 @@ import { PROGRESS_MIN_INTERVAL_MS } from "../../../shared/jobs";
 import type { JobProgress } from "../../../shared/protocol/runner-messages";
 import type { Progress } from "../archive/types";
 
+/** Engine progress plus what phased (hosting) restores report: percent, ETA, domains, warnings, errors. */
+export type ProgressUpdate = Progress & {
+  percent?: number;
+  message?: string;
+  etaSeconds?: number;
+  domainsText?: string;
+  warnings?: string[];
+  errors?: string[];
+};
+
 /**
  * Turns the engine's progress callbacks (possibly thousands a second) into at most one
  * `job.progress` per PROGRESS_MIN_INTERVAL_MS per job: the first goes out at once, later ones
@@ -17,7 +27,7 @@ export interface ProgressReporterOptions {
 
 export class ProgressReporter {
   private lastSentAt = -Infinity;
-  private pending?: Progress;
+  private pending?: ProgressUpdate;
   private timer?: unknown;
   private samples: { t: number; bytes: number }[] = [];
   private stopped = false;
@@ -36,7 +46,7 @@ export class ProgressReporter {
     this.windowMs = opts.windowMs ?? 5000;
   }
 
-  update(p: Progress): void {
+  update(p: ProgressUpdate): void {
     if (this.stopped) return;
     const t = this.now();
     this.samples.push({ t, bytes: p.bytes });
@@ -100,6 +110,13 @@ export class ProgressReporter {
       msg.percent = Math.min(100, (p.bytes / p.totalBytes) * 100);
     }
     if (p.phase) msg.phase = p.phase.slice(0, 64);
+    if (p.percent !== undefined) msg.percent = Math.max(0, Math.min(100, p.percent));
+    if (p.message) msg.message = p.message.slice(0, 1024);
+    if (p.etaSeconds !== undefined) msg.etaSeconds = Math.max(0, p.etaSeconds);
+    if (p.domainsText) msg.domainsText = p.domainsText.slice(0, 64);
+    // The latest 50: the job result carries them all.
+    if (p.warnings?.length) msg.warnings = p.warnings.slice(-50).map((w) => w.slice(0, 1024));
+    if (p.errors?.length) msg.errors = p.errors.slice(-50).map((w) => w.slice(0, 1024));
     this.last = msg;
     this.send(msg);
   }

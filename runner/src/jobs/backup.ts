@@ -7,7 +7,9 @@ import type { RunnerConfig } from "../config";
 import { JobRejection } from "../daemon/job-verifier";
 import { resolveAllowedSource } from "./allowed-roots";
 import { encryptionSpec } from "./encryption";
-import type { JobHandler } from "./types";
+import { JobFailure, type JobHandler } from "./types";
+import { hostingEntries } from "../sources";
+import { loadHost } from "./hosting-host";
 
 export type CreateBackup = (opts: BackupOptions) => Promise<BackupResult>;
 
@@ -33,10 +35,17 @@ export function backupHandler(loadEngine: () => Promise<CreateBackup>): JobHandl
       if (!isValidBackupName(params.name))
         throw new JobRejection(JobRejectCode.InvalidParams, "invalid backup name");
       encryptionSpec(params.encryption, secrets);
+      if (params.hosting) {
+        if (!config.hosting)
+          throw new JobRejection(JobRejectCode.InvalidParams, "hosting backup, but this runner has no hosting config");
+        if (params.sources) throw new JobRejection(JobRejectCode.InvalidParams, "hosting backups take no sources");
+        return;
+      }
       await resolveSources(params, config);
     },
     async run(ctx) {
       const params = backupParams(ctx.claims);
+      if (params.hosting) return runHostingBackup(ctx, params, params.hosting, await loadEngine());
       // Re-resolved at run time: the job may have queued while the disk changed.
       const sources = await resolveSources(params, ctx.config);
       const createBackup = await loadEngine();
@@ -62,5 +71,47 @@ export function backupHandler(loadEngine: () => Promise<CreateBackup>): JobHandl
       });
       return { result, warnings: r.warnings.length ? r.warnings : undefined };
     },
+  };
+}
+
+/**
+ * Hosting backup: the entry stream comes from the host inventory (domains x components). A component
+ * that fails is one warning and makes the result `partial`; the archive still holds everything else.
+ */
+async function runHostingBackup(
+  ctx: Parameters<JobHandler["run"]>[0],
+  params: BackupJobParams,
+  selection: NonNullable<BackupJobParams["hosting"]>,
+  createBackup: CreateBackup,
+) {
+  const host = await loadHost(ctx.config);
+  if (!host) throw new JobFailure("CONFIG_INVALID", "this runner has no hosting config");
+  const { entries, report } = hostingEntries({ inventory: host.inventory, config: host.config, selection });
+  const r = await createBackup({
+    entries,
+    outDir: ctx.config.backupDir,
+    name: params.name,
+    kind: params.kind,
+    level: params.compressionLevel,
+    encryption: encryptionSpec(params.encryption, ctx.secrets),
+    binding: params.binding,
+    signal: ctx.signal,
+    onProgress: ctx.progress,
+  });
+  const partial = report.failures.length > 0 || r.status === "partial";
+  const result = BackupJobResult.parse({
+    fileName: r.fileName,
+    size: r.size,
+    sha256: r.sha256,
+    fileCount: r.fileCount,
+    durationMs: r.durationMs,
+    bytesIn: r.bytesIn,
+    ...(r.manifestFileName ? { manifestFileName: r.manifestFileName } : {}),
+    status: partial ? "partial" : "complete",
+  });
+  const warnings = [...r.warnings, ...report.warnings];
+  return {
+    result: { ...result, domains: report.domains, components: report.components, failures: report.failures },
+    warnings: warnings.length ? warnings : undefined,
   };
 }

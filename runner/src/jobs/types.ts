@@ -1,6 +1,6 @@
 import type { JobType } from "../../../shared/jobs";
 import type { JobClaims, JobSecrets } from "../../../shared/protocol/job-claims";
-import type { Progress } from "../archive/types";
+import type { ProgressUpdate } from "../daemon/progress";
 import type { RunnerConfig } from "../config";
 import type { Logger } from "../util/log";
 
@@ -11,7 +11,7 @@ export interface JobContext {
   secrets: JobSecrets;
   config: RunnerConfig;
   signal: AbortSignal;
-  progress: (p: Progress) => void;
+  progress: (p: ProgressUpdate) => void;
   log: Logger;
 }
 
