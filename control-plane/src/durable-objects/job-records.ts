@@ -4,6 +4,7 @@ import { BackupJobResult, type JobResult } from "../../../shared/protocol/runner
 import { db } from "../db/client";
 import { activityLog, backups, jobs, runners } from "../db/schema";
 import { newId } from "../lib/ids";
+import { applyDestinationOutcome } from "../lib/destination-outcomes";
 import type { Env } from "../env";
 
 /** D1 writes made by the RunnerSession: the API reads jobs, backups and runner status from D1. */
@@ -140,6 +141,10 @@ export async function finishJob(
   } else {
     await d.batch([jobStmt, activityStmt]);
   }
+  // Destination side effects (last test status, copy rows) follow the job's final state.
+  await applyDestinationOutcome(env, { ...a, state, error }).catch((e) =>
+    console.error("destinations: outcome write failed", (e as Error).message),
+  );
   return state;
 }
 

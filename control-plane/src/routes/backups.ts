@@ -15,6 +15,7 @@ import { newId } from "../lib/ids";
 import { newDataKey, unwrapDataKey } from "../lib/panel-keys";
 import { readJson } from "../lib/validate";
 import { findRunner } from "./runners";
+import { copyViews, planCopies } from "../lib/backup-copies";
 import { ApiError } from "../errors";
 import { ApiErrorCode } from "../../../shared/errors";
 import { HostingComponent } from "../../../shared/protocol/job-claims";
@@ -76,6 +77,8 @@ const CreateBackupBody = z.object({
     .default({ mode: "none" }),
   domains: DomainsField.optional(),
   components: ComponentsField.optional(),
+  /** Auto-sync: also stream the archive to these destinations (ids of the runner's tenant). */
+  destinations: z.array(z.string().min(1).max(64)).max(8).optional(),
 });
 
 const RestoreBody = z.object({
@@ -177,6 +180,14 @@ backupRoutes.post("/", activity("backup.create"), requireAuth("backups.create"),
     encryption = { mode: "password" };
     secrets = { password: body.encryption.password };
   }
+  const plan = await planCopies(c.env, {
+    tenantId: runner.tenantId,
+    backupId,
+    jobId,
+    destinationIds: body.destinations ?? [],
+    now: Date.now(),
+  });
+  if (plan.copies.length) secrets = { ...secrets, destinations: plan.credentials };
   const spec: JobSpec = {
     type: "backup",
     params: {
@@ -188,6 +199,7 @@ backupRoutes.post("/", activity("backup.create"), requireAuth("backups.create"),
       destination: { kind: "local" },
       encryption,
       ...(hosting && { hosting }),
+      ...(plan.copies.length > 0 ? { copies: plan.copies } : {}),
     },
   };
   const now = Date.now();
@@ -227,6 +239,7 @@ backupRoutes.post("/", activity("backup.create"), requireAuth("backups.create"),
       updatedAt: now,
     }),
     d.insert(backups).values(backupRow),
+    ...plan.rows.map((r) => d.insert(backupCopies).values(r)),
   ]);
   noteActivity(c, { targetType: "backup", targetId: backupId, details: { jobId } });
   await dispatchJob(c.env, runner, { jobId, spec, secrets, backupId });
@@ -277,7 +290,11 @@ backupRoutes.get("/:id", requireAuth("backups.read"), async (c) => {
   } catch {
     warnings = undefined;
   }
-  return c.json({ ...backupView(b), ...(Array.isArray(warnings) && { warnings }) });
+  return c.json({
+    ...backupView(b),
+    ...(Array.isArray(warnings) && { warnings }),
+    copies: await copyViews(c.env, b.id),
+  });
 });
 
 /** Restore and verify read an existing archive: same binding, same key material as the backup. */

@@ -1,0 +1,114 @@
+import { and, eq, inArray } from "drizzle-orm";
+import type { RemoteJobDestination } from "../../../shared/protocol/job-claims";
+import { db } from "../db/client";
+import { backupCopies, destinations, jobs } from "../db/schema";
+import type { Env } from "../env";
+import { notFound, validationFailed } from "../errors";
+import { jobCredentials, jobDestination, type DestinationRow } from "./destinations";
+import { newId } from "./ids";
+
+export type CopyRow = typeof backupCopies.$inferSelect;
+
+/** Auto-sync targets of a new backup: the backup's tenant's destinations, checked before the job exists. */
+export async function planCopies(
+  env: Env,
+  a: { tenantId: string; backupId: string; jobId: string; destinationIds: string[]; now: number },
+): Promise<{
+  copies: RemoteJobDestination[];
+  credentials: Record<string, Record<string, unknown>>;
+  rows: (typeof backupCopies.$inferInsert)[];
+}> {
+  const ids = [...new Set(a.destinationIds)];
+  if (ids.length === 0) return { copies: [], credentials: {}, rows: [] };
+  const found = await db(env.DB)
+    .select()
+    .from(destinations)
+    .where(and(inArray(destinations.id, ids), eq(destinations.tenantId, a.tenantId)))
+    .all();
+  const byId = new Map(found.map((d) => [d.id, d]));
+  const missing = ids.filter((id) => !byId.has(id));
+  // Another tenant's destination is as unknown as a made-up id.
+  if (missing.length) throw validationFailed(`destinations: unknown destination(s): ${missing.join(", ")}`);
+  const rows: DestinationRow[] = ids.map((id) => byId.get(id)!);
+  return {
+    copies: rows.map(jobDestination),
+    credentials: await jobCredentials(env, rows),
+    rows: rows.map((d) => ({
+      id: newId("cpy"),
+      tenantId: a.tenantId,
+      backupId: a.backupId,
+      destinationId: d.id,
+      jobId: a.jobId,
+      status: "pending" as const,
+      objectName: null,
+      size: null,
+      sha256: null,
+      bytesDone: 0,
+      errorCode: null,
+      errorMessage: null,
+      createdAt: a.now,
+      updatedAt: a.now,
+    })),
+  };
+}
+
+const parse = (s: string | null): Record<string, unknown> | undefined => {
+  try {
+    return s ? (JSON.parse(s) as Record<string, unknown>) : undefined;
+  } catch {
+    return undefined;
+  }
+};
+
+/**
+ * Copies of one backup. While a sync job runs, `bytesDone` is its live progress; auto-sync copies
+ * report their bytes when the backup job ends.
+ */
+export async function copyViews(env: Env, backupId: string, live?: Map<string, unknown>) {
+  const d = db(env.DB);
+  const rows = await d.select().from(backupCopies).where(eq(backupCopies.backupId, backupId)).all();
+  const active = rows.filter((r) => r.jobId && (r.status === "pending" || r.status === "running"));
+  const progress = new Map<string, Record<string, unknown> | undefined>();
+  if (active.length) {
+    const js = await d
+      .select({ id: jobs.id, type: jobs.type, state: jobs.state, progress: jobs.progress })
+      .from(jobs)
+      .where(inArray(jobs.id, [...new Set(active.map((r) => r.jobId!))]))
+      .all();
+    // Only a sync job's bytes are the copy's bytes (a backup job counts source bytes read).
+    for (const j of js)
+      if (j.type === "sync") progress.set(j.id, (live?.get(j.id) as Record<string, unknown>) ?? parse(j.progress));
+  }
+  return rows.map((r) => {
+    let bytesDone = r.bytesDone;
+    let status = r.status;
+    const p = r.jobId ? progress.get(r.jobId) : undefined;
+    if (p && (r.status === "pending" || r.status === "running")) {
+      status = "running";
+      if (typeof p.bytes === "number") bytesDone = p.bytes;
+    }
+    return {
+      id: r.id,
+      destinationId: r.destinationId,
+      jobId: r.jobId,
+      status,
+      objectName: r.objectName,
+      size: r.size,
+      sha256: r.sha256,
+      bytesDone,
+      ...(r.errorCode && { error: { code: r.errorCode, message: r.errorMessage ?? "" } }),
+      createdAt: new Date(r.createdAt).toISOString(),
+      updatedAt: new Date(r.updatedAt).toISOString(),
+    };
+  });
+}
+
+export async function findCopy(env: Env, backupId: string, destinationId: string): Promise<CopyRow> {
+  const row = await db(env.DB)
+    .select()
+    .from(backupCopies)
+    .where(and(eq(backupCopies.backupId, backupId), eq(backupCopies.destinationId, destinationId)))
+    .get();
+  if (!row) throw notFound("copy of this backup on that destination");
+  return row;
+}

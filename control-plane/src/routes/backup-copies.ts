@@ -1,0 +1,190 @@
+import { Hono } from "hono";
+import { and, eq } from "drizzle-orm";
+import { z } from "zod";
+import {
+  DEFAULT_DOWNLOADS_PER_HOUR,
+  DOWNLOAD_URL_TTL_SECONDS,
+  PRESIGNABLE_KINDS,
+  S3Config,
+  S3Credentials,
+  type DestinationKind,
+} from "../../../shared/destinations";
+import { ApiErrorCode } from "../../../shared/errors";
+import type { JobDestination, JobSpec } from "../../../shared/protocol/job-claims";
+import { db } from "../db/client";
+import { backupCopies, backups, jobs } from "../db/schema";
+import type { AppEnv } from "../env";
+import { ApiError, conflict, notFound } from "../errors";
+import { activity, noteActivity } from "../lib/activity";
+import { currentUser, requireAuth, tenantScope } from "../lib/auth";
+import { findCopy } from "../lib/backup-copies";
+import { openCredentials } from "../lib/destination-credentials";
+import { findDestination, jobCredentials, jobDestination } from "../lib/destinations";
+import { dispatchJob } from "../lib/dispatch";
+import { newId } from "../lib/ids";
+import { numericSetting, takeRateLimit } from "../lib/rate-limit";
+import { presignGetUrl } from "../lib/s3-presign";
+import { readJson } from "../lib/validate";
+import { findRunner } from "./runners";
+
+/** Copies of a backup on remote destinations: sync later (and retry), download. Mounted under /api/v1/backups. */
+
+const SyncBody = z.object({
+  destinationId: z.string().min(1).max(64),
+  /** Read from this completed copy instead of the runner's local archive. */
+  sourceDestinationId: z.string().min(1).max(64).optional(),
+});
+const DownloadBody = z.object({ destinationId: z.string().min(1).max(64) });
+
+async function findBackup(c: { env: AppEnv["Bindings"] }, id: string, scope: string | null) {
+  const row = await db(c.env.DB)
+    .select()
+    .from(backups)
+    .where(and(eq(backups.id, id), scope ? eq(backups.tenantId, scope) : undefined))
+    .get();
+  if (!row) throw notFound("backup");
+  return row;
+}
+
+export const backupCopyRoutes = new Hono<AppEnv>();
+
+backupCopyRoutes.post("/:id/sync", activity("backup.sync"), requireAuth("backups.create"), async (c) => {
+  const id = c.req.param("id");
+  noteActivity(c, { targetType: "backup", targetId: id });
+  const body = await readJson(c, SyncBody);
+  const user = currentUser(c);
+  const b = await findBackup(c, id, tenantScope(user));
+  noteActivity(c, { tenantId: b.tenantId, details: { destinationId: body.destinationId } });
+  if (b.status !== "completed" && b.status !== "partial") throw conflict(`backup is ${b.status}, not completed`);
+  if (!b.fileName || b.size === null || !b.sha256) throw conflict("backup has no archive file");
+  const target = await findDestination(c.env, body.destinationId, b.tenantId);
+  const runner = await findRunner(c, b.runnerId, b.tenantId);
+  if (runner.revokedAt) throw conflict("runner is revoked");
+  const credRows = [target];
+  let source: JobDestination = { kind: "local" };
+  if (body.sourceDestinationId) {
+    const from = await findCopy(c.env, b.id, body.sourceDestinationId);
+    if (from.status !== "completed") throw conflict("the source copy is not completed");
+    const fromDest = await findDestination(c.env, body.sourceDestinationId, b.tenantId);
+    source = jobDestination(fromDest);
+    credRows.push(fromDest);
+  }
+  const existing = await db(c.env.DB)
+    .select()
+    .from(backupCopies)
+    .where(and(eq(backupCopies.backupId, b.id), eq(backupCopies.destinationId, target.id)))
+    .get();
+  if (existing?.status === "completed") throw conflict("this backup already has a completed copy there");
+  if (existing && existing.status !== "failed") throw conflict(`a copy to this destination is ${existing.status}`);
+  const spec: JobSpec = {
+    type: "sync",
+    params: {
+      binding: { backupId: b.id, tenantId: b.tenantId, chainRootId: b.chainRootId, parentId: b.parentId },
+      fileName: b.fileName,
+      size: b.size,
+      sha256: b.sha256,
+      source,
+      target: jobDestination(target),
+    },
+  };
+  const secrets = { destinations: await jobCredentials(c.env, credRows) };
+  const jobId = newId("job");
+  const now = Date.now();
+  const d = db(c.env.DB);
+  const jobInsert = d.insert(jobs).values({
+    id: jobId,
+    tenantId: b.tenantId,
+    runnerId: runner.id,
+    backupId: b.id,
+    type: "sync",
+    state: "PENDING",
+    params: JSON.stringify(spec.params),
+    createdBy: user.id,
+    createdAt: now,
+    updatedAt: now,
+  });
+  // Retry reuses the failed row: one row per (backup, destination), its history is in the jobs.
+  const copyWrite = existing
+    ? d
+        .update(backupCopies)
+        .set({ status: "pending", jobId, bytesDone: 0, errorCode: null, errorMessage: null, updatedAt: now })
+        .where(and(eq(backupCopies.id, existing.id), eq(backupCopies.status, "failed")))
+    : d.insert(backupCopies).values({
+        id: newId("cpy"),
+        tenantId: b.tenantId,
+        backupId: b.id,
+        destinationId: target.id,
+        jobId,
+        status: "pending",
+        objectName: b.fileName,
+        bytesDone: 0,
+        createdAt: now,
+        updatedAt: now,
+      });
+  await d.batch([jobInsert, copyWrite]);
+  noteActivity(c, { details: { jobId } });
+  try {
+    await dispatchJob(c.env, runner, { jobId, spec, secrets, backupId: b.id });
+  } catch (e) {
+    await d
+      .update(backupCopies)
+      .set({ status: "failed", errorCode: "DISPATCH_FAILED", errorMessage: (e as Error).message, updatedAt: Date.now() })
+      .where(eq(backupCopies.jobId, jobId));
+    throw e;
+  }
+  return c.json({ job: { id: jobId, state: "PENDING" } }, 202);
+});
+
+/**
+ * Download: a presigned GET URL (S3, S3-compatible, GCS over HMAC) valid DOWNLOAD_URL_TTL_SECONDS; bytes go
+ * straight from storage to the user. Rate-limited per user (setting `download.perHour`).
+ */
+backupCopyRoutes.post("/:id/download", activity("backup.download"), requireAuth("backups.download"), async (c) => {
+  const id = c.req.param("id");
+  noteActivity(c, { targetType: "backup", targetId: id });
+  const body = await readJson(c, DownloadBody);
+  const user = currentUser(c);
+  const b = await findBackup(c, id, tenantScope(user));
+  noteActivity(c, { tenantId: b.tenantId, details: { destinationId: body.destinationId } });
+  const copy = await findCopy(c.env, b.id, body.destinationId);
+  if (copy.status !== "completed" || !copy.objectName) throw conflict(`the copy is ${copy.status}, not completed`);
+  const dest = await findDestination(c.env, body.destinationId, b.tenantId);
+  if (!PRESIGNABLE_KINDS.includes(dest.kind as DestinationKind))
+    throw new ApiError(
+      501,
+      ApiErrorCode.NotImplemented,
+      `downloads from ${dest.kind} destinations are not available yet (presigned URLs exist for s3 and gcs only)`,
+    );
+  const limit = await numericSetting(c.env, b.tenantId, "download.perHour", DEFAULT_DOWNLOADS_PER_HOUR);
+  await takeRateLimit(c.env, {
+    operation: "download",
+    scopeId: user.id,
+    limit,
+    windowMs: 3600_000,
+    what: "downloads",
+  });
+  if (!dest.encryptedCredentials) throw conflict("destination has no credentials");
+  const config = S3Config.parse(JSON.parse(dest.config));
+  const creds = S3Credentials.parse(await openCredentials(c.env, dest.tenantId, dest.id, dest.encryptedCredentials));
+  const gcs = dest.kind === "gcs";
+  const region = config.region ?? (gcs ? "auto" : "us-east-1");
+  const prefix = config.prefix.replace(/^\/+/, "").replace(/\/+$/, "");
+  const url = await presignGetUrl({
+    endpoint: config.endpoint ?? (gcs ? "https://storage.googleapis.com" : `https://s3.${region}.amazonaws.com`),
+    bucket: config.bucket,
+    key: prefix ? `${prefix}/${copy.objectName}` : copy.objectName,
+    region,
+    pathStyle: config.pathStyle,
+    accessKeyId: creds.accessKeyId,
+    secretAccessKey: creds.secretAccessKey,
+    sessionToken: creds.sessionToken,
+    expiresSeconds: DOWNLOAD_URL_TTL_SECONDS,
+  });
+  return c.json({
+    url,
+    expiresAt: new Date(Date.now() + DOWNLOAD_URL_TTL_SECONDS * 1000).toISOString(),
+    fileName: copy.objectName,
+    size: copy.size,
+    sha256: copy.sha256,
+  });
+});
