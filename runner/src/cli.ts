@@ -17,6 +17,7 @@ export const COMMANDS = {
   verify: "check an archive end to end",
   inspect: "show an archive's header and manifest",
   decrypt: "decrypt an archive to a plain .tar.zst",
+  inventory: "list the domains, databases and components found on this host",
 } as const;
 export type CommandName = keyof typeof COMMANDS;
 
