@@ -109,6 +109,25 @@ describe("s3 failures", () => {
     await dest.close();
   });
 
+  it("a size hint raises the part size so huge objects stay within 10,000 parts", async () => {
+    const dest = new S3Destination(spec({ prefix: "hint" }));
+    let parts = 0;
+    dest.client.middlewareStack.add(
+      (next, context) => async (args) => {
+        if (context.commandName === "UploadPartCommand") parts++;
+        return next(args);
+      },
+      { step: "initialize" },
+    );
+    const body = randomBytes(13 * MiB);
+    // 9,000 x 7 MiB hinted: 7 MiB parts (2 parts) instead of the configured 5 MiB (3 parts).
+    const w = await dest.createWriter("hinted.bin", { sizeHint: 9_000 * 7 * MiB });
+    await pipeline(Readable.from([body]), w.stream);
+    expect((await w.commit()).size).toBe(body.length);
+    expect(parts).toBe(2);
+    await dest.close();
+  });
+
   it("an aborted multipart upload leaves no parts behind", async () => {
     const dest = new S3Destination(spec({ prefix: "abort" }));
     const w = await dest.createWriter("half.bin");

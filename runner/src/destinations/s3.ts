@@ -37,6 +37,8 @@ import { specUrl, type S3Spec } from "./url";
 // otherwise land on the CLI's stderr, whose lines are meant for errors.
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= "true";
 
+const MiB = 1024 * 1024;
+const MAX_PART_SIZE = 5 * 1024 * MiB;
 const AUTH_ERRORS = new Set([
   "InvalidAccessKeyId",
   "SignatureDoesNotMatch",
@@ -131,7 +133,7 @@ export class S3Destination implements Destination {
     name: string,
     opts: { signal?: AbortSignal; sizeHint?: number } = {},
   ): Promise<ObjectWriter> {
-    return new S3Writer(this, this.key(name), name, opts.signal);
+    return new S3Writer(this, this.key(name), name, opts.signal, opts.sizeHint);
   }
 
   async createReadStream(name: string, range?: { start: number; end?: number }): Promise<Readable> {
@@ -238,6 +240,7 @@ class S3Writer implements ObjectWriter {
     private readonly key: string,
     private readonly name: string,
     private readonly signal?: AbortSignal,
+    private readonly sizeHint?: number,
   ) {
     this.stream = new Writable({
       highWaterMark: 1024 * 1024,
@@ -252,6 +255,17 @@ class S3Writer implements ObjectWriter {
     return this.dest.spec;
   }
 
+  /**
+   * S3 allows at most 10,000 parts. A size hint sets the part size up front; beyond that the size
+   * doubles every 1,000 parts (8 MiB parts reach ~8 TiB), so a large backup never runs out of parts.
+   */
+  private nextPartSize(): number {
+    const n = this.parts.length + this.inflight.size;
+    const grown = this.spec.partSize * 2 ** Math.min(10, Math.floor(n / 1_000));
+    const hinted = this.sizeHint !== undefined ? Math.ceil(this.sizeHint / 9_000 / MiB) * MiB : 0;
+    return Math.min(MAX_PART_SIZE, Math.max(grown, hinted));
+  }
+
   private async accept(chunk: Buffer): Promise<void> {
     if (this.failure) throw this.failure;
     if (this.aborting)
@@ -261,11 +275,15 @@ class S3Writer implements ObjectWriter {
     // Copy into one part-sized buffer: each part costs exactly partSize, no concat copies.
     let off = 0;
     while (off < chunk.length) {
-      this.part ??= this.spare.pop() ?? Buffer.allocUnsafe(this.spec.partSize);
+      if (!this.part) {
+        const size = this.nextPartSize();
+        const spare = this.spare.pop();
+        this.part = spare?.length === size ? spare : Buffer.allocUnsafe(size);
+      }
       const n = chunk.copy(this.part, this.partLen, off);
       this.partLen += n;
       off += n;
-      if (this.partLen === this.spec.partSize) await this.startPart(this.take());
+      if (this.partLen === this.part.length) await this.startPart(this.take());
     }
   }
 
@@ -335,8 +353,8 @@ class S3Writer implements ObjectWriter {
       .finally(() => {
         this.inflight.delete(p);
         // The request is over (retries included), so its bytes may be overwritten by the next part.
-        if (body.buffer.byteLength === this.spec.partSize && this.spare.length < this.spec.queueSize) {
-          this.spare.push(Buffer.from(body.buffer, body.byteOffset, this.spec.partSize));
+        if (body.byteOffset === 0 && this.spare.length < this.spec.queueSize) {
+          this.spare.push(Buffer.from(body.buffer, 0, body.buffer.byteLength));
         }
       });
     this.inflight.add(p);
