@@ -73,6 +73,8 @@ export async function enrollAndStartRunner(
   cluster: Cluster,
   name: string,
   sources: string[],
+  /** More `cairn-runner enroll` flags, e.g. `--hosting-root DIR`, `--allowed-root DIR`. */
+  extraEnrollArgs: string[] = [],
 ): Promise<RunnerHandle> {
   const home = join(cluster.dir, `runner-${name}`);
   mkdirSync(home, { recursive: true });
@@ -94,6 +96,7 @@ export async function enrollAndStartRunner(
     "--state-dir",
     join(home, "state"),
     ...sources.flatMap((s) => ["--source", s]),
+    ...extraEnrollArgs,
   ]);
   if (enroll.code !== 0) throw new Error(`enroll failed (${enroll.code}): ${enroll.stderr}`);
   return startRunner(configPath, backupDir);

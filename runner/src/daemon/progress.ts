@@ -10,6 +10,8 @@ export type ProgressUpdate = Progress & {
   domainsText?: string;
   warnings?: string[];
   errors?: string[];
+  /** Sent at once, past the throttle: a job's last state (phase "completed") must not be coalesced away. */
+  final?: boolean;
 };
 
 /**
@@ -52,7 +54,7 @@ export class ProgressReporter {
     this.samples.push({ t, bytes: p.bytes });
     while (this.samples.length > 2 && this.samples[0]!.t < t - this.windowMs) this.samples.shift();
     this.pending = p;
-    const wait = this.lastSentAt + this.minIntervalMs - t;
+    const wait = p.final ? 0 : this.lastSentAt + this.minIntervalMs - t;
     if (wait <= 0) {
       this.flush();
     } else if (this.timer === undefined) {

@@ -112,6 +112,7 @@ export async function runHostingRestore(
         ...(e.message && { message: e.message }),
         ...(warnings.length && { warnings }),
         ...(errors.length && { errors }),
+        ...(e.phase === "completed" && { final: true }),
       });
     },
   });
