@@ -81,6 +81,14 @@ export function mapS3Error(url: string, what: string, err: unknown): Destination
   else if (name === "AbortError" || e?.code === "ABORT_ERR") code = "CANCELLED";
   else if ((status !== undefined && status >= 500) || status === undefined) code = "CONNECTION_FAILED";
   else code = "PROTOCOL_ERROR";
+  if (name === "InvalidObjectState") {
+    return new DestinationError(
+      "PROTOCOL_ERROR",
+      url,
+      `${what} failed: the object is in an archive storage class; restore it in S3 first`,
+      { cause: err },
+    );
+  }
   const detail =
     name === "NoSuchBucket"
       ? "bucket does not exist"
@@ -201,7 +209,16 @@ export class S3Destination implements Destination {
     }
   }
 
-  test(): Promise<void> {
+  async test(): Promise<void> {
+    // GLACIER and DEEP_ARCHIVE objects cannot be read back without a restore: probe in STANDARD.
+    if (this.spec.storageClass === "GLACIER" || this.spec.storageClass === "DEEP_ARCHIVE") {
+      const standard = new S3Destination({ ...this.spec, storageClass: undefined });
+      try {
+        return await runProbe(standard);
+      } finally {
+        await standard.close();
+      }
+    }
     return runProbe(this);
   }
 
