@@ -2,8 +2,9 @@ import { resolve } from "node:path";
 import { restoreArchive } from "../archive/index";
 import { ArchiveError } from "../archive/errors";
 import { fail, keyFromArgs, out, parse, progressReporter } from "../archive/cli-support";
+import { hostingFail, hostingRestoreCli, isHostingRun } from "./hosting-cli";
 
-export const usage = "cairn-runner restore ARCHIVE --target DIR [--password-file F | --key-file F] [--only GLOB]... [--conflict skip|overwrite|rename] [--preserve-owner] [--json]";
+export const usage = "cairn-runner restore ARCHIVE --target DIR [--password-file F | --key-file F] [--only GLOB]... [--conflict skip|overwrite|rename] [--preserve-owner] [--json]\n       cairn-runner restore ARCHIVE --target DIR --domains all|d1,d2 --components web,db,mail,dns,ssl,router [--config F] [--root DIR (= --target: in place)] [--no-safety-backup] ...";
 
 export async function run(argv: string[]): Promise<number> {
   try {
@@ -15,8 +16,19 @@ export async function run(argv: string[]): Promise<number> {
       conflict: { type: "string" },
       "preserve-owner": { type: "boolean" },
       json: { type: "boolean" },
+      root: { type: "string" },
+      config: { type: "string" },
+      domains: { type: "string" },
+      components: { type: "string" },
+      "no-safety-backup": { type: "boolean" },
     }, 1);
     if (positionals.length !== 1 || !v.target) throw new ArchiveError("USAGE", `usage: ${usage}`);
+    if (isHostingRun(v)) {
+      return await hostingRestoreCli({
+        ...v, archive: positionals[0]!, target: v.target, key: keyFromArgs(v),
+        safetyBackup: v["no-safety-backup"] !== true, json: v.json === true,
+      });
+    }
     const conflict = v.conflict ?? "skip";
     if (conflict !== "skip" && conflict !== "overwrite" && conflict !== "rename") throw new ArchiveError("USAGE", "--conflict must be skip, overwrite or rename");
     const r = await restoreArchive({
@@ -26,6 +38,6 @@ export async function run(argv: string[]): Promise<number> {
     out(v.json === true, r, `restored ${r.entries} entries (${r.files} files, ${r.bytes} bytes) into ${r.target}${r.skipped.length ? `; skipped ${r.skipped.length} existing` : ""}${r.renamed.length ? `; renamed ${r.renamed.length}` : ""}`);
     return 0;
   } catch (err) {
-    return fail(err);
+    return hostingFail(err) ?? fail(err);
   }
 }
