@@ -65,7 +65,9 @@ export const JobResult = z.object({
 export const InventoryDomain = z.object({
   domain: z.string().min(1).max(253),
   components: z.array(z.enum(["web", "db", "mail", "dns", "ssl"])).max(5),
-  databases: z.array(z.object({ engine: z.enum(["mysql", "postgres"]), name: z.string().min(1).max(64) })).max(256),
+  databases: z
+    .array(z.object({ engine: z.enum(["mysql", "postgres"]), name: z.string().min(1).max(64) }))
+    .max(256),
   details: z.record(z.string(), z.unknown()).optional(),
 });
 export type InventoryDomain = z.infer<typeof InventoryDomain>;

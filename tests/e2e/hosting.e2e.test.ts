@@ -12,7 +12,13 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { RESTORE_PHASES } from "../../runner/src/hosting-restore/progress";
 import { my, pg, treeDigest } from "../hosting/helpers";
-import { type Cluster, type RunnerHandle, enrollAndStartRunner, startCluster, waitFor } from "../support/cluster";
+import {
+  type Cluster,
+  type RunnerHandle,
+  enrollAndStartRunner,
+  startCluster,
+  waitFor,
+} from "../support/cluster";
 
 const DATASET = "/work/shared/bench/make-hosting-dataset.mjs";
 const tag = `cairn_e${randomBytes(3).toString("hex")}`;
@@ -25,8 +31,10 @@ let runner: RunnerHandle;
 let root: string;
 let runnerId: string;
 
-const pgSum = () => pg("SELECT count(*) || ':' || md5(string_agg(id || '/' || body, ',' ORDER BY id)) FROM posts", PG_DB);
-const mySum = () => my("SELECT CONCAT(COUNT(*), ':', MD5(GROUP_CONCAT(id, '/', body ORDER BY id))) FROM posts", MY_DB);
+const pgSum = () =>
+  pg("SELECT count(*) || ':' || md5(string_agg(id || '/' || body, ',' ORDER BY id)) FROM posts", PG_DB);
+const mySum = () =>
+  my("SELECT CONCAT(COUNT(*), ':', MD5(GROUP_CONCAT(id, '/', body ORDER BY id))) FROM posts", MY_DB);
 const web0 = () => join(root, "home/user0/domains/site0.example.com/public_html");
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
@@ -50,9 +58,15 @@ beforeAll(async () => {
   root = join(cluster.dir, "host");
   execFileSync("node", [DATASET, "--out", root, "--mib", "8"]);
   pg(`CREATE DATABASE ${PG_DB}`);
-  pg("CREATE TABLE posts (id int primary key, body text); INSERT INTO posts SELECT g, repeat(md5(g::text), 20) FROM generate_series(1, 2000) g;", PG_DB);
+  pg(
+    "CREATE TABLE posts (id int primary key, body text); INSERT INTO posts SELECT g, repeat(md5(g::text), 20) FROM generate_series(1, 2000) g;",
+    PG_DB,
+  );
   my(`CREATE DATABASE ${MY_DB}`);
-  my("CREATE TABLE posts (id INT PRIMARY KEY, body TEXT); INSERT INTO posts SELECT seq, REPEAT(MD5(seq), 20) FROM seq_1_to_1500;", MY_DB);
+  my(
+    "CREATE TABLE posts (id INT PRIMARY KEY, body TEXT); INSERT INTO posts SELECT seq, REPEAT(MD5(seq), 20) FROM seq_1_to_1500;",
+    MY_DB,
+  );
   const hostConfig = join(cluster.dir, "host.json");
   writeFileSync(
     hostConfig,
@@ -66,14 +80,12 @@ beforeAll(async () => {
     }),
   );
   mkdirSync(join(cluster.dir, "empty"), { recursive: true });
-  runner = await enrollAndStartRunner(cluster, "hosting-1", [], [
-    "--hosting-root",
-    root,
-    "--hosting-config",
-    hostConfig,
-    "--allowed-root",
-    root,
-  ]);
+  runner = await enrollAndStartRunner(
+    cluster,
+    "hosting-1",
+    [],
+    ["--hosting-root", root, "--hosting-config", hostConfig, "--allowed-root", root],
+  );
   runnerId = await waitFor("runner online", async () => {
     const r = (await cluster.api.listRunners()).find((x) => x.name === "hosting-1" && x.status === "online");
     return r?.id;
@@ -82,9 +94,12 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await runner?.stop();
-  for (const db of pg(`SELECT datname FROM pg_database WHERE datname LIKE '${tag}%'`).split("\n").filter(Boolean))
+  for (const db of pg(`SELECT datname FROM pg_database WHERE datname LIKE '${tag}%'`)
+    .split("\n")
+    .filter(Boolean))
     pg(`DROP DATABASE "${db}" WITH (FORCE)`);
-  for (const db of my(`SHOW DATABASES LIKE '${tag}%'`).split("\n").filter(Boolean)) my(`DROP DATABASE \`${db}\``);
+  for (const db of my(`SHOW DATABASES LIKE '${tag}%'`).split("\n").filter(Boolean))
+    my(`DROP DATABASE \`${db}\``);
   await cluster?.close();
 });
 
@@ -96,12 +111,20 @@ describe("hosting through the API and a real runner", () => {
       return list.length === 8 ? list : undefined;
     });
     expect(domains.map((d) => d.domain)).toEqual(Array.from({ length: 8 }, (_, i) => `site${i}.example.com`));
-    expect(domains[0]).toMatchObject({ components: ["web", "db", "mail", "dns", "ssl"], databases: [{ engine: "postgres", name: PG_DB }] });
+    expect(domains[0]).toMatchObject({
+      components: ["web", "db", "mail", "dns", "ssl"],
+      databases: [{ engine: "postgres", name: PG_DB }],
+    });
     expect(domains[1].databases).toEqual([{ engine: "mysql", name: MY_DB }]);
 
     // Unknown domain: refused up front, naming it.
     await expect(
-      cluster.api.createBackup({ runnerId, name: "hosting", domains: ["nope.example.com"], components: ["web"] }),
+      cluster.api.createBackup({
+        runnerId,
+        name: "hosting",
+        domains: ["nope.example.com"],
+        components: ["web"],
+      }),
     ).rejects.toMatchObject({ status: 400, message: expect.stringContaining("nope.example.com") });
 
     const pgBefore = pgSum();
@@ -138,8 +161,17 @@ describe("hosting through the API and a real runner", () => {
     expect(rj.state, JSON.stringify(rj)).toBe("SUCCEEDED");
     // The runner records every phase it entered; the API showed them live in the same order (a fast phase may be coalesced away).
     expect(rj.result.phases.map((p: Json) => p.phase)).toEqual([...RESTORE_PHASES]);
-    expect(seen.every((p, i) => i === 0 || RESTORE_PHASES.indexOf(p as never) > RESTORE_PHASES.indexOf(seen[i - 1] as never))).toBe(true);
-    expect(rj.progress).toMatchObject({ phase: "completed", percent: 100, domainsText: expect.stringMatching(/ of 1 domains$/) });
+    expect(
+      seen.every(
+        (p, i) =>
+          i === 0 || RESTORE_PHASES.indexOf(p as never) > RESTORE_PHASES.indexOf(seen[i - 1] as never),
+      ),
+    ).toBe(true);
+    expect(rj.progress).toMatchObject({
+      phase: "completed",
+      percent: 100,
+      domainsText: expect.stringMatching(/ of 1 domains$/),
+    });
 
     expect(pgSum()).toBe(pgBefore);
     expect(existsSync(web0())).toBe(true);

@@ -323,7 +323,10 @@ export class RunnerSession extends DurableObject<Env> {
   }
 
   /** The runner's host inventory replaces its rows in D1 (tenant and runner from the socket, never the message). */
-  private async onInventory(ws: WebSocket, msg: Extract<RunnerMessage, { type: "inventory" }>): Promise<void> {
+  private async onInventory(
+    ws: WebSocket,
+    msg: Extract<RunnerMessage, { type: "inventory" }>,
+  ): Promise<void> {
     const att = ws.deserializeAttachment() as SocketAttachment;
     await replaceRunnerDomains(this.env, {
       tenantId: att.tenantId,

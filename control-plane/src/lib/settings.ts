@@ -17,7 +17,11 @@ export const SETTING_KEYS = Object.keys(SETTINGS) as SettingKey[];
 type SettingValue<K extends SettingKey> = z.infer<(typeof SETTINGS)[K]["schema"]>;
 
 /** The effective value for a tenant: tenant row, else the "*" row, else the built-in default. A stored value that no longer parses is ignored. */
-export async function getSetting<K extends SettingKey>(env: Env, tenantId: string, key: K): Promise<SettingValue<K>> {
+export async function getSetting<K extends SettingKey>(
+  env: Env,
+  tenantId: string,
+  key: K,
+): Promise<SettingValue<K>> {
   const rows = await db(env.DB)
     .select()
     .from(settings)
@@ -43,10 +47,19 @@ export async function effectiveSettings(env: Env, tenantId: string) {
   return out;
 }
 
-export async function putSetting(env: Env, a: { tenantId: string; key: SettingKey; value: unknown; userId: string }) {
+export async function putSetting(
+  env: Env,
+  a: { tenantId: string; key: SettingKey; value: unknown; userId: string },
+) {
   await db(env.DB)
     .insert(settings)
-    .values({ tenantId: a.tenantId, key: a.key, value: JSON.stringify(a.value), updatedBy: a.userId, updatedAt: Date.now() })
+    .values({
+      tenantId: a.tenantId,
+      key: a.key,
+      value: JSON.stringify(a.value),
+      updatedBy: a.userId,
+      updatedAt: Date.now(),
+    })
     .onConflictDoUpdate({
       target: [settings.tenantId, settings.key],
       set: { value: JSON.stringify(a.value), updatedBy: a.userId, updatedAt: Date.now() },

@@ -30,11 +30,19 @@ const DOMAIN_COMPONENTS_DEFAULT: HostingComponent[] = ["web", "db", "mail", "dns
 
 function hostingSelection(b: { domains?: z.infer<typeof DomainsField>; components?: HostingComponent[] }) {
   if (b.domains === undefined && b.components === undefined) return undefined;
-  return { domains: b.domains ?? ("all" as const), components: [...new Set(b.components ?? DOMAIN_COMPONENTS_DEFAULT)] };
+  return {
+    domains: b.domains ?? ("all" as const),
+    components: [...new Set(b.components ?? DOMAIN_COMPONENTS_DEFAULT)],
+  };
 }
 
 /** Named domains must be ones the runner reported; a typo is a 400 naming it, not a failed job later. */
-async function checkDomainsKnown(c: { env: AppEnv["Bindings"] }, tenantId: string, runnerId: string, domains: "all" | string[]) {
+async function checkDomainsKnown(
+  c: { env: AppEnv["Bindings"] },
+  tenantId: string,
+  runnerId: string,
+  domains: "all" | string[],
+) {
   if (domains === "all") return;
   const known = new Set(
     (
@@ -46,7 +54,8 @@ async function checkDomainsKnown(c: { env: AppEnv["Bindings"] }, tenantId: strin
     ).map((r) => r.domain),
   );
   const unknown = domains.filter((d) => !known.has(d));
-  if (unknown.length) throw validationFailed(`domains: unknown domain(s) on this runner: ${unknown.join(", ")}`);
+  if (unknown.length)
+    throw validationFailed(`domains: unknown domain(s) on this runner: ${unknown.join(", ")}`);
 }
 
 const Password = z.string().min(12, "password must be at least 12 characters").max(1024);
@@ -140,7 +149,8 @@ backupRoutes.post("/", activity("backup.create"), requireAuth("backups.create"),
   });
   if (runner.revokedAt) throw conflict("runner is revoked");
   const hosting = hostingSelection(body);
-  if (hosting && body.sources) throw validationFailed("sources: not allowed together with domains/components");
+  if (hosting && body.sources)
+    throw validationFailed("sources: not allowed together with domains/components");
   if (hosting) await checkDomainsKnown(c, runner.tenantId, runner.id, hosting.domains);
   const d = db(c.env.DB);
   const backupId = newId("bkp");
@@ -344,7 +354,15 @@ async function startReadJob(
     const limit = await getSetting(c.env, b.tenantId, "restore.maxConcurrent");
     const ok = await insertRestoreJobWithinLimit(
       c.env,
-      { id: jobId, tenantId: b.tenantId, runnerId: runner.id, backupId: b.id, params: JSON.stringify(spec.params), createdBy: user.id, now },
+      {
+        id: jobId,
+        tenantId: b.tenantId,
+        runnerId: runner.id,
+        backupId: b.id,
+        params: JSON.stringify(spec.params),
+        createdBy: user.id,
+        now,
+      },
       limit,
     );
     if (!ok)

@@ -3,7 +3,16 @@ import { describe, expect, it } from "vitest";
 import { eq } from "drizzle-orm";
 import { db } from "../db/client";
 import { backups, jobs, settings } from "../db/schema";
-import { call, createTenantUser, enrollRunner, eventually, hello, openSocket, type TestRunner, type TestUser } from "../../test/helpers";
+import {
+  call,
+  createTenantUser,
+  enrollRunner,
+  eventually,
+  hello,
+  openSocket,
+  type TestRunner,
+  type TestUser,
+} from "../../test/helpers";
 
 /** Hosting wiring: inventory reports → domains API, hosting backup/restore params, restore concurrency limit. */
 
@@ -39,23 +48,25 @@ async function reported(u: TestUser, r: TestRunner, domains: string[]) {
 async function completedBackup(u: TestUser, r: TestRunner): Promise<string> {
   const id = `bkp_${crypto.randomUUID().replace(/-/g, "")}`;
   const now = Date.now();
-  await db(env.DB).insert(backups).values({
-    id,
-    tenantId: u.tenantId,
-    runnerId: r.runnerId,
-    jobId: `job_${id}`,
-    name: "hosting",
-    kind: "full",
-    status: "completed",
-    fileName: "hosting_full_20260101_000000.tar.zst",
-    size: 10,
-    sha256: "0".repeat(64),
-    fileCount: 1,
-    encryptionMode: "none",
-    chainRootId: id,
-    createdAt: now,
-    completedAt: now,
-  });
+  await db(env.DB)
+    .insert(backups)
+    .values({
+      id,
+      tenantId: u.tenantId,
+      runnerId: r.runnerId,
+      jobId: `job_${id}`,
+      name: "hosting",
+      kind: "full",
+      status: "completed",
+      fileName: "hosting_full_20260101_000000.tar.zst",
+      size: 10,
+      sha256: "0".repeat(64),
+      fileCount: 1,
+      encryptionMode: "none",
+      chainRootId: id,
+      createdAt: now,
+      completedAt: now,
+    });
   return id;
 }
 
@@ -76,7 +87,10 @@ describe("inventory → domains API", () => {
     socket.send(inventory(["site1.example.com", "site3.example.com"]));
     await eventually(async () => {
       const res = await call(`/api/v1/runners/${r.runnerId}/domains`, { token: u.token });
-      return JSON.stringify(res.body.map((x: { domain: string }) => x.domain)) === '["site1.example.com","site3.example.com"]';
+      return (
+        JSON.stringify(res.body.map((x: { domain: string }) => x.domain)) ===
+        '["site1.example.com","site3.example.com"]'
+      );
     }, "replaced");
     const req = await call(`/api/v1/runners/${r.runnerId}/inventory`, { method: "POST", token: u.token });
     expect(req.status).toBe(202);
@@ -88,7 +102,11 @@ describe("inventory → domains API", () => {
     const u = await createTenantUser();
     const r = await enrollRunner(u);
     const socket = await connected(r);
-    socket.send({ type: "inventory", collectedAt: 1, domains: [{ domain: "x.example.com", components: ["nope"], databases: [] }] });
+    socket.send({
+      type: "inventory",
+      collectedAt: 1,
+      domains: [{ domain: "x.example.com", components: ["nope"], databases: [] }],
+    });
     expect((await socket.waitClose()).code).toBe(1008);
     const list = await call(`/api/v1/runners/${r.runnerId}/domains`, { token: u.token });
     expect(list.body).toEqual([]);
@@ -100,7 +118,9 @@ describe("inventory → domains API", () => {
     const r = await enrollRunner(a);
     (await reported(a, r, ["a.example.com"])).close();
     expect((await call(`/api/v1/runners/${r.runnerId}/domains`, { token: b.token })).status).toBe(404);
-    expect((await call(`/api/v1/runners/${r.runnerId}/inventory`, { method: "POST", token: b.token })).status).toBe(404);
+    expect(
+      (await call(`/api/v1/runners/${r.runnerId}/inventory`, { method: "POST", token: b.token })).status,
+    ).toBe(404);
   });
 
   it("asking an offline runner for its inventory is a 409 RUNNER_OFFLINE", async () => {
@@ -118,12 +138,20 @@ describe("hosting backups", () => {
     const r = await enrollRunner(u);
     (await reported(u, r, ["site1.example.com", "site2.example.com"])).close();
     const ok = await call("/api/v1/backups", {
-      body: { runnerId: r.runnerId, name: "hosting", domains: ["site2.example.com"], components: ["web", "db"] },
+      body: {
+        runnerId: r.runnerId,
+        name: "hosting",
+        domains: ["site2.example.com"],
+        components: ["web", "db"],
+      },
       token: u.token,
     });
     expect(ok.status).toBe(202);
     const job = await db(env.DB).select().from(jobs).where(eq(jobs.id, ok.body.job.id)).get();
-    expect(JSON.parse(job!.params).hosting).toEqual({ domains: ["site2.example.com"], components: ["web", "db"] });
+    expect(JSON.parse(job!.params).hosting).toEqual({
+      domains: ["site2.example.com"],
+      components: ["web", "db"],
+    });
 
     const unknown = await call("/api/v1/backups", {
       body: { runnerId: r.runnerId, name: "hosting", domains: ["site2.example.com", "nope.example.com"] },
@@ -159,7 +187,14 @@ describe("hosting backups", () => {
       type: "job.result",
       jobId,
       status: "SUCCEEDED",
-      result: { fileName: "hosting_full_20260101_000000.tar.zst", size: 1, sha256: "a".repeat(64), fileCount: 1, durationMs: 1, status: "partial" },
+      result: {
+        fileName: "hosting_full_20260101_000000.tar.zst",
+        size: 1,
+        sha256: "a".repeat(64),
+        fileCount: 1,
+        durationMs: 1,
+        status: "partial",
+      },
       warnings: [warning],
     });
     await socket.next("result.ack");
@@ -176,14 +211,23 @@ describe("hosting restores", () => {
     const r = await enrollRunner(u);
     const id = await completedBackup(u, r);
     const res = await call(`/api/v1/backups/${id}/restore`, {
-      body: { target: "/srv/hosting", domains: ["site1.example.com"], components: ["web", "db"], conflict: "overwrite" },
+      body: {
+        target: "/srv/hosting",
+        domains: ["site1.example.com"],
+        components: ["web", "db"],
+        conflict: "overwrite",
+      },
       token: u.token,
     });
     expect(res.status).toBe(202);
     const job = await db(env.DB).select().from(jobs).where(eq(jobs.id, res.body.job.id)).get();
     const params = JSON.parse(job!.params);
     expect(params.conflict).toBe("overwrite");
-    expect(params.hosting).toEqual({ domains: ["site1.example.com"], components: ["web", "db"], safetyBackup: true });
+    expect(params.hosting).toEqual({
+      domains: ["site1.example.com"],
+      components: ["web", "db"],
+      safetyBackup: true,
+    });
   });
 
   it("allows 2 concurrent restores per tenant by default; the third is 429 RATE_LIMITED; a tenant setting raises it", async () => {
@@ -193,7 +237,10 @@ describe("hosting restores", () => {
     const ro = await enrollRunner(other);
     const id = await completedBackup(u, r);
     const restore = (t: TestUser, bid: string) =>
-      call(`/api/v1/backups/${bid}/restore`, { body: { target: "/srv/hosting", domains: "all" }, token: t.token });
+      call(`/api/v1/backups/${bid}/restore`, {
+        body: { target: "/srv/hosting", domains: "all" },
+        token: t.token,
+      });
     expect((await restore(u, id)).status).toBe(202);
     expect((await restore(u, id)).status).toBe(202);
     const third = await restore(u, id);
@@ -209,8 +256,12 @@ describe("hosting restores", () => {
     expect((await restore(u, id)).status).toBe(429);
     // The tenant row overrides the "*" default.
     const now = Date.now();
-    await db(env.DB).insert(settings).values({ tenantId: "*", key: "restore.maxConcurrent", value: "1", updatedAt: now });
-    await db(env.DB).insert(settings).values({ tenantId: u.tenantId, key: "restore.maxConcurrent", value: "3", updatedAt: now });
+    await db(env.DB)
+      .insert(settings)
+      .values({ tenantId: "*", key: "restore.maxConcurrent", value: "1", updatedAt: now });
+    await db(env.DB)
+      .insert(settings)
+      .values({ tenantId: u.tenantId, key: "restore.maxConcurrent", value: "3", updatedAt: now });
     expect((await restore(u, id)).status).toBe(202);
     expect((await restore(u, id)).status).toBe(429);
     await db(env.DB).delete(settings).where(eq(settings.tenantId, "*"));
@@ -244,11 +295,19 @@ describe("settings API", () => {
     const g = await call("/api/v1/settings", { token: root.token });
     expect(g.status).toBe(200);
     expect(g.body.settings["restore.maxConcurrent"]).toBe(2);
-    const bad = await call("/api/v1/settings", { method: "PUT", body: { "restore.maxConcurrent": 0 }, token: root.token });
+    const bad = await call("/api/v1/settings", {
+      method: "PUT",
+      body: { "restore.maxConcurrent": 0 },
+      token: root.token,
+    });
     expect(bad.status).toBe(400);
     const unknown = await call("/api/v1/settings", { method: "PUT", body: { nope: 1 }, token: root.token });
     expect(unknown.status).toBe(400);
-    const put = await call("/api/v1/settings", { method: "PUT", body: { "restore.maxConcurrent": 5 }, token: root.token });
+    const put = await call("/api/v1/settings", {
+      method: "PUT",
+      body: { "restore.maxConcurrent": 5 },
+      token: root.token,
+    });
     expect(put.body.settings["restore.maxConcurrent"]).toBe(5);
     expect((await call("/api/v1/settings", { token: user.token })).status).toBe(403);
   });

@@ -24,12 +24,14 @@ settingsRoutes.put("/", activity("settings.update"), requireAuth("settings.manag
   // Validate every key first: a bad value leaves all settings as they were.
   const valid: [SettingKey, unknown][] = [];
   for (const [k, v] of entries) {
-    if (!(SETTING_KEYS as string[]).includes(k)) throw validationFailed(`${k}: unknown setting (known: ${SETTING_KEYS.join(", ")})`);
+    if (!(SETTING_KEYS as string[]).includes(k))
+      throw validationFailed(`${k}: unknown setting (known: ${SETTING_KEYS.join(", ")})`);
     const r = SETTINGS[k as SettingKey].schema.safeParse(v);
     if (!r.success) throw validationFailed(`${k}: ${r.error.issues[0]?.message ?? "invalid"}`);
     valid.push([k as SettingKey, r.data]);
   }
-  for (const [key, value] of valid) await putSetting(c.env, { tenantId: user.tenantId, key, value, userId: user.id });
+  for (const [key, value] of valid)
+    await putSetting(c.env, { tenantId: user.tenantId, key, value, userId: user.id });
   noteActivity(c, { details: Object.fromEntries(valid) });
   return c.json({ settings: await effectiveSettings(c.env, user.tenantId) });
 });

@@ -3,7 +3,12 @@ import { resolve } from "node:path";
 import { createBackup } from "../archive/index";
 import { progressReporter } from "../archive/cli-support";
 import type { DecryptionKey, EncryptionSpec } from "../archive/types";
-import { engineRestoreSource, formatRestoreProgress, restoreHosting, restoreSelectionFromFlags } from "../hosting-restore";
+import {
+  engineRestoreSource,
+  formatRestoreProgress,
+  restoreHosting,
+  restoreSelectionFromFlags,
+} from "../hosting-restore";
 import { discoverInventory, loadHostConfig, parseHostConfig } from "../inventory";
 import { hostingEntries, parseSelection } from "../sources";
 import { HostingError } from "../sources/errors";
@@ -52,18 +57,39 @@ export async function hostingBackupCli(
   const partial = report.failures.length > 0;
   const warnings = [...r.warnings, ...report.warnings];
   if (f.json) {
-    process.stdout.write(JSON.stringify({ ...r, warnings, status: partial ? "partial" : "complete", domains: report.domains, failures: report.failures }) + "\n");
+    process.stdout.write(
+      JSON.stringify({
+        ...r,
+        warnings,
+        status: partial ? "partial" : "complete",
+        domains: report.domains,
+        failures: report.failures,
+      }) + "\n",
+    );
   } else {
     for (const w of warnings) process.stderr.write(`warning: ${w}\n`);
-    process.stdout.write(`${r.path}\n${partial ? `PARTIAL: ${report.failures.length} component(s) failed\n` : ""}`);
+    process.stdout.write(
+      `${r.path}\n${partial ? `PARTIAL: ${report.failures.length} component(s) failed\n` : ""}`,
+    );
   }
   return partial ? 3 : 0;
 }
 
 export async function hostingRestoreCli(
-  f: HostFlags & { archive: string; target: string; key: DecryptionKey; conflict?: string; safetyBackup: boolean; json: boolean },
+  f: HostFlags & {
+    archive: string;
+    target: string;
+    key: DecryptionKey;
+    conflict?: string;
+    safetyBackup: boolean;
+    json: boolean;
+  },
 ): Promise<number> {
-  const sel = restoreSelectionFromFlags({ domains: f.domains, components: f.components, conflict: f.conflict });
+  const sel = restoreSelectionFromFlags({
+    domains: f.domains,
+    components: f.components,
+    conflict: f.conflict,
+  });
   const config = f.config ? await loadHostConfig(resolve(f.config)) : parseHostConfig({});
   const target = resolve(f.target);
   // --root equal to --target: put things back where this host keeps them; else the conventional layout under --target.
@@ -83,7 +109,10 @@ export async function hostingRestoreCli(
     },
   });
   if (f.json) process.stdout.write(JSON.stringify(r) + "\n");
-  else process.stdout.write(`restore ${r.status}: ${r.restored.length} component(s) restored, ${r.warnings.length} warning(s), ${r.errors.length} error(s)\n`);
+  else
+    process.stdout.write(
+      `restore ${r.status}: ${r.restored.length} component(s) restored, ${r.warnings.length} warning(s), ${r.errors.length} error(s)\n`,
+    );
   return r.status === "completed" ? 0 : r.status === "partial" ? 3 : 1;
 }
 

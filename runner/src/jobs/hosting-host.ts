@@ -1,7 +1,13 @@
 import { realpath } from "node:fs/promises";
 import type { InventoryReport } from "../../../shared/protocol/runner-messages";
 import type { RunnerConfig } from "../config";
-import { discoverInventory, loadHostConfig, parseHostConfig, type HostConfig, type Inventory } from "../inventory";
+import {
+  discoverInventory,
+  loadHostConfig,
+  parseHostConfig,
+  type HostConfig,
+  type Inventory,
+} from "../inventory";
 import type { DomainInventory } from "../inventory/discover";
 
 /** The host as the runner's config describes it: host config file and/or layout root, then discovery. */
@@ -54,6 +60,9 @@ export function inventoryReport(inv: Inventory, now = Date.now()): InventoryRepo
 /** True when `target` is the host's own layout root: the restore then puts things back where the host keeps them. */
 export async function isHostRoot(target: string, host: Host | undefined): Promise<boolean> {
   if (!host?.root) return false;
-  const [a, b] = await Promise.all([realpath(target).catch(() => target), realpath(host.root).catch(() => host.root)]);
+  const [a, b] = await Promise.all([
+    realpath(target).catch(() => target),
+    realpath(host.root).catch(() => host.root),
+  ]);
   return a === b;
 }

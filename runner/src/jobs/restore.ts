@@ -6,7 +6,12 @@ import { resolveAllowedTarget } from "./allowed-roots";
 import { localArchivePath } from "./archive-file";
 import { decryptionKey } from "./encryption";
 import { JobFailure, type JobHandler } from "./types";
-import { engineRestoreSource, restoreHosting, type RestorePhase, type RestoreSource } from "../hosting-restore";
+import {
+  engineRestoreSource,
+  restoreHosting,
+  type RestorePhase,
+  type RestoreSource,
+} from "../hosting-restore";
 import { isHostRoot, loadHost } from "./hosting-host";
 import path from "node:path";
 
@@ -58,7 +63,10 @@ export function restoreHandler(loadEngine: () => Promise<RestoreArchive>): JobHa
 }
 
 /** Tests inject a source (e.g. a plain tar); production reads the Cairn archive through the engine. */
-export type HostingSourceFactory = (p: RestoreJobParams, ctx: Parameters<JobHandler["run"]>[0]) => RestoreSource;
+export type HostingSourceFactory = (
+  p: RestoreJobParams,
+  ctx: Parameters<JobHandler["run"]>[0],
+) => RestoreSource;
 
 const engineSource: HostingSourceFactory = (p, ctx) =>
   engineRestoreSource({
@@ -98,7 +106,8 @@ export async function runHostingRestore(
     safetyDir: path.join(ctx.config.backupDir, "pre-restore"),
     onProgress: (e) => {
       if (ctx.signal.aborted) return;
-      if (phases[phases.length - 1]?.phase !== e.phase) phases.push({ phase: e.phase, at: new Date().toISOString() });
+      if (phases[phases.length - 1]?.phase !== e.phase)
+        phases.push({ phase: e.phase, at: new Date().toISOString() });
       if (e.warning) warnings.push(e.warning);
       if (e.error) errors.push(e.error);
       ctx.progress({
