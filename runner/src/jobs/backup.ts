@@ -8,10 +8,13 @@ import { JobRejection } from "../daemon/job-verifier";
 import { resolveAllowedSource } from "./allowed-roots";
 import { encryptionSpec } from "./encryption";
 import { JobFailure, type JobHandler } from "./types";
+import type { Destination } from "../destinations";
+import { checkCopies, withCopies } from "./copies";
 import { hostingEntries } from "../sources";
 import { loadHost } from "./hosting-host";
 
-export type CreateBackup = (opts: BackupOptions) => Promise<BackupResult>;
+/** `destination`: auto-sync writes through a FanoutDestination (local + remote copies). */
+export type CreateBackup = (opts: BackupOptions & { destination?: Destination }) => Promise<BackupResult>;
 
 function backupParams(claims: JobClaims): BackupJobParams {
   if (claims.job.type !== "backup") throw new JobRejection(JobRejectCode.UnsupportedJob, "not a backup job");
@@ -35,6 +38,7 @@ export function backupHandler(loadEngine: () => Promise<CreateBackup>): JobHandl
       if (!isValidBackupName(params.name))
         throw new JobRejection(JobRejectCode.InvalidParams, "invalid backup name");
       encryptionSpec(params.encryption, secrets);
+      checkCopies(params, secrets, config);
       if (params.hosting) {
         if (!config.hosting)
           throw new JobRejection(JobRejectCode.InvalidParams, "hosting backup, but this runner has no hosting config");
@@ -49,17 +53,20 @@ export function backupHandler(loadEngine: () => Promise<CreateBackup>): JobHandl
       // Re-resolved at run time: the job may have queued while the disk changed.
       const sources = await resolveSources(params, ctx.config);
       const createBackup = await loadEngine();
-      const r = await createBackup({
-        sources,
-        outDir: ctx.config.backupDir,
-        name: params.name,
-        kind: params.kind,
-        level: params.compressionLevel,
-        encryption: encryptionSpec(params.encryption, ctx.secrets),
-        binding: params.binding,
-        signal: ctx.signal,
-        onProgress: ctx.progress,
-      });
+      const { r, copies } = await withCopies(ctx, params, (destination) =>
+        createBackup({
+          sources,
+          outDir: ctx.config.backupDir,
+          name: params.name,
+          kind: params.kind,
+          level: params.compressionLevel,
+          encryption: encryptionSpec(params.encryption, ctx.secrets),
+          binding: params.binding,
+          signal: ctx.signal,
+          onProgress: ctx.progress,
+          ...(destination && { destination }),
+        }),
+      );
       const result = BackupJobResult.parse({
         fileName: r.fileName,
         size: r.size,
@@ -69,7 +76,7 @@ export function backupHandler(loadEngine: () => Promise<CreateBackup>): JobHandl
         bytesIn: r.bytesIn,
         ...(r.manifestFileName ? { manifestFileName: r.manifestFileName } : {}),
       });
-      return { result, warnings: r.warnings.length ? r.warnings : undefined };
+      return { result: { ...result, ...(copies && { copies }) }, warnings: r.warnings.length ? r.warnings : undefined };
     },
   };
 }
@@ -87,17 +94,20 @@ async function runHostingBackup(
   const host = await loadHost(ctx.config);
   if (!host) throw new JobFailure("CONFIG_INVALID", "this runner has no hosting config");
   const { entries, report } = hostingEntries({ inventory: host.inventory, config: host.config, selection });
-  const r = await createBackup({
-    entries,
-    outDir: ctx.config.backupDir,
-    name: params.name,
-    kind: params.kind,
-    level: params.compressionLevel,
-    encryption: encryptionSpec(params.encryption, ctx.secrets),
-    binding: params.binding,
-    signal: ctx.signal,
-    onProgress: ctx.progress,
-  });
+  const { r, copies } = await withCopies(ctx, params, (destination) =>
+    createBackup({
+      entries,
+      outDir: ctx.config.backupDir,
+      name: params.name,
+      kind: params.kind,
+      level: params.compressionLevel,
+      encryption: encryptionSpec(params.encryption, ctx.secrets),
+      binding: params.binding,
+      signal: ctx.signal,
+      onProgress: ctx.progress,
+      ...(destination && { destination }),
+    }),
+  );
   const partial = report.failures.length > 0 || r.status === "partial";
   const result = BackupJobResult.parse({
     fileName: r.fileName,
@@ -111,7 +121,13 @@ async function runHostingBackup(
   });
   const warnings = [...r.warnings, ...report.warnings];
   return {
-    result: { ...result, domains: report.domains, components: report.components, failures: report.failures },
+    result: {
+      ...result,
+      domains: report.domains,
+      components: report.components,
+      failures: report.failures,
+      ...(copies && { copies }),
+    },
     warnings: warnings.length ? warnings : undefined,
   };
 }

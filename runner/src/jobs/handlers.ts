@@ -2,6 +2,8 @@ import type { JobHandlers } from "./types";
 import { backupHandler } from "./backup";
 import { restoreHandler } from "./restore";
 import { verifyHandler } from "./verify";
+import { syncHandler } from "./sync";
+import { testDestinationHandler } from "./test-destination";
 import { loadCreateBackup, loadRestoreArchive, loadVerifyArchive } from "./engine";
 
 /** The executors the daemon runs in production. Job types absent here are rejected UNSUPPORTED_JOB. */
@@ -10,5 +12,7 @@ export function productionHandlers(): JobHandlers {
     backup: backupHandler(loadCreateBackup),
     restore: restoreHandler(loadRestoreArchive),
     verify: verifyHandler(loadVerifyArchive),
+    "test-destination": testDestinationHandler(),
+    sync: syncHandler(),
   };
 }
