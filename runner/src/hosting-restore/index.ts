@@ -569,6 +569,11 @@ export async function restoreHosting(opts: HostingRestoreOptions): Promise<Hosti
 
   result.status = result.errors.length === 0 ? "completed" : result.restored.length ? "partial" : "failed";
   p.bytesDone = p.bytesTotal;
-  p.enter("completed", domains.length, `restore ${result.status}`);
+  // The final count is the domains that actually had something restored, not the number attempted.
+  const restoredDomains = new Set(result.restored.map((x) => x.domain).filter((d) => d !== undefined));
+  p.phase = "completed";
+  p.domainsTotal = domains.length;
+  p.domainsDone = restoredDomains.size;
+  p.emit({ message: `restore ${result.status}` });
   return result;
 }
