@@ -2,15 +2,19 @@ import { resolve } from "node:path";
 import { inspectArchive } from "../archive/index";
 import { ArchiveError } from "../archive/errors";
 import { fail, keyFromArgs, out, parse } from "../archive/cli-support";
+import { DEST_FLAGS, DEST_USAGE, destFail, isUrl, openArchiveUrl } from "./dest-flags";
 
-export const usage = "cairn-runner inspect ARCHIVE [--password-file F | --key-file F] [--json]";
+export const usage = `cairn-runner inspect ARCHIVE|URL [--password-file F | --key-file F] [--json] ${DEST_USAGE}`;
 
 export async function run(argv: string[]): Promise<number> {
   try {
-    const { values: v, positionals } = parse(argv, { "password-file": { type: "string" }, "key-file": { type: "string" }, json: { type: "boolean" } }, 1);
+    const { values: v, positionals } = parse(argv, { "password-file": { type: "string" }, "key-file": { type: "string" }, json: { type: "boolean" }, ...DEST_FLAGS }, 1);
     if (positionals.length !== 1) throw new ArchiveError("USAGE", `usage: ${usage}`);
     const key = keyFromArgs(v);
-    const r = await inspectArchive({ source: resolve(positionals[0]!), key: key.mode === "none" ? undefined : key });
+    const remote = isUrl(positionals[0]!) ? openArchiveUrl(positionals[0]!, v) : undefined;
+    const r = await inspectArchive({
+      source: remote?.dest ?? resolve(positionals[0]!), fileName: remote?.fileName, key: key.mode === "none" ? undefined : key,
+    }).finally(() => remote?.dest.close());
     const lines = [`archive ${r.fileName} (${r.size} bytes)`, `mode ${r.mode}`, `header ${JSON.stringify(r.header)}`];
     if (r.manifest) {
       const m = r.manifest;
@@ -22,6 +26,6 @@ export async function run(argv: string[]): Promise<number> {
     out(v.json === true, r, lines.join("\n"));
     return 0;
   } catch (err) {
-    return fail(err);
+    return destFail(err) ?? fail(err);
   }
 }
