@@ -14,7 +14,7 @@ import { checkKnownHosts, checkTofu } from "./host-keys";
 import { checkObjectName, isTempName } from "./names";
 import { runProbe } from "./probe";
 import { withMappedErrors } from "./read-stream";
-import { DEFAULT_RETRY, isTransient, withRetry, type RetryPolicy } from "./retry";
+import { DEFAULT_RETRY, isTransient, sleep, withRetry, type RetryPolicy } from "./retry";
 import { DestinationError, type Destination, type ObjectInfo, type ObjectWriter } from "./types";
 import { specUrl, type SftpSpec } from "./url";
 
@@ -24,6 +24,7 @@ const FX_PERMISSION_DENIED = 3;
 const FX_FAILURE = 4;
 /** Unit of resumption after a dropped connection: at most this much is sent again. */
 const WRITE_PIECE = 256 * 1024;
+const MAX_INFLIGHT = 8;
 
 interface Session {
   client: Client;
@@ -151,6 +152,20 @@ export class SftpDestination implements Destination {
       throw this.mapError("connect", err);
     });
     return (await this.current).sftp;
+  }
+
+  /** Forget the session `sftp` belongs to (its connection dropped), so the next call reconnects. */
+  dropSession(sftp: SFTPWrapper): void {
+    const cur = this.current;
+    void cur?.then(
+      (sess) => {
+        if (sess.sftp === sftp && !sess.closed) {
+          sess.closed = true;
+          sess.client.end();
+        }
+      },
+      () => {},
+    );
   }
 
   /** Run an idempotent operation, reconnecting on a dropped connection. */
@@ -291,10 +306,24 @@ export class SftpDestination implements Destination {
   }
 }
 
+interface OpenFile {
+  sftp: SFTPWrapper;
+  handle: Buffer;
+}
+
 class SftpWriter implements ObjectWriter {
   readonly stream: Writable;
+  /** Bytes handed to the server so far (each piece has its own offset). */
   private written = 0;
-  private handle?: { sftp: SFTPWrapper; handle: Buffer };
+  private handleP?: Promise<OpenFile>;
+  private current?: OpenFile;
+  /** Pieces in flight: pipelining hides the round trip per write request on a distant server. */
+  private readonly inflight = new Set<Promise<void>>();
+  private failure?: unknown;
+  private readonly dropped = new WeakSet<Promise<OpenFile>>();
+  private dropsInARow = 0;
+  private progressed = false;
+  private resendTurn: Promise<void> = Promise.resolve();
   private aborting?: Promise<void>;
   private done = false;
   private tempRemoved = false;
@@ -306,82 +335,137 @@ class SftpWriter implements ObjectWriter {
     private readonly final: string,
     signal?: AbortSignal,
   ) {
+    const failed = (cb: (err?: Error | null) => void) => (err: Error) => {
+      // Do not leave the temp file behind even if the caller never calls abort().
+      void this.abort(err).catch(() => {});
+      cb(this.dest.mapError(`upload of ${this.name}`, err));
+    };
     this.stream = new Writable({
       highWaterMark: 1024 * 1024,
       writev: (chunks, cb) => {
         const buf = Buffer.concat(chunks.map((c) => c.chunk as Buffer));
-        this.writeAt(buf).then(
-          () => cb(),
-          (err: Error) => {
-            // Do not leave the temp file behind even if the caller never calls abort().
-            void this.abort(err).catch(() => {});
-            cb(err);
-          },
-        );
+        this.writeAt(buf).then(() => cb(), failed(cb));
       },
       final: (cb) => {
-        this.closeHandle().then(() => cb(), cb);
+        // Every piece was acknowledged; a close that fails on a dropped connection loses nothing
+        // (the server closes the file itself), and commit() still checks the stored size.
+        this.drain()
+          .then(() => this.closeHandle().catch(() => {}))
+          .then(() => cb(), failed(cb));
       },
     });
     signal?.addEventListener("abort", () => void this.abort(signal.reason).catch(() => {}), { once: true });
   }
 
-  private async openHandle(): Promise<{ sftp: SFTPWrapper; handle: Buffer }> {
-    const cur = this.handle;
-    if (cur) return cur;
-    const sftp = await this.dest.session();
-    // r+ keeps what the server already has: after a reconnect we continue at `written`.
-    const handle = await call<Buffer>((cb) => sftp.open(this.temp, "r+", cb));
-    this.handle = { sftp, handle };
-    return this.handle;
+  /** The open temp file, reopened (r+, keeping what the server has) after a dropped connection. */
+  private openHandle(): Promise<OpenFile> {
+    if (!this.handleP) {
+      const p = (async () => {
+        const sftp = await this.dest.session();
+        const handle = await call<Buffer>((cb) => sftp.open(this.temp, "r+", cb));
+        this.current = { sftp, handle };
+        return this.current;
+      })();
+      this.handleP = p;
+      p.catch(() => {
+        if (this.handleP === p) this.handleP = undefined;
+      });
+    }
+    return this.handleP;
   }
 
-  /** Write `buf` at the current offset, in pieces; a dropped connection resumes at the failed piece. */
-  private async writeAt(buf: Buffer): Promise<void> {
-    for (let off = 0; off < buf.length; off += WRITE_PIECE) {
-      await this.writePiece(buf.subarray(off, Math.min(buf.length, off + WRITE_PIECE)));
+  private invalidate(hp: Promise<OpenFile>): void {
+    if (this.handleP === hp) {
+      this.current = undefined;
+      this.handleP = undefined;
     }
   }
 
-  private async writePiece(piece: Buffer): Promise<void> {
-    if (this.aborting)
-      throw new DestinationError("CANCELLED", this.dest.url, `upload of ${this.name} was aborted`);
-    const position = this.written;
-    await withRetry(
-      this.dest.spec.retry ?? DEFAULT_RETRY,
-      async () => {
-        const { sftp, handle } = await this.openHandle();
-        try {
-          await call<void>((cb) =>
-            sftp.write(handle, piece, 0, piece.length, position, (e) => cb(e, undefined)),
+  /** Queue `buf` at the current offset in pieces; waits only while MAX_INFLIGHT pieces are pending. */
+  private async writeAt(buf: Buffer): Promise<void> {
+    for (let off = 0; off < buf.length; off += WRITE_PIECE) {
+      if (this.aborting)
+        throw new DestinationError("CANCELLED", this.dest.url, `upload of ${this.name} was aborted`);
+      while (this.inflight.size >= MAX_INFLIGHT) await Promise.race(this.inflight);
+      if (this.failure) throw this.failure;
+      const piece = buf.subarray(off, Math.min(buf.length, off + WRITE_PIECE));
+      const position = this.written;
+      this.written += piece.length;
+      const p: Promise<void> = this.writePiece(piece, position)
+        .catch((err: unknown) => {
+          this.failure ??= err;
+        })
+        .finally(() => this.inflight.delete(p));
+      this.inflight.add(p);
+    }
+  }
+
+  private async drain(): Promise<void> {
+    while (this.inflight.size > 0) await Promise.allSettled([...this.inflight]);
+    if (this.failure) throw this.failure;
+  }
+
+  /**
+   * One piece at its offset; on a dropped connection reconnect and write it again. The retry budget
+   * counts dropped connections in a row without any piece getting through (not failures per piece:
+   * one drop fails every piece in flight), so a flaky link that makes progress keeps going.
+   */
+  private async writePiece(piece: Buffer, position: number): Promise<void> {
+    const policy = this.dest.spec.retry ?? DEFAULT_RETRY;
+    let release: (() => void) | undefined;
+    for (;;) {
+      const hp = this.openHandle();
+      let sftp: SFTPWrapper | undefined;
+      try {
+        const h = await hp;
+        sftp = h.sftp;
+        await call<void>((cb) =>
+          h.sftp.write(h.handle, piece, 0, piece.length, position, (e) => cb(e, undefined)),
+        );
+        this.progressed = true;
+        release?.();
+        return;
+      } catch (err) {
+        release?.();
+        this.invalidate(hp);
+        if (
+          sftp &&
+          (err as { code?: unknown }).code === FX_FAILURE &&
+          (await this.dest.diskFull(sftp, posix.dirname(this.temp), piece.length))
+        ) {
+          throw new DestinationError(
+            "NO_SPACE",
+            this.dest.url,
+            `upload of ${this.name}: remote disk is full`,
+            {
+              cause: err,
+            },
           );
-        } catch (err) {
-          this.handle = undefined;
-          if (
-            (err as { code?: unknown }).code === FX_FAILURE &&
-            (await this.dest.diskFull(sftp, posix.dirname(this.temp), piece.length))
-          ) {
-            throw new DestinationError(
-              "NO_SPACE",
-              this.dest.url,
-              `upload of ${this.name}: remote disk is full`,
-              { cause: err },
-            );
-          }
-          throw this.dest.mapError(`upload of ${this.name}`, err);
         }
-      },
-      {
-        retryable: (err) =>
-          err instanceof DestinationError && err.code === "CONNECTION_FAILED" && !this.aborting,
-      },
-    );
-    this.written += piece.length;
+        const mapped = this.dest.mapError(`upload of ${this.name}`, err);
+        if (mapped.code !== "CONNECTION_FAILED" || this.aborting) throw mapped;
+        // The session may not have noticed yet that its socket is gone: make the next call reconnect.
+        if (sftp) this.dest.dropSession(sftp);
+        if (!this.dropped.has(hp)) {
+          this.dropped.add(hp);
+          this.dropsInARow = this.progressed ? 1 : this.dropsInARow + 1;
+          this.progressed = false;
+        }
+        if (this.dropsInARow >= policy.attempts) throw mapped;
+        await sleep(Math.min(policy.maxDelayMs, policy.baseDelayMs * 2 ** (this.dropsInARow - 1)));
+        // Resend one piece at a time: pieces resent side by side can all be cut again half-way.
+        const prev = this.resendTurn;
+        this.resendTurn = new Promise<void>((r) => (release = r));
+        await prev;
+      }
+    }
   }
 
   private async closeHandle(): Promise<void> {
-    const h = this.handle;
-    this.handle = undefined;
+    const p = this.handleP;
+    this.handleP = undefined;
+    this.current = undefined;
+    const h = p ? await p.catch(() => undefined) : undefined;
     if (h) await call<void>((cb) => h.sftp.close(h.handle, (e) => cb(e, undefined)));
   }
 
@@ -429,6 +513,8 @@ class SftpWriter implements ObjectWriter {
       await previous?.catch(() => {});
       if (this.tempRemoved) return;
       if (!this.stream.destroyed) this.stream.destroy();
+      // Pending pieces stop retrying once aborting is set; let them settle before closing the file.
+      while (this.inflight.size > 0) await Promise.allSettled([...this.inflight]);
       await this.closeHandle().catch(() => {});
       await this.dest
         .op(`remove temp of ${this.name}`, (sftp) =>
