@@ -114,6 +114,8 @@ export function syncHandler(): JobHandler {
           await bad(`${to.url}/${p.fileName}: stored object does not match (size ${stored.size}, expected ${p.size})`);
         const mName = manifestFileName(p.fileName);
         if (await from.stat(mName)) await copyObject(from, to, mName, ctx.signal);
+        // The monitor's last word is the finished copy, sent past the throttle.
+        ctx.progress({ bytes: p.size, files: 1, totalBytes: p.size, phase: "done", message: p.fileName, final: true });
         const result: CopyResult & Record<string, unknown> = {
           destinationId: p.target.destinationId,
           status: "completed",
