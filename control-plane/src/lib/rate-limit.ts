@@ -1,6 +1,6 @@
-import { and, eq, inArray, sql } from "drizzle-orm";
+import { sql } from "drizzle-orm";
 import { db } from "../db/client";
-import { rateLimitBuckets, settings } from "../db/schema";
+import { rateLimitBuckets } from "../db/schema";
 import type { Env } from "../env";
 import { ApiError } from "../errors";
 import { ApiErrorCode } from "../../../shared/errors";
@@ -31,27 +31,4 @@ export async function takeRateLimit(
     );
   }
   return { remaining: a.limit - row.count };
-}
-
-/**
- * A positive integer setting: the tenant's row, else the installation-wide "*" row (lib/settings.ts
- * convention), else `dflt`. A stored value that is not a positive integer is ignored.
- */
-export async function numericSetting(env: Env, tenantId: string, key: string, dflt: number): Promise<number> {
-  const rows = await db(env.DB)
-    .select({ tenantId: settings.tenantId, value: settings.value })
-    .from(settings)
-    .where(and(eq(settings.key, key), inArray(settings.tenantId, [tenantId, "*"])))
-    .all();
-  for (const tid of [tenantId, "*"]) {
-    const row = rows.find((r) => r.tenantId === tid);
-    if (!row) continue;
-    try {
-      const v = JSON.parse(row.value) as unknown;
-      if (typeof v === "number" && Number.isInteger(v) && v > 0) return v;
-    } catch {
-      // not JSON: next level
-    }
-  }
-  return dflt;
 }

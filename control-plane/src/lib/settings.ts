@@ -3,6 +3,7 @@ import { z } from "zod";
 import { db } from "../db/client";
 import { settings } from "../db/schema";
 import type { Env } from "../env";
+import { DEFAULT_DOWNLOADS_PER_HOUR } from "../../../shared/destinations";
 
 /** Installation-wide defaults live under this tenant id; a tenant's own row overrides them. */
 export const GLOBAL_SETTINGS_TENANT = "*";
@@ -10,6 +11,8 @@ export const GLOBAL_SETTINGS_TENANT = "*";
 /** Known settings: key → schema and built-in default (used when neither row exists). */
 export const SETTINGS = {
   "restore.maxConcurrent": { schema: z.number().int().min(1).max(100), default: 2 },
+  /** Presigned downloads per user per hour (routes/backup-copies.ts). */
+  "download.perHour": { schema: z.number().int().min(1).max(100000), default: DEFAULT_DOWNLOADS_PER_HOUR },
 } as const;
 export type SettingKey = keyof typeof SETTINGS;
 export const SETTING_KEYS = Object.keys(SETTINGS) as SettingKey[];

@@ -2,7 +2,6 @@ import { Hono } from "hono";
 import { and, eq } from "drizzle-orm";
 import { z } from "zod";
 import {
-  DEFAULT_DOWNLOADS_PER_HOUR,
   DOWNLOAD_URL_TTL_SECONDS,
   PRESIGNABLE_KINDS,
   S3Config,
@@ -22,7 +21,8 @@ import { openCredentials } from "../lib/destination-credentials";
 import { findDestination, jobCredentials, jobDestination } from "../lib/destinations";
 import { dispatchJob } from "../lib/dispatch";
 import { newId } from "../lib/ids";
-import { numericSetting, takeRateLimit } from "../lib/rate-limit";
+import { takeRateLimit } from "../lib/rate-limit";
+import { getSetting } from "../lib/settings";
 import { presignGetUrl } from "../lib/s3-presign";
 import { readJson } from "../lib/validate";
 import { findRunner } from "./runners";
@@ -155,7 +155,7 @@ backupCopyRoutes.post("/:id/download", activity("backup.download"), requireAuth(
       ApiErrorCode.NotImplemented,
       `downloads from ${dest.kind} destinations are not available yet (presigned URLs exist for s3 and gcs only)`,
     );
-  const limit = await numericSetting(c.env, b.tenantId, "download.perHour", DEFAULT_DOWNLOADS_PER_HOUR);
+  const limit = await getSetting(c.env, b.tenantId, "download.perHour");
   await takeRateLimit(c.env, {
     operation: "download",
     scopeId: user.id,

@@ -290,6 +290,21 @@ describe("destinations API", () => {
     expect(ni.body.error.code).toBe("NOT_IMPLEMENTED");
   });
 
+  it("the download limit is the tenant setting download.perHour", async () => {
+    const root = await createTenantUser("ROOT");
+    const runner = await enrollRunner(root);
+    const dst = await createDest(root);
+    const backupId = await completedCopy(root.tenantId, runner.runnerId, dst.id);
+    const put = await call("/api/v1/settings", { method: "PUT", body: { "download.perHour": 2 }, token: root.token });
+    expect(put.status).toBe(200);
+    const dl = () => call(`/api/v1/backups/${backupId}/download`, { body: { destinationId: dst.id }, token: root.token });
+    expect((await dl()).status).toBe(200);
+    expect((await dl()).status).toBe(200);
+    const third = await dl();
+    expect(third.status).toBe(429);
+    expect(third.body.error.message).toContain("limit of 2");
+  });
+
   it("presigns the AWS documented example exactly", async () => {
     // AWS SigV4 docs, "Example: Presigned URL" (examplebucket/test.txt, 2013-05-24, 86400 s).
     const url = await presignGetUrl({
