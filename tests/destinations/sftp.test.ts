@@ -96,7 +96,7 @@ describe.skipIf(unavailable !== undefined)("sftp", () => {
         `[127.0.0.1]:${second.port}`,
       ]);
       // Same address, new host key: what a man in the middle (or a rebuilt server) looks like.
-      await second.close();
+      await second.stop();
       const replaced = await startSshd({ dir: second.dir, port: second.port, newHostKey: true });
       try {
         const again = new SftpDestination({

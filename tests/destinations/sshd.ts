@@ -43,6 +43,9 @@ export interface TestSshd {
   user: string;
   userKey: string;
   hostPublicKey: string;
+  /** Stop sshd, keep its directory (to restart it there). */
+  stop(): Promise<void>;
+  /** Stop sshd and remove its directory if this call created it. */
   close(): Promise<void>;
 }
 
@@ -67,6 +70,7 @@ async function waitForPort(port: number, child: ChildProcess): Promise<void> {
 export async function startSshd(
   opts: { port?: number; dir?: string; newHostKey?: boolean } = {},
 ): Promise<TestSshd> {
+  const ownsDir = opts.dir === undefined;
   const dir = opts.dir ?? (await mkdtemp(join(tmpdir(), "cairn-sshd-")));
   const port = opts.port ?? (await freePort());
   const hostKey = join(dir, "host_ed25519");
@@ -113,18 +117,23 @@ export async function startSshd(
     throw new Error(`${(err as Error).message}: ${stderr}`);
   }
   const hostPublicKey = (await readFile(`${hostKey}.pub`, "utf8")).trim();
+  const stop = async () => {
+    if (child.exitCode === null && child.signalCode === null) {
+      const exited = new Promise((r) => child.once("exit", r));
+      child.kill("SIGTERM");
+      await exited;
+    }
+  };
   return {
     port,
     dir,
     user,
     userKey,
     hostPublicKey,
+    stop,
     async close() {
-      if (child.exitCode === null) {
-        const exited = new Promise((r) => child.once("exit", r));
-        child.kill("SIGTERM");
-        await exited;
-      }
+      await stop();
+      if (ownsDir) await rm(dir, { recursive: true, force: true });
     },
   };
 }

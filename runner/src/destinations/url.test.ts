@@ -1,7 +1,7 @@
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { describe, expect, it } from "vitest";
+import { afterAll, describe, expect, it } from "vitest";
 import { openDestination } from "./index";
 import { DestinationError } from "./types";
 import { parseDestinationUrl, redactUrl, specUrl } from "./url";
@@ -13,6 +13,7 @@ const key = join(dir, "key");
 writeFileSync(key, "-----BEGIN OPENSSH PRIVATE KEY-----\nfake\n-----END OPENSSH PRIVATE KEY-----\n");
 const tok = join(dir, "tok.json");
 writeFileSync(tok, JSON.stringify({ clientId: "cid", clientSecret: "csecret", refreshToken: "rtoken" }));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
 const AWS = {
   AWS_ACCESS_KEY_ID: "AKIAEXAMPLE",
   AWS_SECRET_ACCESS_KEY: "aws-secret-value",
