@@ -4,7 +4,7 @@
  * downloaded through a presigned URL and restored from by the CLI; wrong keys fail visibly.
  */
 import { createHash, randomBytes } from "node:crypto";
-import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { describeTree } from "../../runner/src/archive/test-helpers";
@@ -98,7 +98,7 @@ beforeAll(async () => {
   writeFileSync(join(source, "index.html"), "<h1>remote</h1>\n");
   writeFileSync(join(source, "uploads", "big.bin"), randomBytes(6 * 1024 * 1024 + 11));
   for (let i = 0; i < 30; i++) writeFileSync(join(source, `p${i}.txt`), `page ${i}\n`.repeat(i + 1));
-  runner = await enrollAndStartRunner(cluster, "dest-1", [source]);
+  runner = await enrollAndStartRunner(cluster, "dest-1", [source], ["--allowed-root", cluster.dir]);
   runnerId = await waitFor("runner online", async () => {
     const list = await cluster.api.listRunners();
     return list.find((x) => x.name === "dest-1" && x.status === "online")?.id;
@@ -188,6 +188,26 @@ describe("remote destinations end to end", () => {
     );
     expect(r.code, r.stderr).toBe(0);
     expect(describeTree(join(target, "site"))).toEqual(describeTree(source));
+
+    // Through the API with the local archive gone: verify and restore read the S3 copy.
+    rmSync(join(runner.backupDir, b.fileName));
+    const localVerify = await api<{ job: { id: string } }>("POST", `/api/v1/backups/${b.id}/verify`, { password: PASSWORD });
+    expect((await finished(localVerify.job.id)).state).toBe("FAILED");
+    const remoteVerify = await api<{ job: { id: string } }>("POST", `/api/v1/backups/${b.id}/verify`, {
+      password: PASSWORD,
+      destinationId: later.id,
+    });
+    const vj = await finished(remoteVerify.job.id);
+    expect(vj.state, JSON.stringify(vj)).toBe("SUCCEEDED");
+    const apiTarget = join(cluster.dir, "api-restored");
+    const restore = await api<{ job: { id: string } }>("POST", `/api/v1/backups/${b.id}/restore`, {
+      target: apiTarget,
+      password: PASSWORD,
+      destinationId: dest.id,
+    });
+    const rj = await finished(restore.job.id);
+    expect(rj.state, JSON.stringify(rj)).toBe("SUCCEEDED");
+    expect(describeTree(join(apiTarget, "site"))).toEqual(describeTree(source));
   });
 
   it("wrong credentials: the test job fails with AUTH_FAILED, visible in the API and the activity log", async () => {

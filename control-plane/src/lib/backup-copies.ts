@@ -1,10 +1,10 @@
 import { and, eq, inArray } from "drizzle-orm";
-import type { RemoteJobDestination } from "../../../shared/protocol/job-claims";
+import type { JobDestination, RemoteJobDestination } from "../../../shared/protocol/job-claims";
 import { db } from "../db/client";
 import { backupCopies, destinations, jobs } from "../db/schema";
 import type { Env } from "../env";
-import { notFound, validationFailed } from "../errors";
-import { jobCredentials, jobDestination, type DestinationRow } from "./destinations";
+import { conflict, notFound, validationFailed } from "../errors";
+import { findDestination, jobCredentials, jobDestination, type DestinationRow } from "./destinations";
 import { newId } from "./ids";
 
 export type CopyRow = typeof backupCopies.$inferSelect;
@@ -111,4 +111,20 @@ export async function findCopy(env: Env, backupId: string, destinationId: string
     .get();
   if (!row) throw notFound("copy of this backup on that destination");
   return row;
+}
+
+/**
+ * Restore/verify source: the runner's local archive, or (with `destinationId`) that backup's completed
+ * copy on a remote destination, whose credentials then travel in the job's JWE.
+ */
+export async function archiveLocation(
+  env: Env,
+  b: { id: string; tenantId: string },
+  destinationId: string | undefined,
+): Promise<{ destination: JobDestination; credentials?: Record<string, Record<string, unknown>> }> {
+  if (!destinationId) return { destination: { kind: "local" } };
+  const copy = await findCopy(env, b.id, destinationId);
+  if (copy.status !== "completed") throw conflict(`the copy on that destination is ${copy.status}, not completed`);
+  const dest = await findDestination(env, destinationId, b.tenantId);
+  return { destination: jobDestination(dest), credentials: await jobCredentials(env, [dest]) };
 }

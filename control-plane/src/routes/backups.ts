@@ -15,7 +15,11 @@ import { newId } from "../lib/ids";
 import { newDataKey, unwrapDataKey } from "../lib/panel-keys";
 import { readJson } from "../lib/validate";
 import { findRunner } from "./runners";
-import { copyViews, planCopies } from "../lib/backup-copies";
+import { archiveLocation, copyViews, planCopies } from "../lib/backup-copies";
+
+/** Adds remote-destination credentials to a job's secrets (sealed to the runner with the rest). */
+const withCredentials = (secrets: JobSecrets | null, creds?: Record<string, Record<string, unknown>>) =>
+  creds ? { ...secrets, destinations: creds } : secrets;
 import { ApiError } from "../errors";
 import { ApiErrorCode } from "../../../shared/errors";
 import { HostingComponent } from "../../../shared/protocol/job-claims";
@@ -104,9 +108,15 @@ const RestoreBody = z.object({
   safetyBackup: z.boolean().default(true),
   /** Restore onto another runner of the same tenant (cross-server). */
   runnerId: z.string().min(1).max(64).optional(),
+  /** Read the archive from this completed remote copy instead of the runner's local disk. */
+  destinationId: z.string().min(1).max(64).optional(),
 });
 
-const VerifyBody = z.object({ password: z.string().min(1).max(1024).optional() });
+const VerifyBody = z.object({
+  password: z.string().min(1).max(1024).optional(),
+  /** Verify this completed remote copy instead of the local archive. */
+  destinationId: z.string().min(1).max(64).optional(),
+});
 
 const ListQuery = z.object({
   limit: z.coerce.number().int().min(1).max(500).default(50),
@@ -402,7 +412,11 @@ backupRoutes.post("/:id/restore", activity("backup.restore"), requireAuth("backu
   const { encryption, secrets } = await readJobFor(c, b, body.password);
   const hosting = hostingSelection(body);
   const targetRunnerId = body.runnerId ?? b.runnerId;
-  if (targetRunnerId !== b.runnerId) {
+  if (hosting && body.destinationId)
+    throw validationFailed("destinationId: hosting restores read the local archive; restore a remote copy with the CLI");
+  const from = await archiveLocation(c.env, b, body.destinationId);
+  // A remote copy is readable from any runner of the tenant; a local archive only from its own runner.
+  if (targetRunnerId !== b.runnerId && !body.destinationId) {
     await findRunner(c, targetRunnerId, b.tenantId);
     // Jobs name archives on the runner's local disk: another runner can only read a copy on shared storage.
     const copy = await db(c.env.DB)
@@ -421,7 +435,7 @@ backupRoutes.post("/:id/restore", activity("backup.restore"), requireAuth("backu
     params: {
       binding: { backupId: b.id, tenantId: b.tenantId, chainRootId: b.chainRootId, parentId: b.parentId },
       fileName: b.fileName!,
-      destination: { kind: "local" },
+      destination: from.destination,
       encryption,
       target: body.target,
       ...(body.only && { only: body.only }),
@@ -429,7 +443,7 @@ backupRoutes.post("/:id/restore", activity("backup.restore"), requireAuth("backu
       ...(hosting && { hosting: { ...hosting, safetyBackup: body.safetyBackup } }),
     },
   };
-  return startReadJob(c, "restore", b, spec, secrets, targetRunnerId);
+  return startReadJob(c, "restore", b, spec, withCredentials(secrets, from.credentials), targetRunnerId);
 });
 
 backupRoutes.post("/:id/verify", activity("backup.verify"), requireAuth("backups.read"), async (c) => {
@@ -438,14 +452,15 @@ backupRoutes.post("/:id/verify", activity("backup.verify"), requireAuth("backups
   const body = await readJson(c, VerifyBody);
   const b = await findBackup(c, id, tenantScope(currentUser(c)));
   const { encryption, secrets } = await readJobFor(c, b, body.password);
+  const from = await archiveLocation(c.env, b, body.destinationId);
   const spec: JobSpec = {
     type: "verify",
     params: {
       binding: { backupId: b.id, tenantId: b.tenantId, chainRootId: b.chainRootId, parentId: b.parentId },
       fileName: b.fileName!,
-      destination: { kind: "local" },
+      destination: from.destination,
       encryption,
     },
   };
-  return startReadJob(c, "verify", b, spec, secrets);
+  return startReadJob(c, "verify", b, spec, withCredentials(secrets, from.credentials));
 });

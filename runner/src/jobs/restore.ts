@@ -4,6 +4,7 @@ import type { RestoreOptions, RestoreResult } from "../archive";
 import { JobRejection } from "../daemon/job-verifier";
 import { resolveAllowedTarget } from "./allowed-roots";
 import { localArchivePath } from "./archive-file";
+import { checkArchiveLocation, openArchiveLocation } from "./archive-location";
 import { decryptionKey } from "./encryption";
 import { JobFailure, type JobHandler } from "./types";
 import {
@@ -28,7 +29,9 @@ export function restoreHandler(loadEngine: () => Promise<RestoreArchive>): JobHa
   return {
     async validate(claims, secrets, config) {
       const p = restoreParams(claims);
-      localArchivePath(config.backupDir, p.fileName);
+      checkArchiveLocation(p.destination, p.fileName, secrets, config);
+      if (p.hosting && p.destination.kind === "remote")
+        throw new JobRejection(JobRejectCode.InvalidParams, "hosting restores read the local archive; restore a remote copy with the CLI");
       decryptionKey(p.encryption, secrets);
       await resolveAllowedTarget(p.target, config.allowedRoots);
     },
@@ -37,8 +40,10 @@ export function restoreHandler(loadEngine: () => Promise<RestoreArchive>): JobHa
       const target = await resolveAllowedTarget(p.target, ctx.config.allowedRoots);
       if (p.hosting) return runHostingRestore(ctx, p, p.hosting, target);
       const restoreArchive = await loadEngine();
+      const loc = await openArchiveLocation(p.destination, p.fileName, ctx.secrets, ctx.config);
       const r = await restoreArchive({
-        source: localArchivePath(ctx.config.backupDir, p.fileName),
+        source: loc.source,
+        fileName: loc.fileName,
         target,
         key: decryptionKey(p.encryption, ctx.secrets),
         binding: p.binding,
@@ -46,7 +51,7 @@ export function restoreHandler(loadEngine: () => Promise<RestoreArchive>): JobHa
         conflict: p.conflict,
         signal: ctx.signal,
         onProgress: ctx.progress,
-      });
+      }).finally(() => loc.close());
       return {
         result: {
           target: r.target,
