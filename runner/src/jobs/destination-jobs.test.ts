@@ -22,16 +22,19 @@ import { syncHandler } from "./sync";
 import { testDestinationHandler } from "./test-destination";
 import type { JobContext } from "./types";
 import { JobRejection } from "../daemon/job-verifier";
+import { remoteSpec } from "./remote-destination";
+import { startFtpServer, type TestFtpServer } from "../../../tests/destinations/ftp-server";
 
 const MiB = 1024 * 1024;
 let s3: TestS3Server;
+let ftps: TestFtpServer;
 let config: RunnerConfig;
 let dir: string;
 let src: string;
 let archive: { fileName: string; size: number; sha256: string };
 
 beforeAll(async () => {
-  s3 = await startS3Server(["copies"]);
+  [s3, ftps] = await Promise.all([startS3Server(["copies"]), startFtpServer({ tls: true })]);
   const made = await makeRunnerConfig(await makeSigningKey());
   config = made.config;
   dir = made.dir;
@@ -51,7 +54,7 @@ beforeAll(async () => {
   archive = { fileName: r.fileName, size: r.size, sha256: r.sha256 };
 });
 afterAll(async () => {
-  await s3?.close();
+  await Promise.all([s3?.close(), ftps?.close()]);
   if (dir) await rm(dir, { recursive: true, force: true });
 });
 
@@ -228,5 +231,95 @@ describe("destination jobs", () => {
     const wrong = creds(["dst_wrong"], { accessKeyId: "NOT-A-KEY", secretAccessKey: "not-the-secret" });
     await expect(testDestinationHandler().run(ctxFor(bad, wrong))).rejects.toMatchObject({ code: "AUTH_FAILED" });
     expect(() => testDestinationHandler().validate!(bad, {}, config)).toThrow(JobRejection);
+  });
+
+  it("sync cancelled mid-upload ends CANCELLED-coded and leaves no object under the final name", async () => {
+    const ac = new AbortController();
+    const claims = claimsOf({
+      type: "sync",
+      params: { binding: BINDING, ...archive, source: { kind: "local" }, target: remote("dst_cancel", "cancelled") },
+    });
+    const ctx = {
+      ...ctxFor(claims, creds(["dst_cancel"])),
+      signal: ac.signal,
+      // Cancel as soon as bytes flow (what job.cancel does through the daemon).
+      progress: (p: { bytes: number }) => {
+        if (p.bytes > 0) ac.abort(new DOMException("cancelled", "AbortError"));
+      },
+    };
+    await expect(syncHandler().run(ctx)).rejects.toMatchObject({ name: "AbortError" });
+    expect(await s3dest("cancelled").stat(archive.fileName)).toBeNull();
+    expect(await s3dest("cancelled").list()).toEqual([]);
+  });
+
+  it("maps every kind's config + credentials to the runner's spec", () => {
+    const sftp = remoteSpec(
+      {
+        kind: "remote",
+        destinationId: "dst_sftp",
+        destination: { kind: "sftp", config: { host: "h.example", port: 2222, user: "u", path: "/srv", knownHosts: "h.example ssh-ed25519 AAAA" } },
+      },
+      { destinations: { dst_sftp: { privateKey: "KEY" } } },
+      config,
+    );
+    expect(sftp).toMatchObject({
+      type: "sftp",
+      host: "h.example",
+      port: 2222,
+      privateKey: "KEY",
+      knownHostsFile: path.join(config.stateDir, "known-hosts", "dst_sftp"),
+      tofuStorePath: path.join(config.stateDir, "ssh-known-hosts.json"),
+    });
+    const ftp = remoteSpec(
+      { kind: "remote", destinationId: "f", destination: { kind: "ftps", config: { host: "h", port: 21, user: "u", path: "/b" } } },
+      { destinations: { f: { password: "pw" } } },
+      config,
+    );
+    expect(ftp).toMatchObject({ type: "ftp", secure: true, password: "pw", path: "/b" });
+    const gcs = remoteSpec(
+      { kind: "remote", destinationId: "g", destination: { kind: "gcs", config: { bucket: "bkt", prefix: "", pathStyle: false } } },
+      { destinations: { g: { accessKeyId: "GOOG1", secretAccessKey: "s" } } },
+      config,
+    );
+    expect(gcs).toMatchObject({ type: "gcs", endpoint: "https://storage.googleapis.com", region: "auto" });
+    const drive = remoteSpec(
+      { kind: "remote", destinationId: "d", destination: { kind: "gdrive", config: { folderId: "F1" } } },
+      { destinations: { d: { clientId: "c", clientSecret: "s", refreshToken: "r" } } },
+      config,
+    );
+    expect(drive).toMatchObject({ type: "gdrive", folderId: "F1", tokens: { refreshToken: "r" } });
+    // A credential set of the wrong kind is refused before the job runs, naming fields, never values.
+    let err: unknown;
+    try {
+      remoteSpec(
+        { kind: "remote", destinationId: "d", destination: { kind: "gdrive", config: { folderId: "F1" } } },
+        { destinations: { d: { password: "super-secret-value" } } },
+        config,
+      );
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(JobRejection);
+    expect((err as Error).message).not.toContain("super-secret-value");
+  });
+
+  it("test connection against a real FTPS server (explicit TLS, pinned CA)", async () => {
+    await mkdir(path.join(ftps.root, "backups"), { recursive: true });
+    const target: RemoteJobDestination = {
+      kind: "remote",
+      destinationId: "dst_ftps",
+      destination: {
+        kind: "ftps",
+        config: { host: "127.0.0.1", port: ftps.port, user: ftps.user, path: "/backups", ca: ftps.cert },
+      },
+    };
+    const ok = claimsOf({ type: "test-destination", params: { target } });
+    await expect(
+      testDestinationHandler().run(ctxFor(ok, { destinations: { dst_ftps: { password: ftps.password } } })),
+    ).resolves.toMatchObject({ result: { destinationId: "dst_ftps" } });
+    const bad = claimsOf({ type: "test-destination", params: { target } });
+    await expect(
+      testDestinationHandler().run(ctxFor(bad, { destinations: { dst_ftps: { password: "wrong-password" } } })),
+    ).rejects.toMatchObject({ code: "AUTH_FAILED" });
   });
 });
