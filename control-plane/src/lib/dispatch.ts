@@ -5,6 +5,7 @@ import { backups, jobs, runners } from "../db/schema";
 import type { Env } from "../env";
 import { encryptJobSecrets } from "../crypto/job-token";
 import { runnerStub } from "./runner-stub";
+import { applyDestinationOutcome } from "./destination-outcomes";
 
 /**
  * Hands a job (already recorded in D1) to its runner's Durable Object. Secrets are sealed to the
@@ -49,6 +50,15 @@ export async function dispatchJob(
         .set({ status: "failed", errorCode: "DISPATCH_FAILED", errorMessage: msg, completedAt: now })
         .where(eq(backups.id, a.backupId));
     }
+    // Copies waiting on this job (auto-sync, sync) and a Test Connection's status fail with it.
+    await applyDestinationOutcome(env, {
+      jobId: a.jobId,
+      type: a.spec.type,
+      tenantId: runner.tenantId,
+      runnerId: runner.id,
+      state: "FAILED",
+      error: { code: "DISPATCH_FAILED", message: msg },
+    }).catch(() => {});
     throw e;
   }
 }

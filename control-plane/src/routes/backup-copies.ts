@@ -123,15 +123,7 @@ backupCopyRoutes.post("/:id/sync", activity("backup.sync"), requireAuth("backups
       });
   await d.batch([jobInsert, copyWrite]);
   noteActivity(c, { details: { jobId } });
-  try {
-    await dispatchJob(c.env, runner, { jobId, spec, secrets, backupId: b.id });
-  } catch (e) {
-    await d
-      .update(backupCopies)
-      .set({ status: "failed", errorCode: "DISPATCH_FAILED", errorMessage: (e as Error).message, updatedAt: Date.now() })
-      .where(eq(backupCopies.jobId, jobId));
-    throw e;
-  }
+  await dispatchJob(c.env, runner, { jobId, spec, secrets, backupId: b.id });
   return c.json({ job: { id: jobId, state: "PENDING" } }, 202);
 });
 

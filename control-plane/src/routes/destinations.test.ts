@@ -290,6 +290,27 @@ describe("destinations API", () => {
     expect(ni.body.error.code).toBe("NOT_IMPLEMENTED");
   });
 
+  it("cancelling a queued sync job fails its copy (CANCELLED), never completes it", async () => {
+    const root = await createTenantUser("ROOT");
+    const runner = await enrollRunner(root);
+    const src = await createDest(root, s3Body("src"));
+    const dst = await createDest(root, s3Body("dst"));
+    const backupId = await completedCopy(root.tenantId, runner.runnerId, src.id);
+    const sync = await call(`/api/v1/backups/${backupId}/sync`, {
+      body: { destinationId: dst.id, sourceDestinationId: src.id },
+      token: root.token,
+    });
+    expect(sync.status).toBe(202);
+    const job = await db(env.DB).select().from(jobs).where(eq(jobs.id, sync.body.job.id)).get();
+    expect(JSON.parse(job!.params).source).toMatchObject({ kind: "remote", destinationId: src.id });
+    const cancel = await call(`/api/v1/jobs/${sync.body.job.id}/cancel`, { body: {}, token: root.token });
+    expect(cancel.status).toBe(202);
+    expect(cancel.body.job.state).toBe("CANCELLED");
+    const b = await call(`/api/v1/backups/${backupId}`, { token: root.token });
+    const copy = b.body.copies.find((c: { destinationId: string }) => c.destinationId === dst.id);
+    expect(copy).toMatchObject({ status: "failed", error: { code: "CANCELLED" } });
+  });
+
   it("the download limit is the tenant setting download.perHour", async () => {
     const root = await createTenantUser("ROOT");
     const runner = await enrollRunner(root);
