@@ -192,8 +192,8 @@ export class FrameEncoder extends Transform {
   private emitFrame(frame: Buffer, d: number, last: boolean, stored?: Buffer[]): void {
     // Encrypted frames are authenticated by their GCM tag; a hash would only cost time.
     if (!last) this.frames.push({ c: frame.length, d, h: this.o.seal ? "" : createHash("sha256").update(frame).digest("hex") });
-    if (stored) for (const b of stored) this.emitBytes(b);
-    else this.emitBytes(this.o.seal ? sealSegment(this.o.seal, this.segment++, last, frame) : frame);
+    const out = stored ?? [this.o.seal ? sealSegment(this.o.seal, this.segment++, last, frame) : frame];
+    for (const b of out) this.emitBytes(b);
   }
 
   private async drain(keep: number): Promise<void> {

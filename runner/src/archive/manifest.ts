@@ -3,10 +3,11 @@ import { createHash } from "node:crypto";
 import { compress, decompress } from "./zstd";
 import { corrupt } from "./errors";
 import { openBlob, sealBlob, type SealContext } from "./crypto";
+import { zstdFrameOutputBound } from "./frames";
 import type { Manifest } from "./manifest-types";
 
 export const MANIFEST_MAGIC = Buffer.from("CAIRNMAN", "ascii");
-export const MAX_MANIFEST_JSON = 1024 * 1024 * 1024;
+export const MAX_MANIFEST_JSON = 512 * 1024 * 1024;
 
 export function manifestFileName(archiveFileName: string): string {
   return `${archiveFileName}.manifest`;
@@ -34,6 +35,8 @@ export async function decodeManifest(buf: Buffer, seal?: SealContext): Promise<M
     z = body.subarray(10);
   }
   let json: Buffer;
+  // An unauthenticated (mode none) manifest could be a decompression bomb: bound it first.
+  if (zstdFrameOutputBound(z) > MAX_MANIFEST_JSON) throw corrupt("manifest would decompress beyond the size limit");
   try {
     json = await decompress(z);
   } catch {
