@@ -15,7 +15,8 @@ import { selectEntries } from "../runner/src/archive/entries";
 import { frameTarOffsets } from "../runner/src/archive/reader";
 
 const args = new Map<string, string>();
-for (let i = 2; i < process.argv.length; i++) if (process.argv[i]!.startsWith("--")) args.set(process.argv[i]!.slice(2), process.argv[i + 1] ?? "");
+for (let i = 2; i < process.argv.length; i++)
+  if (process.argv[i]!.startsWith("--")) args.set(process.argv[i]!.slice(2), process.argv[i + 1] ?? "");
 const MIB = Number(args.get("mib") ?? 1024);
 const LEVEL = Number(args.get("level") ?? 3);
 const RUNS = Math.max(1, Number(args.get("runs") ?? 1));
@@ -89,7 +90,11 @@ async function main(): Promise<void> {
   mkdirSync(benchDir, { recursive: true });
   if (!existsSync(tree)) {
     console.log(`generating ${MIB} MiB tree in ${tree} ...`);
-    const r = spawnSync(process.execPath, [join(repo, "../shared/bench/make-hosting-dataset.mjs"), "--out", tree, "--mib", String(MIB)], { stdio: "inherit" });
+    const r = spawnSync(
+      process.execPath,
+      [join(repo, "../shared/bench/make-hosting-dataset.mjs"), "--out", tree, "--mib", String(MIB)],
+      { stdio: "inherit" },
+    );
     if (r.status !== 0) throw new Error("dataset generation failed");
   }
   rmSync(work, { recursive: true, force: true });
@@ -100,10 +105,30 @@ async function main(): Promise<void> {
   spawnSync("sh", ["-c", `tar -cf - -C '${benchDir}' 'hosting-${MIB}' > /dev/null`]); // warm the page cache for both sides
   try {
     const baseArchive = join(work, "base.tar.zst");
-    const baseB = await best(() => measure("sh", ["-c", `tar -cf - -C '${benchDir}' 'hosting-${MIB}' | zstd -T0 -3 -q -f -o '${baseArchive}'`]));
+    const baseB = await best(() =>
+      measure("sh", [
+        "-c",
+        `tar -cf - -C '${benchDir}' 'hosting-${MIB}' | zstd -T0 -3 -q -f -o '${baseArchive}'`,
+      ]),
+    );
     const outDir = join(work, "out");
     const ourB = await best(
-      () => measure(process.execPath, [BIN, "backup", "--source", tree, "--out", outDir, "--encrypt", "password", "--password-file", pw, "--level", String(LEVEL), "--json"]),
+      () =>
+        measure(process.execPath, [
+          BIN,
+          "backup",
+          "--source",
+          tree,
+          "--out",
+          outDir,
+          "--encrypt",
+          "password",
+          "--password-file",
+          pw,
+          "--level",
+          String(LEVEL),
+          "--json",
+        ]),
       () => rmSync(outDir, { recursive: true, force: true }),
     );
     const result = JSON.parse(ourB.stdout) as { path: string; size: number };
@@ -115,12 +140,27 @@ async function main(): Promise<void> {
     );
     const rc = join(work, "rc");
     const ourR = await best(
-      () => measure(process.execPath, [BIN, "restore", result.path, "--target", rc, "--password-file", pw, "--json"]),
+      () =>
+        measure(process.execPath, [
+          BIN,
+          "restore",
+          result.path,
+          "--target",
+          rc,
+          "--password-file",
+          pw,
+          "--json",
+        ]),
       () => rmSync(rc, { recursive: true, force: true }),
     );
-    const listing = (d: string) => spawnSync("sh", ["-c", `cd '${d}' && find . -printf '%y %p %m %T@ %s %l\\n' | sort`], { encoding: "utf8", maxBuffer: 1 << 30 }).stdout;
+    const listing = (d: string) =>
+      spawnSync("sh", ["-c", `cd '${d}' && find . -printf '%y %p %m %T@ %s %l\\n' | sort`], {
+        encoding: "utf8",
+        maxBuffer: 1 << 30,
+      }).stdout;
     const sameMeta = listing(tree) === listing(join(rc, `hosting-${MIB}`));
-    const sameContent = spawnSync("diff", ["-r", "--no-dereference", tree, join(rc, `hosting-${MIB}`)]).status === 0;
+    const sameContent =
+      spawnSync("diff", ["-r", "--no-dereference", tree, join(rc, `hosting-${MIB}`)]).status === 0;
     rmSync(rb, { recursive: true, force: true });
 
     // Selective restore of one domain of eight, in process, counting bytes read from the archive.
@@ -147,20 +187,45 @@ async function main(): Promise<void> {
     const selRead = dest.archiveBytes;
 
     const rows = [
-      ["tree", `${(treeBytes / 2 ** 20).toFixed(0)} MiB, ${h.manifest.totals.files} files, level ${LEVEL}, ${RUNS} run(s), best time`],
-      ["backup  tar | zstd -T0 -3", `${fmt(baseB.secs)}  ${mibs(treeBytes, baseB.secs)}  out ${(baseSize / 2 ** 20).toFixed(0)} MiB  peak RSS ${(baseB.rssKiB / 1024).toFixed(0)} MiB`],
-      ["backup  cairn (password, AES-GCM)", `${fmt(ourB.secs)}  ${mibs(treeBytes, ourB.secs)}  out ${(result.size / 2 ** 20).toFixed(0)} MiB  peak RSS ${(ourB.rssKiB / 1024).toFixed(0)} MiB`],
-      ["restore zstd -d | tar -x", `${fmt(baseR.secs)}  ${mibs(treeBytes, baseR.secs)}  peak RSS ${(baseR.rssKiB / 1024).toFixed(0)} MiB`],
-      ["restore cairn (verify, stage, move)", `${fmt(ourR.secs)}  ${mibs(treeBytes, ourR.secs)}  peak RSS ${(ourR.rssKiB / 1024).toFixed(0)} MiB`],
-      ["round trip byte for byte", `content ${sameContent ? "identical" : "DIFFERENT"}, types/modes/mtimes/sizes/links ${sameMeta ? "identical" : "DIFFERENT"}`],
-      ["selective restore (1 domain of 8)", `${sr.files} files in ${fmt(selSecs)}; read ${(selRead / 2 ** 20).toFixed(1)} MiB of archive (incl. ${(headerBytes / 1024).toFixed(1)} KiB header) vs domain's compressed ${(domainCompressed / 2 ** 20).toFixed(1)} MiB`],
+      [
+        "tree",
+        `${(treeBytes / 2 ** 20).toFixed(0)} MiB, ${h.manifest.totals.files} files, level ${LEVEL}, ${RUNS} run(s), best time`,
+      ],
+      [
+        "backup  tar | zstd -T0 -3",
+        `${fmt(baseB.secs)}  ${mibs(treeBytes, baseB.secs)}  out ${(baseSize / 2 ** 20).toFixed(0)} MiB  peak RSS ${(baseB.rssKiB / 1024).toFixed(0)} MiB`,
+      ],
+      [
+        "backup  cairn (password, AES-GCM)",
+        `${fmt(ourB.secs)}  ${mibs(treeBytes, ourB.secs)}  out ${(result.size / 2 ** 20).toFixed(0)} MiB  peak RSS ${(ourB.rssKiB / 1024).toFixed(0)} MiB`,
+      ],
+      [
+        "restore zstd -d | tar -x",
+        `${fmt(baseR.secs)}  ${mibs(treeBytes, baseR.secs)}  peak RSS ${(baseR.rssKiB / 1024).toFixed(0)} MiB`,
+      ],
+      [
+        "restore cairn (verify, stage, move)",
+        `${fmt(ourR.secs)}  ${mibs(treeBytes, ourR.secs)}  peak RSS ${(ourR.rssKiB / 1024).toFixed(0)} MiB`,
+      ],
+      [
+        "round trip byte for byte",
+        `content ${sameContent ? "identical" : "DIFFERENT"}, types/modes/mtimes/sizes/links ${sameMeta ? "identical" : "DIFFERENT"}`,
+      ],
+      [
+        "selective restore (1 domain of 8)",
+        `${sr.files} files in ${fmt(selSecs)}; read ${(selRead / 2 ** 20).toFixed(1)} MiB of archive (incl. ${(headerBytes / 1024).toFixed(1)} KiB header) vs domain's compressed ${(domainCompressed / 2 ** 20).toFixed(1)} MiB`,
+      ],
     ];
     for (const [k, v] of rows) console.log(`${k!.padEnd(38)} ${v}`);
     console.log("ratios (target):");
     console.log(`  backup throughput  ${(baseB.secs / ourB.secs).toFixed(2)}x tar|zstd   (>= 1.2x)`);
     console.log(`  restore throughput ${(baseR.secs / ourR.secs).toFixed(2)}x zstd|tar   (>= 1.0x)`);
-    console.log(`  peak RSS           backup ${(ourB.rssKiB / 1024).toFixed(0)} MiB, restore ${(ourR.rssKiB / 1024).toFixed(0)} MiB   (<= 256 MiB)`);
-    console.log(`  selective read     ${(selRead / domainCompressed).toFixed(2)}x the domain's compressed bytes   (<= 1.3x)`);
+    console.log(
+      `  peak RSS           backup ${(ourB.rssKiB / 1024).toFixed(0)} MiB, restore ${(ourR.rssKiB / 1024).toFixed(0)} MiB   (<= 256 MiB)`,
+    );
+    console.log(
+      `  selective read     ${(selRead / domainCompressed).toFixed(2)}x the domain's compressed bytes   (<= 1.3x)`,
+    );
     if (!sameContent || !sameMeta) process.exitCode = 1;
   } finally {
     rmSync(work, { recursive: true, force: true });

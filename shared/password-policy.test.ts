@@ -3,7 +3,12 @@ import { checkPasswordPolicy, passwordStrength } from "./password-policy";
 
 describe("password policy", () => {
   it("names each missing requirement", () => {
-    expect(checkPasswordPolicy("short").problems).toEqual(["at least 12 characters", "an upper-case letter", "a digit", "one of !@#$%^&*"]);
+    expect(checkPasswordPolicy("short").problems).toEqual([
+      "at least 12 characters",
+      "an upper-case letter",
+      "a digit",
+      "one of !@#$%^&*",
+    ]);
     expect(checkPasswordPolicy("alllowercase1!").problems).toEqual(["an upper-case letter"]);
     expect(checkPasswordPolicy("ALLUPPERCASE1!").problems).toEqual(["a lower-case letter"]);
     expect(checkPasswordPolicy("NoDigitsHere!!").problems).toEqual(["a digit"]);

@@ -17,10 +17,23 @@ describe("createBackup (mode none)", () => {
     mkdirSync(src);
     makeTree(src);
     const out = join(root, "out");
-    const r = await createBackup({ sources: [src], outDir: out, name: "web1", kind: "full", level: 3, encryption: { mode: "none" }, binding: BINDING, chunkSize: 256 * 1024, now: new Date("2026-01-02T03:04:05Z") });
+    const r = await createBackup({
+      sources: [src],
+      outDir: out,
+      name: "web1",
+      kind: "full",
+      level: 3,
+      encryption: { mode: "none" },
+      binding: BINDING,
+      chunkSize: 256 * 1024,
+      now: new Date("2026-01-02T03:04:05Z"),
+    });
     expect(r.fileName).toBe("web1_full_20260102_030405.tar.zst");
     expect(readdirSync(out).sort()).toEqual([r.fileName, `${r.fileName}.manifest`]);
-    const listing = execFileSync("sh", ["-c", `zstd -dc '${r.path}' | tar -t`]).toString().trim().split("\n");
+    const listing = execFileSync("sh", ["-c", `zstd -dc '${r.path}' | tar -t`])
+      .toString()
+      .trim()
+      .split("\n");
     expect(listing).toContain("data/site/public_html/index.php");
     expect(listing.some((l) => l.endsWith("f".repeat(120) + ".txt"))).toBe(true);
     const x = join(root, "x");
@@ -40,7 +53,15 @@ describe("createBackup (mode none)", () => {
     const out = join(root, "out");
     const ac = new AbortController();
     const p = createBackup({
-      sources: [src], outDir: out, name: "web1", kind: "full", level: 3, encryption: { mode: "none" }, binding: BINDING, chunkSize: 64 * 1024, signal: ac.signal,
+      sources: [src],
+      outDir: out,
+      name: "web1",
+      kind: "full",
+      level: 3,
+      encryption: { mode: "none" },
+      binding: BINDING,
+      chunkSize: 64 * 1024,
+      signal: ac.signal,
       onProgress: () => ac.abort(),
     });
     await expect(p).rejects.toMatchObject({ code: "CANCELLED" });
@@ -50,23 +71,62 @@ describe("createBackup (mode none)", () => {
   it("a file that shrinks, grows or vanishes while read gives warnings and a valid archive", async () => {
     const root = tempDir();
     dirs.push(root);
-    const f = (n: string, body: string) => { writeFileSync(join(root, n), body); return join(root, n); };
+    const f = (n: string, body: string) => {
+      writeFileSync(join(root, n), body);
+      return join(root, n);
+    };
     const base = { mode: 0o644, uid: 0, gid: 0, mtime: new Date(0) };
     async function* entries() {
       // sizes as they were when listed; the files on disk have changed since
-      yield { ...base, name: "shrank.txt", type: "file" as const, size: 1000, body: { kind: "file" as const, absPath: f("shrank", "x".repeat(500)) } };
-      yield { ...base, name: "grew.txt", type: "file" as const, size: 100, body: { kind: "file" as const, absPath: f("grew", "y".repeat(500)) } };
-      yield { ...base, name: "gone.txt", type: "file" as const, size: 10, body: { kind: "file" as const, absPath: join(root, "missing") } };
-      yield { ...base, name: "after.txt", type: "file" as const, size: 3, body: { kind: "buffer" as const, data: Buffer.from("end") } };
+      yield {
+        ...base,
+        name: "shrank.txt",
+        type: "file" as const,
+        size: 1000,
+        body: { kind: "file" as const, absPath: f("shrank", "x".repeat(500)) },
+      };
+      yield {
+        ...base,
+        name: "grew.txt",
+        type: "file" as const,
+        size: 100,
+        body: { kind: "file" as const, absPath: f("grew", "y".repeat(500)) },
+      };
+      yield {
+        ...base,
+        name: "gone.txt",
+        type: "file" as const,
+        size: 10,
+        body: { kind: "file" as const, absPath: join(root, "missing") },
+      };
+      yield {
+        ...base,
+        name: "after.txt",
+        type: "file" as const,
+        size: 3,
+        body: { kind: "buffer" as const, data: Buffer.from("end") },
+      };
     }
-    const r = await createBackup({ entries: entries(), outDir: join(root, "out"), name: "w", kind: "full", level: 3, encryption: { mode: "none" }, binding: BINDING });
+    const r = await createBackup({
+      entries: entries(),
+      outDir: join(root, "out"),
+      name: "w",
+      kind: "full",
+      level: 3,
+      encryption: { mode: "none" },
+      binding: BINDING,
+    });
     expect(r.warnings).toHaveLength(3);
-    expect(r.warnings.join("\n")).toMatch(/shrank.*shrank\.txt[\s\S]*grew.*grew\.txt[\s\S]*vanished.*gone\.txt/);
+    expect(r.warnings.join("\n")).toMatch(
+      /shrank.*shrank\.txt[\s\S]*grew.*grew\.txt[\s\S]*vanished.*gone\.txt/,
+    );
     await verifyArchive({ source: r.path, key: { mode: "none" } });
     const t = join(root, "t");
     const res = await restoreArchive({ source: r.path, target: t, key: { mode: "none" } });
     expect(res.warnings).toHaveLength(3);
-    expect(readFileSync(join(t, "shrank.txt"))).toEqual(Buffer.concat([Buffer.from("x".repeat(500)), Buffer.alloc(500)]));
+    expect(readFileSync(join(t, "shrank.txt"))).toEqual(
+      Buffer.concat([Buffer.from("x".repeat(500)), Buffer.alloc(500)]),
+    );
     expect(readFileSync(join(t, "grew.txt"), "utf8")).toBe("y".repeat(100));
     expect(readFileSync(join(t, "after.txt"), "utf8")).toBe("end");
   });

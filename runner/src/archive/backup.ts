@@ -26,9 +26,12 @@ export async function createBackup(opts: BackupOptions & BackupInternals): Promi
   const started = Date.now();
   const now = opts.now ?? new Date();
   const chunkSize = opts.chunkSize ?? DEFAULT_CHUNK_SIZE;
-  if (chunkSize < 4096 || chunkSize > MAX_CHUNK_SIZE) throw new ArchiveError("USAGE", "chunk size out of range");
-  if (!Number.isInteger(opts.level) || opts.level < 1 || opts.level > 19) throw new ArchiveError("USAGE", "compression level must be 1-19");
-  if (!opts.sources?.length && !opts.entries) throw new ArchiveError("USAGE", "nothing to back up: give sources or entries");
+  if (chunkSize < 4096 || chunkSize > MAX_CHUNK_SIZE)
+    throw new ArchiveError("USAGE", "chunk size out of range");
+  if (!Number.isInteger(opts.level) || opts.level < 1 || opts.level > 19)
+    throw new ArchiveError("USAGE", "compression level must be 1-19");
+  if (!opts.sources?.length && !opts.entries)
+    throw new ArchiveError("USAGE", "nothing to back up: give sources or entries");
   const enc = opts.encryption;
   const encrypted = enc.mode !== "none";
   let fileName: string;
@@ -53,7 +56,14 @@ export async function createBackup(opts: BackupOptions & BackupInternals): Promi
           kdf: opts.kdf,
         });
   const warnings: string[] = [];
-  const sink: TarSink = { entries: [], warnings, bytesIn: 0, files: 0, onProgress: opts.onProgress, signal: opts.signal };
+  const sink: TarSink = {
+    entries: [],
+    warnings,
+    bytesIn: 0,
+    files: 0,
+    onProgress: opts.onProgress,
+    signal: opts.signal,
+  };
   const entries = opts.entries ?? walkSources(opts.sources!, warnings);
   const pool = new ChunkPool(chunkSize);
   const encoder = new FrameEncoder({
@@ -61,17 +71,29 @@ export async function createBackup(opts: BackupOptions & BackupInternals): Promi
     release: (b) => pool.release(b),
     seal,
     concurrency: opts.concurrency,
-    header: { v: 1, mode: enc.mode, binding: opts.binding, chunkSize, name: opts.name, kind: opts.kind, createdAt: now.toISOString() },
+    header: {
+      v: 1,
+      mode: enc.mode,
+      binding: opts.binding,
+      chunkSize,
+      name: opts.name,
+      kind: opts.kind,
+      createdAt: now.toISOString(),
+    },
   });
   const writer = await dest.createWriter(fileName, { signal: opts.signal });
   let mWriter: Awaited<ReturnType<Destination["createWriter"]>> | undefined;
   let committed = false;
   try {
-    const source = Readable.from(tarChunks(entries, chunkSize, sink, pool), { objectMode: true, highWaterMark: 1 });
+    const source = Readable.from(tarChunks(entries, chunkSize, sink, pool), {
+      objectMode: true,
+      highWaterMark: 1,
+    });
     await pipeline(source, encoder, writer.stream, { signal: opts.signal });
     const info = await writer.commit();
     committed = true;
-    if (info.size !== encoder.bytesOut) throw new ArchiveError("IO_ERROR", `stored size ${info.size} differs from ${encoder.bytesOut} written`);
+    if (info.size !== encoder.bytesOut)
+      throw new ArchiveError("IO_ERROR", `stored size ${info.size} differs from ${encoder.bytesOut} written`);
     const sha256 = encoder.fileHash.digest("hex");
     const manifest: Manifest = {
       v: 1,
@@ -84,7 +106,12 @@ export async function createBackup(opts: BackupOptions & BackupInternals): Promi
       chunkSize,
       frames: encoder.frames,
       entries: sink.entries,
-      totals: { files: sink.files, entries: sink.entries.length, bytes: sink.bytesIn, tarBytes: encoder.tarBytes },
+      totals: {
+        files: sink.files,
+        entries: sink.entries.length,
+        bytes: sink.bytesIn,
+        tarBytes: encoder.tarBytes,
+      },
       warnings,
     };
     const mName = manifestFileName(fileName);
@@ -94,7 +121,10 @@ export async function createBackup(opts: BackupOptions & BackupInternals): Promi
     await mWriter.commit();
     opts.onProgress?.({ bytes: sink.bytesIn, files: sink.files, totalBytes: sink.bytesIn, phase: "done" });
     return {
-      path: dest instanceof LocalDestination ? `${dest.root.replace(/\/$/, "")}/${fileName}` : `${dest.url}/${fileName}`,
+      path:
+        dest instanceof LocalDestination
+          ? `${dest.root.replace(/\/$/, "")}/${fileName}`
+          : `${dest.url}/${fileName}`,
       fileName,
       size: encoder.bytesOut,
       sha256,

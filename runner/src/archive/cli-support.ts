@@ -4,10 +4,15 @@ import { parseArgs, type ParseArgsConfig } from "node:util";
 import type { DecryptionKey, Progress } from "./types";
 import { ArchiveError, toArchiveError } from "./errors";
 
-export function parse<T extends NonNullable<ParseArgsConfig["options"]>>(argv: string[], options: T, positionals = 0) {
+export function parse<T extends NonNullable<ParseArgsConfig["options"]>>(
+  argv: string[],
+  options: T,
+  positionals = 0,
+) {
   try {
     const r = parseArgs({ args: argv, options, allowPositionals: positionals > 0, strict: true });
-    if (r.positionals.length > positionals) throw new Error(`unexpected argument ${r.positionals[positionals]}`);
+    if (r.positionals.length > positionals)
+      throw new Error(`unexpected argument ${r.positionals[positionals]}`);
     return r;
   } catch (err) {
     throw new ArchiveError("USAGE", (err as Error).message);
@@ -20,7 +25,10 @@ export function readPasswordFile(path: string): string {
   try {
     raw = readFileSync(path, "utf8");
   } catch (err) {
-    throw new ArchiveError("NOT_FOUND", `cannot read password file ${path}: ${(err as NodeJS.ErrnoException).code ?? "error"}`);
+    throw new ArchiveError(
+      "NOT_FOUND",
+      `cannot read password file ${path}: ${(err as NodeJS.ErrnoException).code ?? "error"}`,
+    );
   }
   const pw = raw.split(/\r?\n/)[0] ?? "";
   if (!pw) throw new ArchiveError("USAGE", `password file ${path} is empty`);
@@ -38,7 +46,12 @@ export function keyFromArgs(v: { "password-file"?: string; "key-file"?: string }
   return { mode: "none" };
 }
 
-const fmt = (n: number) => (n >= 1 << 30 ? `${(n / 2 ** 30).toFixed(2)} GiB` : n >= 1 << 20 ? `${(n / 2 ** 20).toFixed(1)} MiB` : `${(n / 1024).toFixed(0)} KiB`);
+const fmt = (n: number) =>
+  n >= 1 << 30
+    ? `${(n / 2 ** 30).toFixed(2)} GiB`
+    : n >= 1 << 20
+      ? `${(n / 2 ** 20).toFixed(1)} MiB`
+      : `${(n / 1024).toFixed(0)} KiB`;
 
 /** A bar on a TTY (bytes, rate, ETA), plain lines otherwise, nothing with --json. */
 export function progressReporter(json: boolean): ((p: Progress) => void) | undefined {
@@ -51,12 +64,17 @@ export function progressReporter(json: boolean): ((p: Progress) => void) | undef
     const rate = p.bytes / secs;
     if (tty) {
       const frac = p.totalBytes ? Math.min(1, p.bytes / p.totalBytes) : 0;
-      const eta = p.totalBytes && rate > 0 ? `${Math.max(0, (p.totalBytes - p.bytes) / rate).toFixed(0)}s` : "?";
+      const eta =
+        p.totalBytes && rate > 0 ? `${Math.max(0, (p.totalBytes - p.bytes) / rate).toFixed(0)}s` : "?";
       const bar = p.totalBytes ? `[${"#".repeat(Math.round(frac * 30)).padEnd(30, ".")}] ` : "";
-      process.stderr.write(`\r${bar}${fmt(p.bytes)} ${fmt(rate)}/s ETA ${eta} ${p.phase === "done" ? "\n" : ""}`);
+      process.stderr.write(
+        `\r${bar}${fmt(p.bytes)} ${fmt(rate)}/s ETA ${eta} ${p.phase === "done" ? "\n" : ""}`,
+      );
     } else if (p.phase === "done" || Date.now() - lastLine > 2000) {
       lastLine = Date.now();
-      process.stderr.write(`${p.phase ?? "progress"} ${p.bytes} bytes ${p.files} files ${Math.round(rate)} B/s\n`);
+      process.stderr.write(
+        `${p.phase ?? "progress"} ${p.bytes} bytes ${p.files} files ${Math.round(rate)} B/s\n`,
+      );
     }
   };
 }

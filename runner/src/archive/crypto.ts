@@ -2,7 +2,16 @@
  * Encryption container of `.tar.zst.enc` (docs/FORMAT.md §3): an authenticated header, then
  * AES-256-GCM segments in the STREAM construction, one segment per zstd frame.
  */
-import { createCipheriv, createDecipheriv, createHash, hkdfSync, randomBytes, scrypt as scryptCb, timingSafeEqual, webcrypto } from "node:crypto";
+import {
+  createCipheriv,
+  createDecipheriv,
+  createHash,
+  hkdfSync,
+  randomBytes,
+  scrypt as scryptCb,
+  timingSafeEqual,
+  webcrypto,
+} from "node:crypto";
 import type { ArchiveBinding } from "./types";
 import { ArchiveError, corrupt, wrongKey } from "./errors";
 
@@ -53,8 +62,12 @@ export type Kdf = (password: string, salt: Buffer, p: ScryptParams) => Promise<B
 
 export const scryptKdf: Kdf = (password, salt, p) =>
   new Promise((resolve, reject) =>
-    scryptCb(password.normalize("NFC"), salt, 32, { N: p.N, r: p.r, p: p.p, maxmem: 128 * p.N * p.r * p.p + 64 * 1024 * 1024 }, (err, key) =>
-      err ? reject(err) : resolve(key),
+    scryptCb(
+      password.normalize("NFC"),
+      salt,
+      32,
+      { N: p.N, r: p.r, p: p.p, maxmem: 128 * p.N * p.r * p.p + 64 * 1024 * 1024 },
+      (err, key) => (err ? reject(err) : resolve(key)),
     ),
   );
 
@@ -66,18 +79,30 @@ export interface SegmentKeys {
 
 export function deriveKeys(dataKey: Uint8Array, hkdfSalt: Buffer): SegmentKeys {
   const k = (info: string) => Buffer.from(hkdfSync("sha256", dataKey, hkdfSalt, info, 32));
-  return { segKey: k("cairn/v1/segment"), manifestKey: k("cairn/v1/manifest"), commitment: k("cairn/v1/commit") };
+  return {
+    segKey: k("cairn/v1/segment"),
+    manifestKey: k("cairn/v1/manifest"),
+    commitment: k("cairn/v1/commit"),
+  };
 }
 
 /** Checks scrypt parameters against the reader's limits; throws CORRUPT before any KDF work. */
-export function checkScryptParams(p: { N: unknown; r: unknown; p: unknown }, limits = SCRYPT_LIMITS): ScryptParams {
+export function checkScryptParams(
+  p: { N: unknown; r: unknown; p: unknown },
+  limits = SCRYPT_LIMITS,
+): ScryptParams {
   const { N, r, p: par } = p;
-  if (typeof N !== "number" || typeof r !== "number" || typeof par !== "number") throw corrupt("KDF parameters missing");
-  if (!Number.isInteger(N) || N < 2 || (N & (N - 1)) !== 0) throw corrupt("KDF parameter N is not a power of two");
+  if (typeof N !== "number" || typeof r !== "number" || typeof par !== "number")
+    throw corrupt("KDF parameters missing");
+  if (!Number.isInteger(N) || N < 2 || (N & (N - 1)) !== 0)
+    throw corrupt("KDF parameter N is not a power of two");
   const logN = Math.log2(N);
-  if (logN > limits.maxLogN || logN < limits.minLogN) throw corrupt(`KDF parameter N=2^${logN} outside the accepted range`);
-  if (!Number.isInteger(r) || r < 1 || r > limits.maxR) throw corrupt(`KDF parameter r=${r} outside the accepted range`);
-  if (!Number.isInteger(par) || par < 1 || par > limits.maxP) throw corrupt(`KDF parameter p=${par} outside the accepted range`);
+  if (logN > limits.maxLogN || logN < limits.minLogN)
+    throw corrupt(`KDF parameter N=2^${logN} outside the accepted range`);
+  if (!Number.isInteger(r) || r < 1 || r > limits.maxR)
+    throw corrupt(`KDF parameter r=${r} outside the accepted range`);
+  if (!Number.isInteger(par) || par < 1 || par > limits.maxP)
+    throw corrupt(`KDF parameter p=${par} outside the accepted range`);
   return { N, r, p: par };
 }
 
@@ -140,7 +165,8 @@ export async function createSealContext(o: CreateSealOptions): Promise<SealConte
     json.kdf = { id: "scrypt", N: params.N, r: params.r, p: params.p, salt: salt.toString("base64") };
     json.wrapped = Buffer.concat([nonce, ct]).toString("base64");
   } else {
-    if (!o.dataKey || o.dataKey.length !== 32) throw new ArchiveError("USAGE", "panel mode needs a 32-byte data key");
+    if (!o.dataKey || o.dataKey.length !== 32)
+      throw new ArchiveError("USAGE", "panel mode needs a 32-byte data key");
     dataKey = Buffer.from(o.dataKey);
     json.keyId = o.keyId;
     json.wrappedKey = o.wrappedKey;
@@ -161,7 +187,13 @@ export function parseEncHeader(buf: Buffer): { json: EncHeaderJson; header: Buff
   const total = 14 + len + 32;
   if (buf.length < total) return null;
   const pre = buf.subarray(0, 14 + len);
-  if (!createHash("sha256").update(pre).digest().equals(buf.subarray(14 + len, total))) throw corrupt("header checksum mismatch");
+  if (
+    !createHash("sha256")
+      .update(pre)
+      .digest()
+      .equals(buf.subarray(14 + len, total))
+  )
+    throw corrupt("header checksum mismatch");
   let json: EncHeaderJson;
   try {
     json = JSON.parse(pre.subarray(14).toString("utf8")) as EncHeaderJson;
@@ -169,13 +201,17 @@ export function parseEncHeader(buf: Buffer): { json: EncHeaderJson; header: Buff
     throw corrupt("header is not valid JSON");
   }
   const modeByte = buf[9];
-  if (json.v !== 1 || (json.mode === "password" ? MODE_PASSWORD : json.mode === "panel" ? MODE_PANEL : -1) !== modeByte) {
+  if (
+    json.v !== 1 ||
+    (json.mode === "password" ? MODE_PASSWORD : json.mode === "panel" ? MODE_PANEL : -1) !== modeByte
+  ) {
     throw corrupt("header mode/version inconsistent");
   }
   return { json, header: Buffer.from(buf.subarray(0, total)) };
 }
 
-export type ReadKey = { mode: "password"; password: string } | { mode: "panel"; dataKey: Uint8Array } | { mode: "none" };
+export type ReadKey =
+  { mode: "password"; password: string } | { mode: "panel"; dataKey: Uint8Array } | { mode: "none" };
 
 export interface OpenOptions {
   kdf?: Kdf;
@@ -183,7 +219,12 @@ export interface OpenOptions {
 }
 
 /** Unwraps the data key and checks the key commitment: WRONG_KEY here, never CORRUPT later. */
-export async function openSealContext(json: EncHeaderJson, header: Buffer, key: ReadKey, o: OpenOptions = {}): Promise<SealContext> {
+export async function openSealContext(
+  json: EncHeaderJson,
+  header: Buffer,
+  key: ReadKey,
+  o: OpenOptions = {},
+): Promise<SealContext> {
   const b64 = (s: unknown, n?: number) => {
     if (typeof s !== "string") throw corrupt("header field missing");
     const b = Buffer.from(s, "base64");
@@ -217,7 +258,8 @@ export async function openSealContext(json: EncHeaderJson, header: Buffer, key: 
     throw corrupt("unknown encryption mode");
   }
   const keys = deriveKeys(dataKey, hkdfSalt);
-  if (keys.commitment.length !== commitment.length || !timingSafeEqual(keys.commitment, commitment)) throw wrongKey("wrong key (key commitment mismatch)");
+  if (keys.commitment.length !== commitment.length || !timingSafeEqual(keys.commitment, commitment))
+    throw wrongKey("wrong key (key commitment mismatch)");
   return { header, aad: createHash("sha256").update(header).digest(), keys, noncePrefix, json };
 }
 
@@ -243,10 +285,19 @@ export function sealSegment(ctx: SealContext, counter: number, last: boolean, pl
  * Same bytes as sealSegment, but the AES-GCM work runs on the libuv pool (WebCrypto), so sealing
  * overlaps with reading and compressing instead of holding the main thread.
  */
-export async function sealSegmentAsync(ctx: SealContext, counter: number, last: boolean, plain: Buffer): Promise<Buffer[]> {
+export async function sealSegmentAsync(
+  ctx: SealContext,
+  counter: number,
+  last: boolean,
+  plain: Buffer,
+): Promise<Buffer[]> {
   if (counter > 0xffffffff) throw new ArchiveError("IO_ERROR", "too many segments");
   const key = await segKeyFor(ctx);
-  const ct = await webcrypto.subtle.encrypt({ name: "AES-GCM", iv: nonce(ctx.noncePrefix, counter, last), additionalData: ctx.aad, tagLength: 128 }, key, plain);
+  const ct = await webcrypto.subtle.encrypt(
+    { name: "AES-GCM", iv: nonce(ctx.noncePrefix, counter, last), additionalData: ctx.aad, tagLength: 128 },
+    key,
+    plain,
+  );
   const len = Buffer.alloc(4);
   len.writeUInt32BE(plain.length, 0);
   return [len, Buffer.from(ct)];

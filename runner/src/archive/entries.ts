@@ -71,7 +71,12 @@ function intervals(sel: ManifestEntry[]): [number, number][] {
 }
 
 /** Yields the tar bytes the selection needs (all of it, end-to-end checked, when `full`). */
-async function* selectedTar(h: ArchiveHandle, sel: ManifestEntry[], full: boolean, signal?: AbortSignal): AsyncGenerator<Buffer> {
+async function* selectedTar(
+  h: ArchiveHandle,
+  sel: ManifestEntry[],
+  full: boolean,
+  signal?: AbortSignal,
+): AsyncGenerator<Buffer> {
   const n = h.manifest.frames.length;
   if (full) {
     for await (const { data } of tarBytes(h, 0, n, signal)) yield data;
@@ -119,7 +124,13 @@ export interface EntrySink {
   end(): void;
 }
 
-const TYPEFLAGS: Record<string, ManifestEntry["t"]> = { "0": "file", "7": "file", "1": "hardlink", "2": "symlink", "5": "directory" };
+const TYPEFLAGS: Record<string, ManifestEntry["t"]> = {
+  "0": "file",
+  "7": "file",
+  "1": "hardlink",
+  "2": "symlink",
+  "5": "directory",
+};
 
 /**
  * Calls `onEntry` for each selected entry in archive order (bodies are streamed into the returned
@@ -141,10 +152,17 @@ export async function forEachEntry(
     if (!want) throw corrupt(`tar entry ${JSON.stringify(hd.name)} is not in the manifest`);
     const type = TYPEFLAGS[hd.typeflag];
     // An unknown type (device, FIFO, ...) goes to the handler, whose safety rules refuse it.
-    if (hd.name !== want.p || (type !== undefined && type !== want.t) || hd.size !== (want.t === "file" ? want.s : 0)) {
-      throw corrupt(`tar entry ${JSON.stringify(hd.name)} does not match manifest entry ${JSON.stringify(want.p)}`);
+    if (
+      hd.name !== want.p ||
+      (type !== undefined && type !== want.t) ||
+      hd.size !== (want.t === "file" ? want.s : 0)
+    ) {
+      throw corrupt(
+        `tar entry ${JSON.stringify(hd.name)} does not match manifest entry ${JSON.stringify(want.p)}`,
+      );
     }
-    if ((type === "symlink" || type === "hardlink") && hd.linkname !== want.l) throw corrupt(`link target of ${want.p} does not match the manifest`);
+    if ((type === "symlink" || type === "hardlink") && hd.linkname !== want.l)
+      throw corrupt(`link target of ${want.p} does not match the manifest`);
     const inner = onEntry(want, hd);
     const hash = want.t === "file" ? createHash("sha256") : null;
     let seen = 0;
@@ -155,7 +173,8 @@ export async function forEachEntry(
         inner?.write(b);
       },
       end() {
-        if (hash && (seen !== want.s || hash.digest("hex") !== want.h)) throw corrupt(`content of ${want.p} does not match the manifest`);
+        if (hash && (seen !== want.s || hash.digest("hex") !== want.h))
+          throw corrupt(`content of ${want.p} does not match the manifest`);
         bytes += seen;
         inner?.end();
       },

@@ -26,7 +26,9 @@ export function toArchiveError(err: unknown): ArchiveError {
   if (e?.name === "AbortError" || e?.code === "ABORT_ERR") {
     return new ArchiveError(ArchiveErrorCode.Cancelled, "operation cancelled", { cause: err });
   }
-  if (e?.code === "ENOENT") return new ArchiveError(ArchiveErrorCode.NotFound, e.message ?? "not found", { cause: err });
-  if ((e as { code?: string })?.code === "NOT_FOUND") return new ArchiveError(ArchiveErrorCode.NotFound, e.message ?? "not found", { cause: err });
+  if (e?.code === "ENOENT")
+    return new ArchiveError(ArchiveErrorCode.NotFound, e.message ?? "not found", { cause: err });
+  if ((e as { code?: string })?.code === "NOT_FOUND")
+    return new ArchiveError(ArchiveErrorCode.NotFound, e.message ?? "not found", { cause: err });
   return new ArchiveError(ArchiveErrorCode.Io, e?.message ?? String(err), { cause: err });
 }

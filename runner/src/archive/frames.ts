@@ -49,8 +49,10 @@ export function encodeHeaderFrame(h: PlainHeader): Buffer {
 }
 
 export function decodeHeaderFrame(frame: Buffer): PlainHeader {
-  if (frame.length < 16 || frame.readUInt32LE(0) !== CAIRN_SKIPPABLE_MAGIC) throw corrupt("missing Cairn header frame");
-  if (frame.readUInt32LE(4) !== frame.length - 8 || !frame.subarray(8, 16).equals(HDR_TAG)) throw corrupt("bad Cairn header frame");
+  if (frame.length < 16 || frame.readUInt32LE(0) !== CAIRN_SKIPPABLE_MAGIC)
+    throw corrupt("missing Cairn header frame");
+  if (frame.readUInt32LE(4) !== frame.length - 8 || !frame.subarray(8, 16).equals(HDR_TAG))
+    throw corrupt("bad Cairn header frame");
   try {
     const h = JSON.parse(frame.subarray(16).toString("utf8")) as PlainHeader;
     if (h.v !== 1 || typeof h.chunkSize !== "number" || !h.binding) throw new Error("fields");
@@ -80,10 +82,12 @@ export function decodeSeekTable(frame: Buffer): { c: number; d: number }[] {
   if (frame.length < 17 || frame.readUInt32LE(0) !== SEEK_TABLE_MAGIC) throw corrupt("missing seek table");
   if (frame.readUInt32LE(4) !== frame.length - 8) throw corrupt("seek table size mismatch");
   const n = frame.readUInt32LE(frame.length - 9);
-  if (frame.readUInt32LE(frame.length - 4) !== SEEKABLE_FOOTER_MAGIC || frame[frame.length - 5] !== 0) throw corrupt("bad seek table footer");
+  if (frame.readUInt32LE(frame.length - 4) !== SEEKABLE_FOOTER_MAGIC || frame[frame.length - 5] !== 0)
+    throw corrupt("bad seek table footer");
   if (n * 8 + 17 !== frame.length) throw corrupt("seek table entry count mismatch");
   const out: { c: number; d: number }[] = [];
-  for (let i = 0; i < n; i++) out.push({ c: frame.readUInt32LE(8 + i * 8), d: frame.readUInt32LE(12 + i * 8) });
+  for (let i = 0; i < n; i++)
+    out.push({ c: frame.readUInt32LE(8 + i * 8), d: frame.readUInt32LE(12 + i * 8) });
   return out;
 }
 
@@ -191,7 +195,12 @@ export class FrameEncoder extends Transform {
 
   private emitFrame(frame: Buffer, d: number, last: boolean, stored?: Buffer[]): void {
     // Encrypted frames are authenticated by their GCM tag; a hash would only cost time.
-    if (!last) this.frames.push({ c: frame.length, d, h: this.o.seal ? "" : createHash("sha256").update(frame).digest("hex") });
+    if (!last)
+      this.frames.push({
+        c: frame.length,
+        d,
+        h: this.o.seal ? "" : createHash("sha256").update(frame).digest("hex"),
+      });
     const out = stored ?? [this.o.seal ? sealSegment(this.o.seal, this.segment++, last, frame) : frame];
     for (const b of out) this.emitBytes(b);
   }

@@ -21,9 +21,28 @@ beforeAll(async () => {
   const src = join(root, "data");
   mkdirSync(src);
   makeTree(src, { bigBytes: 200 * 1024 });
-  const r = await createBackup({ sources: [src], outDir: join(root, "enc"), name: "w", kind: "full", level: 3, encryption: { mode: "password", password: PW }, binding: BINDING, chunkSize: 64 * 1024, scrypt: { N: 1024, r: 8, p: 1 } });
+  const r = await createBackup({
+    sources: [src],
+    outDir: join(root, "enc"),
+    name: "w",
+    kind: "full",
+    level: 3,
+    encryption: { mode: "password", password: PW },
+    binding: BINDING,
+    chunkSize: 64 * 1024,
+    scrypt: { N: 1024, r: 8, p: 1 },
+  });
   archive = r.path;
-  const p = await createBackup({ sources: [src], outDir: join(root, "plain"), name: "w", kind: "full", level: 3, encryption: { mode: "none" }, binding: BINDING, chunkSize: 64 * 1024 });
+  const p = await createBackup({
+    sources: [src],
+    outDir: join(root, "plain"),
+    name: "w",
+    kind: "full",
+    level: 3,
+    encryption: { mode: "none" },
+    binding: BINDING,
+    chunkSize: 64 * 1024,
+  });
   plainArchive = p.path;
   const h = await openArchive({ source: archive, key, scryptLimits: LIMITS });
   bounds = [...h.frameOffsets, h.expectedSize];
@@ -66,29 +85,59 @@ describe("encrypted archive integrity", () => {
     }
     cuts.add(bounds[bounds.length - 1]! - 1);
     cuts.add(5);
-    for (const cut of cuts) expect([cut, await codeOf(variant(archive, (b) => b.subarray(0, cut)))]).toEqual([cut, "TRUNCATED"]);
+    for (const cut of cuts)
+      expect([cut, await codeOf(variant(archive, (b) => b.subarray(0, cut)))]).toEqual([cut, "TRUNCATED"]);
   });
 
   it("bit flips in the header, a body segment, a length field and the last segment -> CORRUPT", async () => {
-    const flips = [20, bounds[1]! + 40, bounds[3]! + 1, bounds[bounds.length - 2]! + 10, bounds[bounds.length - 1]! - 1];
+    const flips = [
+      20,
+      bounds[1]! + 40,
+      bounds[3]! + 1,
+      bounds[bounds.length - 2]! + 10,
+      bounds[bounds.length - 1]! - 1,
+    ];
     for (const at of flips) {
-      expect([at, await codeOf(variant(archive, (b) => { const c = Buffer.from(b); c[at]! ^= 0x04; return c; }))]).toEqual([at, "CORRUPT"]);
+      expect([
+        at,
+        await codeOf(
+          variant(archive, (b) => {
+            const c = Buffer.from(b);
+            c[at]! ^= 0x04;
+            return c;
+          }),
+        ),
+      ]).toEqual([at, "CORRUPT"]);
     }
   });
 
   it("swapped and duplicated segments -> CORRUPT", async () => {
     const seg = (b: Buffer, i: number) => b.subarray(bounds[i]!, bounds[i + 1]!);
-    const swapped = variant(archive, (b) => Buffer.concat([b.subarray(0, bounds[2]!), seg(b, 3), seg(b, 2), b.subarray(bounds[4]!)]));
+    const swapped = variant(archive, (b) =>
+      Buffer.concat([b.subarray(0, bounds[2]!), seg(b, 3), seg(b, 2), b.subarray(bounds[4]!)]),
+    );
     expect(await codeOf(swapped)).toBe("CORRUPT");
-    const dup = variant(archive, (b) => Buffer.concat([b.subarray(0, bounds[3]!), seg(b, 2), b.subarray(bounds[3]!)]));
+    const dup = variant(archive, (b) =>
+      Buffer.concat([b.subarray(0, bounds[3]!), seg(b, 2), b.subarray(bounds[3]!)]),
+    );
     expect(await codeOf(dup)).toBe("CORRUPT");
     const trailing = variant(archive, (b) => Buffer.concat([b, Buffer.from("x")]));
     expect(await codeOf(trailing)).toBe("CORRUPT");
   });
 
   it("wrong password -> WRONG_KEY with nothing released", async () => {
-    expect(await codeOf(variant(archive, (b) => b), { mode: "password", password: "Wrong-Password-1!" })).toBe("WRONG_KEY");
-    expect(await codeOf(variant(archive, (b) => b), { mode: "panel", dataKey: randomBytes(32) })).toBe("WRONG_KEY");
+    expect(
+      await codeOf(
+        variant(archive, (b) => b),
+        { mode: "password", password: "Wrong-Password-1!" },
+      ),
+    ).toBe("WRONG_KEY");
+    expect(
+      await codeOf(
+        variant(archive, (b) => b),
+        { mode: "panel", dataKey: randomBytes(32) },
+      ),
+    ).toBe("WRONG_KEY");
   });
 
   it("absurd KDF parameters are refused before any KDF work", async () => {
@@ -112,9 +161,15 @@ describe("encrypted archive integrity", () => {
   });
 
   it("restoring under another backup id or tenant is refused", async () => {
-    for (const binding of [{ ...BINDING, backupId: "bk_other" }, { ...BINDING, tenantId: "tn_other" }, { ...BINDING, parentId: "bk_0" }]) {
+    for (const binding of [
+      { ...BINDING, backupId: "bk_other" },
+      { ...BINDING, tenantId: "tn_other" },
+      { ...BINDING, parentId: "bk_0" },
+    ]) {
       const target = tempDir();
-      await expect(restoreArchive({ source: archive, target, key, binding, scryptLimits: LIMITS })).rejects.toMatchObject({ code: "CORRUPT", message: expect.stringMatching(/refused/) });
+      await expect(
+        restoreArchive({ source: archive, target, key, binding, scryptLimits: LIMITS }),
+      ).rejects.toMatchObject({ code: "CORRUPT", message: expect.stringMatching(/refused/) });
       expect(readdirSync(target)).toEqual([]);
       rmSync(target, { recursive: true, force: true });
     }
@@ -122,22 +177,50 @@ describe("encrypted archive integrity", () => {
 
   it("an archive swapped in under another archive's manifest is refused", async () => {
     const d = tempDir();
-    const other = await createBackup({ sources: [join(root, "data")], outDir: d, name: "w", kind: "full", level: 3, encryption: { mode: "password", password: PW }, binding: BINDING, chunkSize: 64 * 1024, scrypt: { N: 1024, r: 8, p: 1 }, now: new Date(0) });
+    const other = await createBackup({
+      sources: [join(root, "data")],
+      outDir: d,
+      name: "w",
+      kind: "full",
+      level: 3,
+      encryption: { mode: "password", password: PW },
+      binding: BINDING,
+      chunkSize: 64 * 1024,
+      scrypt: { N: 1024, r: 8, p: 1 },
+      now: new Date(0),
+    });
     copyFileSync(`${archive}.manifest`, join(d, `${other.fileName}.manifest`));
-    await expect(verifyArchive({ source: other.path, key, scryptLimits: LIMITS })).rejects.toMatchObject({ code: "CORRUPT" });
+    await expect(verifyArchive({ source: other.path, key, scryptLimits: LIMITS })).rejects.toMatchObject({
+      code: "CORRUPT",
+    });
     rmSync(d, { recursive: true, force: true });
   });
 
-  it("the header starts with the magic", () => expect(readFileSync(archive).subarray(0, 8)).toEqual(ENC_MAGIC));
+  it("the header starts with the magic", () =>
+    expect(readFileSync(archive).subarray(0, 8)).toEqual(ENC_MAGIC));
 });
 
 describe("unencrypted archive integrity", () => {
   it("truncation -> TRUNCATED, flipped bits -> CORRUPT", async () => {
     for (const cut of [plainBounds[1]!, plainBounds[2]! + 7, plainBounds[plainBounds.length - 1]! - 1]) {
-      expect(await codeOf(variant(plainArchive, (b) => b.subarray(0, cut)), { mode: "none" })).toBe("TRUNCATED");
+      expect(
+        await codeOf(
+          variant(plainArchive, (b) => b.subarray(0, cut)),
+          { mode: "none" },
+        ),
+      ).toBe("TRUNCATED");
     }
     for (const at of [10, plainBounds[2]! + 3, plainBounds[plainBounds.length - 2]! + 2]) {
-      expect(await codeOf(variant(plainArchive, (b) => { const c = Buffer.from(b); c[at]! ^= 1; return c; }), { mode: "none" })).toBe("CORRUPT");
+      expect(
+        await codeOf(
+          variant(plainArchive, (b) => {
+            const c = Buffer.from(b);
+            c[at]! ^= 1;
+            return c;
+          }),
+          { mode: "none" },
+        ),
+      ).toBe("CORRUPT");
     }
   });
 });

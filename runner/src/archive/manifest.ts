@@ -22,7 +22,8 @@ export async function encodeManifest(m: Manifest, seal?: SealContext): Promise<B
 }
 
 export async function decodeManifest(buf: Buffer, seal?: SealContext): Promise<Manifest> {
-  if (buf.length < 10 + 32 || !buf.subarray(0, 8).equals(MANIFEST_MAGIC) || buf[8] !== 1) throw corrupt("not a Cairn manifest");
+  if (buf.length < 10 + 32 || !buf.subarray(0, 8).equals(MANIFEST_MAGIC) || buf[8] !== 1)
+    throw corrupt("not a Cairn manifest");
   const mode = buf[9];
   let z: Buffer;
   if (seal) {
@@ -31,12 +32,19 @@ export async function decodeManifest(buf: Buffer, seal?: SealContext): Promise<M
   } else {
     if (mode !== 0) throw corrupt("manifest is encrypted but the archive is not");
     const body = buf.subarray(0, buf.length - 32);
-    if (!createHash("sha256").update(body).digest().equals(buf.subarray(buf.length - 32))) throw corrupt("manifest checksum mismatch");
+    if (
+      !createHash("sha256")
+        .update(body)
+        .digest()
+        .equals(buf.subarray(buf.length - 32))
+    )
+      throw corrupt("manifest checksum mismatch");
     z = body.subarray(10);
   }
   let json: Buffer;
   // An unauthenticated (mode none) manifest could be a decompression bomb: bound it first.
-  if (zstdFrameOutputBound(z) > MAX_MANIFEST_JSON) throw corrupt("manifest would decompress beyond the size limit");
+  if (zstdFrameOutputBound(z) > MAX_MANIFEST_JSON)
+    throw corrupt("manifest would decompress beyond the size limit");
   try {
     json = await decompress(z);
   } catch {
@@ -49,6 +57,7 @@ export async function decodeManifest(buf: Buffer, seal?: SealContext): Promise<M
   } catch {
     throw corrupt("manifest is not valid JSON");
   }
-  if (m.v !== 1 || !Array.isArray(m.entries) || !Array.isArray(m.frames) || !m.binding || !m.totals) throw corrupt("manifest fields missing");
+  if (m.v !== 1 || !Array.isArray(m.entries) || !Array.isArray(m.frames) || !m.binding || !m.totals)
+    throw corrupt("manifest fields missing");
   return m;
 }

@@ -48,7 +48,16 @@ export async function verifyArchive(o: ReadOpts): Promise<VerifyResult> {
     },
     end() {},
   }));
-  return { ok: true, fileName: h.fileName, mode: h.mode, entries: r.entries, bytes: r.bytes, frames: h.manifest.frames.length, binding: h.manifest.binding, warnings: h.manifest.warnings };
+  return {
+    ok: true,
+    fileName: h.fileName,
+    mode: h.mode,
+    entries: r.entries,
+    bytes: r.bytes,
+    frames: h.manifest.frames.length,
+    binding: h.manifest.binding,
+    warnings: h.manifest.warnings,
+  };
 }
 
 export interface InspectResult {
@@ -71,11 +80,19 @@ export interface InspectResult {
 }
 
 /** Header (never secrets) and, when the key opens it, the manifest summary. */
-export async function inspectArchive(o: Omit<ReadOpts, "key"> & { key?: DecryptionKey }): Promise<InspectResult> {
-  const { dest, fileName } = typeof o.source === "string" ? { dest: new LocalDestination(dirname(resolve(o.source))), fileName: basename(o.source) } : { dest: o.source, fileName: o.fileName! };
+export async function inspectArchive(
+  o: Omit<ReadOpts, "key"> & { key?: DecryptionKey },
+): Promise<InspectResult> {
+  const { dest, fileName } =
+    typeof o.source === "string"
+      ? { dest: new LocalDestination(dirname(resolve(o.source))), fileName: basename(o.source) }
+      : { dest: o.source, fileName: o.fileName! };
   const info = await dest.stat(fileName);
   if (!info) throw new ArchiveError("NOT_FOUND", `archive ${fileName} not found`);
-  const s = await dest.createReadStream(fileName, { start: 0, end: Math.min(info.size, 14 + MAX_HEADER_JSON + 32) - 1 });
+  const s = await dest.createReadStream(fileName, {
+    start: 0,
+    end: Math.min(info.size, 14 + MAX_HEADER_JSON + 32) - 1,
+  });
   const parts: Buffer[] = [];
   for await (const c of s) parts.push(c as Buffer);
   const head = Buffer.concat(parts);
@@ -86,7 +103,15 @@ export async function inspectArchive(o: Omit<ReadOpts, "key"> & { key?: Decrypti
     if (!p) throw new ArchiveError("TRUNCATED", "archive ends inside its header");
     const j = p.json;
     mode = j.mode;
-    header = { format: "cairn-enc/1", mode: j.mode, binding: j.binding, chunkSize: j.chunkSize, kdf: j.kdf ? { id: j.kdf.id, N: j.kdf.N, r: j.kdf.r, p: j.kdf.p } : undefined, keyId: j.keyId, cipher: "AES-256-GCM STREAM" };
+    header = {
+      format: "cairn-enc/1",
+      mode: j.mode,
+      binding: j.binding,
+      chunkSize: j.chunkSize,
+      kdf: j.kdf ? { id: j.kdf.id, N: j.kdf.N, r: j.kdf.r, p: j.kdf.p } : undefined,
+      keyId: j.keyId,
+      cipher: "AES-256-GCM STREAM",
+    };
   } else if (head.length >= 8 && head.readUInt32LE(0) === CAIRN_SKIPPABLE_MAGIC) {
     const len = head.readUInt32LE(4);
     if (head.length < 8 + len) throw new ArchiveError("TRUNCATED", "archive ends inside its header frame");
@@ -105,7 +130,18 @@ export async function inspectArchive(o: Omit<ReadOpts, "key"> & { key?: Decrypti
       if (e.d) domains[e.d] = (domains[e.d] ?? 0) + 1;
       if (e.c) components[e.c] = (components[e.c] ?? 0) + 1;
     }
-    result.manifest = { name: m.name, kind: m.kind, createdAt: m.createdAt, binding: m.binding, totals: m.totals, frames: m.frames.length, chunkSize: m.chunkSize, domains, components, warnings: m.warnings };
+    result.manifest = {
+      name: m.name,
+      kind: m.kind,
+      createdAt: m.createdAt,
+      binding: m.binding,
+      totals: m.totals,
+      frames: m.frames.length,
+      chunkSize: m.chunkSize,
+      domains,
+      components,
+      warnings: m.warnings,
+    };
   }
   return result;
 }
@@ -128,7 +164,9 @@ export async function decryptArchive(o: ReadOpts & { out: Writable }): Promise<{
  * Streams selected entries out of an archive (e.g. a database dump into pg_restore). Each body's
  * bytes are authenticated per frame; a body whose hash differs from the manifest errors at its end.
  */
-export async function* readEntries(o: ReadOpts & { filter?: string[] | ((e: ManifestEntry) => boolean) }): AsyncGenerator<{ entry: ManifestEntry; body: Readable }> {
+export async function* readEntries(
+  o: ReadOpts & { filter?: string[] | ((e: ManifestEntry) => boolean) },
+): AsyncGenerator<{ entry: ManifestEntry; body: Readable }> {
   const h = await openArchive(o);
   const only = Array.isArray(o.filter) ? o.filter : undefined;
   const pred = typeof o.filter === "function" ? o.filter : () => true;
@@ -159,7 +197,8 @@ export async function* readEntries(o: ReadOpts & { filter?: string[] | ((e: Mani
       };
     },
     async () => {
-      for (const b of open) if (b.writableNeedDrain && !b.destroyed) await Promise.race([once(b, "drain"), once(b, "close")]);
+      for (const b of open)
+        if (b.writableNeedDrain && !b.destroyed) await Promise.race([once(b, "drain"), once(b, "close")]);
     },
   ).then(
     () => {

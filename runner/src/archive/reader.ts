@@ -11,8 +11,26 @@ import { LocalDestination } from "../destinations/local";
 import { DestinationError, type Destination } from "../destinations/types";
 import type { ArchiveBinding, DecryptionKey } from "./types";
 import { ArchiveError, corrupt, truncated } from "./errors";
-import { ENC_MAGIC, MAX_HEADER_JSON, openSealContext, openSegment, parseEncHeader, SEG_LEN_FIELD, TAG_LEN, type OpenOptions, type SealContext } from "./crypto";
-import { CAIRN_SKIPPABLE_MAGIC, decodeHeaderFrame, decodeSeekTable, encodeSeekTable, MAX_CHUNK_SIZE, zstdFrameOutputBound, type PlainHeader } from "./frames";
+import {
+  ENC_MAGIC,
+  MAX_HEADER_JSON,
+  openSealContext,
+  openSegment,
+  parseEncHeader,
+  SEG_LEN_FIELD,
+  TAG_LEN,
+  type OpenOptions,
+  type SealContext,
+} from "./crypto";
+import {
+  CAIRN_SKIPPABLE_MAGIC,
+  decodeHeaderFrame,
+  decodeSeekTable,
+  encodeSeekTable,
+  MAX_CHUNK_SIZE,
+  zstdFrameOutputBound,
+  type PlainHeader,
+} from "./frames";
 import { decodeManifest, manifestFileName } from "./manifest";
 import type { Manifest } from "./manifest-types";
 
@@ -51,7 +69,13 @@ function resolveSource(source: ArchiveSource, fileName?: string): { dest: Destin
   return { dest: source, fileName };
 }
 
-async function readRange(dest: Destination, name: string, start: number, end: number, signal?: AbortSignal): Promise<Buffer> {
+async function readRange(
+  dest: Destination,
+  name: string,
+  start: number,
+  end: number,
+  signal?: AbortSignal,
+): Promise<Buffer> {
   if (end < start) return Buffer.alloc(0);
   const s = await dest.createReadStream(name, { start, end });
   const parts: Buffer[] = [];
@@ -76,7 +100,12 @@ async function readWhole(dest: Destination, name: string, max: number): Promise<
 }
 
 function sameBinding(a: ArchiveBinding, b: ArchiveBinding): boolean {
-  return a.backupId === b.backupId && a.tenantId === b.tenantId && a.chainRootId === b.chainRootId && (a.parentId ?? null) === (b.parentId ?? null);
+  return (
+    a.backupId === b.backupId &&
+    a.tenantId === b.tenantId &&
+    a.chainRootId === b.chainRootId &&
+    (a.parentId ?? null) === (b.parentId ?? null)
+  );
 }
 
 /** Reads the header and manifest and checks key, binding and sizes. No tar bytes are read yet. */
@@ -89,7 +118,8 @@ export async function openArchive(o: OpenArchiveOptions): Promise<ArchiveHandle>
     let head = await readRange(dest, fileName, 0, Math.min(info.size, 4096) - 1, o.signal);
     if (head.length >= 14 && head.subarray(0, 8).equals(ENC_MAGIC)) {
       const need = 14 + head.readUInt32BE(10) + 32;
-      if (need > head.length && need <= 14 + MAX_HEADER_JSON + 32) head = await readRange(dest, fileName, 0, Math.min(info.size, need) - 1, o.signal);
+      if (need > head.length && need <= 14 + MAX_HEADER_JSON + 32)
+        head = await readRange(dest, fileName, 0, Math.min(info.size, need) - 1, o.signal);
     }
     let seal: SealContext | undefined;
     let encHeaderLen = 0;
@@ -107,20 +137,33 @@ export async function openArchive(o: OpenArchiveOptions): Promise<ArchiveHandle>
     } else throw corrupt("not a Cairn archive");
 
     const mBuf = await readWhole(dest, manifestFileName(fileName), 1024 * 1024 * 1024).catch((err) => {
-      if (err instanceof DestinationError && err.code === "NOT_FOUND") throw new ArchiveError("NOT_FOUND", `manifest ${manifestFileName(fileName)} not found`);
+      if (err instanceof DestinationError && err.code === "NOT_FOUND")
+        throw new ArchiveError("NOT_FOUND", `manifest ${manifestFileName(fileName)} not found`);
       throw err;
     });
     const manifest = await decodeManifest(mBuf, seal);
     if (manifest.mode !== mode) throw corrupt("manifest and archive disagree on the encryption mode");
-    if (seal && !sameBinding(seal.json.binding, manifest.binding)) throw corrupt("manifest is bound to another archive");
+    if (seal && !sameBinding(seal.json.binding, manifest.binding))
+      throw corrupt("manifest is bound to another archive");
     if (o.binding && !sameBinding(manifest.binding, o.binding)) {
-      throw corrupt(`archive is bound to backup ${manifest.binding.backupId} of tenant ${manifest.binding.tenantId}, not the expected backup; refused`);
+      throw corrupt(
+        `archive is bound to backup ${manifest.binding.backupId} of tenant ${manifest.binding.tenantId}, not the expected backup; refused`,
+      );
     }
-    if (manifest.chunkSize > MAX_CHUNK_SIZE || manifest.frames.length < 1) throw corrupt("manifest frame layout invalid");
+    if (manifest.chunkSize > MAX_CHUNK_SIZE || manifest.frames.length < 1)
+      throw corrupt("manifest frame layout invalid");
     const frameOffsets: number[] = [];
     let off = encHeaderLen;
     for (const f of manifest.frames) {
-      if (!Number.isInteger(f.c) || !Number.isInteger(f.d) || f.c < 1 || f.d < 0 || f.d > manifest.chunkSize || f.c > manifest.chunkSize + 1024 * 1024) throw corrupt("manifest frame entry invalid");
+      if (
+        !Number.isInteger(f.c) ||
+        !Number.isInteger(f.d) ||
+        f.c < 1 ||
+        f.d < 0 ||
+        f.d > manifest.chunkSize ||
+        f.c > manifest.chunkSize + 1024 * 1024
+      )
+        throw corrupt("manifest frame entry invalid");
       frameOffsets.push(off);
       off += f.c + (seal ? SEG_LEN_FIELD + TAG_LEN : 0);
     }
@@ -128,14 +171,27 @@ export async function openArchive(o: OpenArchiveOptions): Promise<ArchiveHandle>
     const expectedSize = off + encodeSeekTable(manifest.frames).length + (seal ? SEG_LEN_FIELD + TAG_LEN : 0);
     if (info.size < expectedSize) throw truncated(`archive is ${info.size} bytes, ${expectedSize} expected`);
     if (info.size > expectedSize) throw corrupt(`archive has ${info.size - expectedSize} trailing bytes`);
-    const handle: ArchiveHandle = { dest, fileName, size: info.size, mode, seal, encHeaderLen, header: undefined as unknown as PlainHeader, manifest, frameOffsets, expectedSize };
+    const handle: ArchiveHandle = {
+      dest,
+      fileName,
+      size: info.size,
+      mode,
+      seal,
+      encHeaderLen,
+      header: undefined as unknown as PlainHeader,
+      manifest,
+      frameOffsets,
+      expectedSize,
+    };
     // Frame 0 (the header frame) is read and checked now: it carries the binding in every mode.
     for await (const f of readFrames(handle, 0, 0, o.signal)) handle.header = decodeHeaderFrame(f.frame);
-    if (!sameBinding(handle.header.binding, manifest.binding)) throw corrupt("archive header and manifest are bound to different backups");
+    if (!sameBinding(handle.header.binding, manifest.binding))
+      throw corrupt("archive header and manifest are bound to different backups");
     if (handle.header.mode !== mode) throw corrupt("archive header mode mismatch");
     return handle;
   } catch (err) {
-    if (err instanceof DestinationError && err.code === "NOT_FOUND") throw new ArchiveError("NOT_FOUND", err.message, { cause: err });
+    if (err instanceof DestinationError && err.code === "NOT_FOUND")
+      throw new ArchiveError("NOT_FOUND", err.message, { cause: err });
     throw err;
   }
 }
@@ -189,7 +245,12 @@ class ByteReader {
  * Yields verified plaintext frames `from..to` (inclusive; index n = the seek-table frame).
  * Reads one contiguous byte range; with `to === n` also checks the seek table and end of file.
  */
-export async function* readFrames(h: ArchiveHandle, from: number, to: number, signal?: AbortSignal): AsyncGenerator<{ index: number; frame: Buffer }> {
+export async function* readFrames(
+  h: ArchiveHandle,
+  from: number,
+  to: number,
+  signal?: AbortSignal,
+): AsyncGenerator<{ index: number; frame: Buffer }> {
   const n = h.manifest.frames.length;
   const start = h.frameOffsets[from]!;
   const end = to === n ? h.expectedSize - 1 : h.frameOffsets[to + 1]! - 1;
@@ -229,7 +290,10 @@ export async function decompressFrame(h: ArchiveHandle, index: number, frame: Bu
   const bound = zstdFrameOutputBound(frame);
   // zstd may split blocks, so the bound is allowed some slack; it still caps memory per frame.
   const limit = 2 * h.manifest.chunkSize + 128 * 1024;
-  if (bound > limit) throw corrupt(`frame ${index} could expand to ${bound} bytes (limit ${limit}): refused as a decompression bomb`);
+  if (bound > limit)
+    throw corrupt(
+      `frame ${index} could expand to ${bound} bytes (limit ${limit}): refused as a decompression bomb`,
+    );
   let out: Buffer;
   try {
     out = await decompress(frame);
@@ -244,7 +308,12 @@ export async function decompressFrame(h: ArchiveHandle, index: number, frame: Bu
  * Tar bytes of frames from..to, decompressed concurrently (bounded, in order). Including the
  * seek-table frame (to = n) makes this a full end-to-end check of the file.
  */
-export async function* tarBytes(h: ArchiveHandle, from: number, to: number, signal?: AbortSignal): AsyncGenerator<{ index: number; data: Buffer }> {
+export async function* tarBytes(
+  h: ArchiveHandle,
+  from: number,
+  to: number,
+  signal?: AbortSignal,
+): AsyncGenerator<{ index: number; data: Buffer }> {
   const n = h.manifest.frames.length;
   const max = Math.max(2, availableParallelism()) + 1;
   const queue: { index: number; p: Promise<Buffer> }[] = [];

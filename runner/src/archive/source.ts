@@ -23,7 +23,12 @@ export async function* walkSources(sources: string[], warnings: string[]): Async
   }
 }
 
-function* walkOne(abs: string, rel: string, seen: Map<string, string>, warnings: string[]): Generator<ArchiveEntry> {
+function* walkOne(
+  abs: string,
+  rel: string,
+  seen: Map<string, string>,
+  warnings: string[],
+): Generator<ArchiveEntry> {
   let st;
   try {
     st = lstatSync(abs);
@@ -64,7 +69,12 @@ function* walkOne(abs: string, rel: string, seen: Map<string, string>, warnings:
 }
 
 function checkName(name: string): void {
-  if (!name || name.startsWith("/") || name.includes("\0") || name.split("/").some((c) => c === ".." || c === "")) {
+  if (
+    !name ||
+    name.startsWith("/") ||
+    name.includes("\0") ||
+    name.split("/").some((c) => c === ".." || c === "")
+  ) {
     throw new ArchiveError("USAGE", `refusing to archive unsafe entry name ${JSON.stringify(name)}`);
   }
 }
@@ -77,7 +87,10 @@ const READ_SIZE = 1024 * 1024;
  */
 export class ChunkPool {
   private free: Buffer[] = [];
-  constructor(readonly size: number, private readonly keep = 16) {}
+  constructor(
+    readonly size: number,
+    private readonly keep = 6,
+  ) {}
   acquire(): Buffer {
     return this.free.pop() ?? Buffer.allocUnsafe(this.size);
   }
@@ -90,7 +103,10 @@ class ChunkBuffer {
   buf: Buffer;
   pos = 0;
   offset = 0; // tar offset of buf[0]
-  constructor(readonly size: number, private readonly pool: ChunkPool) {
+  constructor(
+    readonly size: number,
+    private readonly pool: ChunkPool,
+  ) {
     this.buf = pool.acquire();
   }
   get tarPos(): number {
@@ -141,7 +157,12 @@ export interface TarSink {
 }
 
 /** Yields the tar stream as chunks of exactly `chunkSize` bytes (the last one shorter). */
-export async function* tarChunks(entries: AsyncIterable<ArchiveEntry>, chunkSize: number, sink: TarSink, pool = new ChunkPool(chunkSize)): AsyncGenerator<Buffer> {
+export async function* tarChunks(
+  entries: AsyncIterable<ArchiveEntry>,
+  chunkSize: number,
+  sink: TarSink,
+  pool = new ChunkPool(chunkSize),
+): AsyncGenerator<Buffer> {
   const cb = new ChunkBuffer(chunkSize, pool);
   let lastProgress = 0;
   for await (const e of entries) {
@@ -176,7 +197,18 @@ export async function* tarChunks(entries: AsyncIterable<ArchiveEntry>, chunkSize
       if (e.linkname !== undefined) me.l = e.linkname;
       if (e.component) me.c = e.component;
       if (e.domain) me.d = e.domain;
-      yield* cb.write(encodeTarHeader({ name: e.name, type: e.type, size, mode: e.mode, uid: e.uid, gid: e.gid, mtime: me.mt, linkname: e.linkname }));
+      yield* cb.write(
+        encodeTarHeader({
+          name: e.name,
+          type: e.type,
+          size,
+          mode: e.mode,
+          uid: e.uid,
+          gid: e.gid,
+          mtime: me.mt,
+          linkname: e.linkname,
+        }),
+      );
       if (e.type === "file") {
         const hash = createHash("sha256");
         if (fd !== null) {
@@ -186,7 +218,9 @@ export async function* tarChunks(entries: AsyncIterable<ArchiveEntry>, chunkSize
             const start = cb.pos;
             const n = readSync(fd, cb.buf, start, want, null);
             if (n === 0) {
-              sink.warnings.push(`file shrank while being read (padded with zeros to ${size} bytes): ${e.name}`);
+              sink.warnings.push(
+                `file shrank while being read (padded with zeros to ${size} bytes): ${e.name}`,
+              );
               // hash the padding too: the manifest describes the bytes that are in the archive
               const pad = Buffer.alloc(Math.min(left, 1024 * 1024));
               let z = left;
@@ -206,7 +240,8 @@ export async function* tarChunks(entries: AsyncIterable<ArchiveEntry>, chunkSize
             if (full) yield full;
           }
           const probe = Buffer.alloc(1);
-          if (readSync(fd, probe, 0, 1, null) > 0) sink.warnings.push(`file grew while being read (truncated to ${size} bytes): ${e.name}`);
+          if (readSync(fd, probe, 0, 1, null) > 0)
+            sink.warnings.push(`file grew while being read (truncated to ${size} bytes): ${e.name}`);
         } else if (e.body?.kind === "buffer") {
           hash.update(e.body.data);
           yield* cb.write(e.body.data);

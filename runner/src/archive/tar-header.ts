@@ -20,7 +20,9 @@ const MAX_OCTAL_11 = 8 ** 11 - 1;
 const MAX_OCTAL_7 = 8 ** 7 - 1;
 
 function writeOctal(buf: Buffer, value: number, offset: number, width: number): void {
-  const s = Math.floor(value).toString(8).padStart(width - 1, "0");
+  const s = Math.floor(value)
+    .toString(8)
+    .padStart(width - 1, "0");
   buf.write(s, offset, width - 1, "ascii");
   buf[offset + width - 1] = 0;
 }
@@ -66,7 +68,13 @@ export function encodeTarHeader(f: TarHeaderFields): Buffer {
   if (size > MAX_OCTAL_11) pax.push(paxRecord("size", String(size)));
   if (f.uid > MAX_OCTAL_7) pax.push(paxRecord("uid", String(f.uid)));
   if (f.gid > MAX_OCTAL_7) pax.push(paxRecord("gid", String(f.gid)));
-  const main = ustar(f, isPlainAscii(name) ? name.slice(0, 100) : "pax-long-name", isPlainAscii(link) ? link.slice(0, 100) : "", TYPEFLAG[f.type], size);
+  const main = ustar(
+    f,
+    isPlainAscii(name) ? name.slice(0, 100) : "pax-long-name",
+    isPlainAscii(link) ? link.slice(0, 100) : "",
+    TYPEFLAG[f.type],
+    size,
+  );
   if (pax.length === 0) return main;
   const data = Buffer.from(pax.join(""), "utf8");
   const paxName = ("PaxHeaders/" + name.replace(/[^\x20-\x7e]/g, "_")).slice(0, 99);

@@ -170,7 +170,16 @@ export class TarReader {
     if (typeflag === "5") name = name.replace(/\/+$/, "");
     // Only regular files carry a body (hardlinks, symlinks, dirs, devices: size is ignored as in GNU tar).
     const bodySize = typeflag === "0" || typeflag === "7" ? size : 0;
-    const entry: TarEntryHeader = { name, typeflag, size: bodySize, mode: octal(h, 100, 8), uid, gid, mtime, linkname };
+    const entry: TarEntryHeader = {
+      name,
+      typeflag,
+      size: bodySize,
+      mode: octal(h, 100, 8),
+      uid,
+      gid,
+      mtime,
+      linkname,
+    };
     this.sink = this.onEntry(entry);
     this.remaining = bodySize;
     this.pad = (512 - (bodySize % 512)) % 512;

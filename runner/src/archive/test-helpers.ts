@@ -1,11 +1,28 @@
 /** Helpers shared by the archive and restore tests (small generated trees, temp dirs). */
-import { mkdirSync, mkdtempSync, writeFileSync, symlinkSync, linkSync, utimesSync, chmodSync, readdirSync, lstatSync, readFileSync, readlinkSync } from "node:fs";
+import {
+  mkdirSync,
+  mkdtempSync,
+  writeFileSync,
+  symlinkSync,
+  linkSync,
+  utimesSync,
+  chmodSync,
+  readdirSync,
+  lstatSync,
+  readFileSync,
+  readlinkSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { randomBytes } from "node:crypto";
 import type { ArchiveBinding } from "./types";
 
-export const BINDING: ArchiveBinding = { backupId: "bk_1", tenantId: "tn_1", chainRootId: "bk_1", parentId: null };
+export const BINDING: ArchiveBinding = {
+  backupId: "bk_1",
+  tenantId: "tn_1",
+  chainRootId: "bk_1",
+  parentId: null,
+};
 
 export function tempDir(prefix = "cairn-test-"): string {
   return mkdtempSync(join(tmpdir(), prefix));
@@ -17,13 +34,20 @@ export function makeTree(root: string, opts: { bigBytes?: number } = {}): void {
   mkdirSync(join(root, "site/public_html/wp-content/uploads"), { recursive: true });
   mkdirSync(join(root, "mail/example.com/info/Maildir/cur"), { recursive: true });
   writeFileSync(join(root, "site/public_html/index.php"), "<?php echo 'hello'; ?>\n".repeat(2000));
-  writeFileSync(join(root, "site/public_html/wp-content/uploads/photo.bin"), randomBytes(opts.bigBytes ?? 3 * 1024 * 1024 + 17));
+  writeFileSync(
+    join(root, "site/public_html/wp-content/uploads/photo.bin"),
+    randomBytes(opts.bigBytes ?? 3 * 1024 * 1024 + 17),
+  );
   writeFileSync(join(root, "site/empty.txt"), "");
   const longDir = join(root, "site", "d".repeat(60), "e".repeat(60));
   mkdirSync(longDir, { recursive: true });
   writeFileSync(join(longDir, "f".repeat(120) + ".txt"), "long name\n");
   writeFileSync(join(root, "site/ünïcödé.txt"), "unicode\n");
-  for (let i = 0; i < 30; i++) writeFileSync(join(root, `mail/example.com/info/Maildir/cur/${i}.msg`), `Subject: ${i}\n\n` + "body ".repeat(i * 50));
+  for (let i = 0; i < 30; i++)
+    writeFileSync(
+      join(root, `mail/example.com/info/Maildir/cur/${i}.msg`),
+      `Subject: ${i}\n\n` + "body ".repeat(i * 50),
+    );
   symlinkSync("index.php", join(root, "site/public_html/link.php"));
   symlinkSync("../public_html", join(root, "site/public_html/wp-content/up"));
   linkSync(join(root, "site/public_html/index.php"), join(root, "site/hardlink.php"));
@@ -62,7 +86,9 @@ export function describeTree(root: string): string[] {
         const first = inodes.get(st.ino);
         if (!first) inodes.set(st.ino, r);
         const h = readFileSync(p).toString("base64").slice(0, 0) + require_hash(readFileSync(p));
-        out.push(`F ${r} ${mode} ${Math.floor(st.mtimeMs / 1000)} ${st.size} ${h}${first ? ` =${first}` : ""}`);
+        out.push(
+          `F ${r} ${mode} ${Math.floor(st.mtimeMs / 1000)} ${st.size} ${h}${first ? ` =${first}` : ""}`,
+        );
       }
     }
   };
@@ -100,7 +126,10 @@ export function manifestEntriesOf(tar: Buffer): ManifestEntry[] {
     const next = dataStart + size + ((512 - (size % 512)) % 512);
     if (flag === "x") {
       pax = {};
-      for (const rec of tar.subarray(dataStart, dataStart + size).toString("utf8").split("\n")) {
+      for (const rec of tar
+        .subarray(dataStart, dataStart + size)
+        .toString("utf8")
+        .split("\n")) {
         const m = /^\d+ ([^=]+)=(.*)$/.exec(rec);
         if (m) pax[m[1]!] = m[2]!;
       }
@@ -109,12 +138,31 @@ export function manifestEntriesOf(tar: Buffer): ManifestEntry[] {
     }
     const prefix = str(pos + 345, pos + 500);
     let name = pax.path ?? (prefix ? `${prefix}/${str(pos, pos + 100)}` : str(pos, pos + 100));
-    const t = ({ "0": "file", "\0": "file", "1": "hardlink", "2": "symlink", "5": "directory" } as Record<string, ManifestEntry["t"]>)[flag] ?? "file";
+    const t =
+      (
+        { "0": "file", "\0": "file", "1": "hardlink", "2": "symlink", "5": "directory" } as Record<
+          string,
+          ManifestEntry["t"]
+        >
+      )[flag] ?? "file";
     if (t === "directory") name = name.replace(/\/+$/, "");
     const link = pax.linkpath ?? str(pos + 157, pos + 257);
-    const e: ManifestEntry = { p: name, t, s: t === "file" ? size : 0, m: oct(pos + 100, pos + 108), u: 0, g: 0, mt: oct(pos + 136, pos + 148), o: start, e: next };
+    const e: ManifestEntry = {
+      p: name,
+      t,
+      s: t === "file" ? size : 0,
+      m: oct(pos + 100, pos + 108),
+      u: 0,
+      g: 0,
+      mt: oct(pos + 136, pos + 148),
+      o: start,
+      e: next,
+    };
     if (t === "symlink" || t === "hardlink") e.l = link;
-    if (t === "file") e.h = createHash("sha256").update(tar.subarray(dataStart, dataStart + size)).digest("hex");
+    if (t === "file")
+      e.h = createHash("sha256")
+        .update(tar.subarray(dataStart, dataStart + size))
+        .digest("hex");
     out.push(e);
     pax = {};
     pos = next;
@@ -127,22 +175,55 @@ export function manifestEntriesOf(tar: Buffer): ManifestEntry[] {
 export async function packTar(
   tar: Buffer,
   outDir: string,
-  o: { enc?: EncryptionSpec; chunkSize?: number; entries?: ManifestEntry[]; frames?: (chunks: Buffer[]) => Buffer[]; fileName?: string } = {},
+  o: {
+    enc?: EncryptionSpec;
+    chunkSize?: number;
+    entries?: ManifestEntry[];
+    frames?: (chunks: Buffer[]) => Buffer[];
+    fileName?: string;
+  } = {},
 ): Promise<string> {
   const enc = o.enc ?? { mode: "none" };
   const chunkSize = o.chunkSize ?? 64 * 1024;
-  const seal = enc.mode === "none" ? undefined : await createSealContext({ mode: enc.mode, binding: BINDING, chunkSize, password: enc.mode === "password" ? enc.password : undefined, dataKey: enc.mode === "panel" ? enc.dataKey : undefined, scrypt: { N: 1024, r: 8, p: 1 } });
+  const seal =
+    enc.mode === "none"
+      ? undefined
+      : await createSealContext({
+          mode: enc.mode,
+          binding: BINDING,
+          chunkSize,
+          password: enc.mode === "password" ? enc.password : undefined,
+          dataKey: enc.mode === "panel" ? enc.dataKey : undefined,
+          scrypt: { N: 1024, r: 8, p: 1 },
+        });
   const chunks: Buffer[] = [];
   for (let i = 0; i < tar.length; i += chunkSize) chunks.push(tar.subarray(i, i + chunkSize));
-  const encoder = new FrameEncoder({ level: 3, seal, header: { v: 1, mode: enc.mode, binding: BINDING, chunkSize } });
+  const encoder = new FrameEncoder({
+    level: 3,
+    seal,
+    header: { v: 1, mode: enc.mode, binding: BINDING, chunkSize },
+  });
   const fileName = o.fileName ?? `hostile_full_20260101_000000.tar.zst${seal ? ".enc" : ""}`;
   const path = join(outDir, fileName);
   await pipeline(Readable.from(chunks, { objectMode: true }), encoder, createWriteStream(path));
   const entries = o.entries ?? manifestEntriesOf(tar);
   const m: Manifest = {
-    v: 1, name: "hostile", kind: "full", createdAt: new Date(0).toISOString(), mode: enc.mode, binding: BINDING,
-    archive: { fileName, size: encoder.bytesOut, sha256: "" }, chunkSize, frames: encoder.frames, entries,
-    totals: { files: entries.filter((e) => e.t === "file").length, entries: entries.length, bytes: entries.reduce((a, e) => a + e.s, 0), tarBytes: encoder.tarBytes },
+    v: 1,
+    name: "hostile",
+    kind: "full",
+    createdAt: new Date(0).toISOString(),
+    mode: enc.mode,
+    binding: BINDING,
+    archive: { fileName, size: encoder.bytesOut, sha256: "" },
+    chunkSize,
+    frames: encoder.frames,
+    entries,
+    totals: {
+      files: entries.filter((e) => e.t === "file").length,
+      entries: entries.length,
+      bytes: entries.reduce((a, e) => a + e.s, 0),
+      tarBytes: encoder.tarBytes,
+    },
     warnings: [],
   };
   wfs(join(outDir, manifestFileName(fileName)), await encodeManifest(m, seal));

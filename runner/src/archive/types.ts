@@ -14,7 +14,8 @@ export type EncryptionSpec =
   | { mode: "panel"; dataKey: Uint8Array; keyId: string; wrappedKey: string };
 
 /** Key material for reading. Panel mode needs only the data key. */
-export type DecryptionKey = { mode: "none" } | { mode: "password"; password: string } | { mode: "panel"; dataKey: Uint8Array };
+export type DecryptionKey =
+  { mode: "none" } | { mode: "password"; password: string } | { mode: "panel"; dataKey: Uint8Array };
 
 /** One entry to put into the tar stream. Paths are relative POSIX paths inside the archive. */
 export interface ArchiveEntry {

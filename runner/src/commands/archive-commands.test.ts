@@ -22,10 +22,32 @@ describe("archive CLI commands", () => {
   let archive = "";
 
   it("backup prints the archive path; weak passwords are refused with USAGE", () => {
-    const weak = cli("backup", "--source", src, "--out", join(root, "out"), "--encrypt", "password", "--password-file", join(root, "weak"));
+    const weak = cli(
+      "backup",
+      "--source",
+      src,
+      "--out",
+      join(root, "out"),
+      "--encrypt",
+      "password",
+      "--password-file",
+      join(root, "weak"),
+    );
     expect(weak.code).toBe(2);
     expect(weak.stderr).toMatch(/^USAGE password does not meet the policy/);
-    const r = cli("backup", "--source", src, "--out", join(root, "out"), "--name", "site1", "--encrypt", "password", "--password-file", join(root, "pw"));
+    const r = cli(
+      "backup",
+      "--source",
+      src,
+      "--out",
+      join(root, "out"),
+      "--name",
+      "site1",
+      "--encrypt",
+      "password",
+      "--password-file",
+      join(root, "pw"),
+    );
     expect(r.stderr).not.toMatch(/Hosting-Key1/);
     expect(r.code).toBe(0);
     archive = r.stdout.toString().trim();
@@ -36,15 +58,30 @@ describe("archive CLI commands", () => {
     expect(cli("verify", archive, "--password-file", join(root, "pw")).code).toBe(0);
     const bad = cli("verify", archive, "--password-file", join(root, "bad"));
     expect(bad.code).toBe(1);
-    expect(bad.stderr.trim().split("\n").filter((l) => !l.startsWith("done") && l)).toEqual(["WRONG_KEY wrong password"]);
-    const r = cli("restore", archive, "--target", join(root, "r"), "--password-file", join(root, "pw"), "--json");
+    expect(
+      bad.stderr
+        .trim()
+        .split("\n")
+        .filter((l) => !l.startsWith("done") && l),
+    ).toEqual(["WRONG_KEY wrong password"]);
+    const r = cli(
+      "restore",
+      archive,
+      "--target",
+      join(root, "r"),
+      "--password-file",
+      join(root, "pw"),
+      "--json",
+    );
     expect(r.code).toBe(0);
     expect(JSON.parse(r.stdout.toString()).files).toBeGreaterThan(30);
     expect(describeTree(join(root, "r/site"))).toEqual(describeTree(src));
     const d = cli("decrypt", archive, "--password-file", join(root, "pw"));
     expect(d.code).toBe(0);
     writeFileSync(join(root, "plain.tar.zst"), d.stdout);
-    const t = spawnSync("sh", ["-c", `zstd -dc '${join(root, "plain.tar.zst")}' | tar -t`], { encoding: "utf8" });
+    const t = spawnSync("sh", ["-c", `zstd -dc '${join(root, "plain.tar.zst")}' | tar -t`], {
+      encoding: "utf8",
+    });
     expect(t.stdout).toContain("site/private.key");
     expect(readFileSync(join(root, "plain.tar.zst")).subarray(0, 4).readUInt32LE(0)).toBe(0x184d2a50);
   });

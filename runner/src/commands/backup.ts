@@ -10,7 +10,10 @@ import { DEST_FLAGS, DEST_USAGE, destFail, openDestUrl } from "./dest-flags";
 import { LocalDestination } from "../destinations/local";
 import { FanoutDestination } from "../jobs/fanout-destination";
 
-export const usage = "cairn-runner backup --source DIR[,DIR...] (--out DIR | --dest URL) [--dest URL2]... [--name NAME] [--level 1-9] [--encrypt none|password] [--password-file F] [--json] " + DEST_USAGE + "\n       cairn-runner backup --root DIR [--config F] --domains all|d1,d2 --components web,db,mail,dns,ssl,router --out DIR [--name NAME] ...";
+export const usage =
+  "cairn-runner backup --source DIR[,DIR...] (--out DIR | --dest URL) [--dest URL2]... [--name NAME] [--level 1-9] [--encrypt none|password] [--password-file F] [--json] " +
+  DEST_USAGE +
+  "\n       cairn-runner backup --root DIR [--config F] --domains all|d1,d2 --components web,db,mail,dns,ssl,router --out DIR [--name NAME] ...";
 
 export async function run(argv: string[]): Promise<number> {
   try {
@@ -30,38 +33,71 @@ export async function run(argv: string[]): Promise<number> {
       ...DEST_FLAGS,
     });
     const hosting = isHostingRun(v);
-    if (hosting && v.source?.length) throw new ArchiveError("USAGE", "--source and --root/--config/--domains/--components exclude each other");
-    const sources = (v.source ?? []).flatMap((s) => s.split(",")).filter(Boolean).map((s) => resolve(s));
-    if (hosting && v.dest?.length) throw new ArchiveError("USAGE", "--dest works with --source backups only (hosting: use --out)");
-    if ((!hosting && !sources.length) || (!v.out && !v.dest?.length)) throw new ArchiveError("USAGE", `missing --source or --out; usage: ${usage}`);
+    if (hosting && v.source?.length)
+      throw new ArchiveError(
+        "USAGE",
+        "--source and --root/--config/--domains/--components exclude each other",
+      );
+    const sources = (v.source ?? [])
+      .flatMap((s) => s.split(","))
+      .filter(Boolean)
+      .map((s) => resolve(s));
+    if (hosting && v.dest?.length)
+      throw new ArchiveError("USAGE", "--dest works with --source backups only (hosting: use --out)");
+    if ((!hosting && !sources.length) || (!v.out && !v.dest?.length))
+      throw new ArchiveError("USAGE", `missing --source or --out; usage: ${usage}`);
     const level = v.level === undefined ? 3 : Number(v.level);
-    if (!Number.isInteger(level) || level < 1 || level > 9) throw new ArchiveError("USAGE", "--level must be 1-9");
+    if (!Number.isInteger(level) || level < 1 || level > 9)
+      throw new ArchiveError("USAGE", "--level must be 1-9");
     const mode = v.encrypt ?? "none";
-    if (mode !== "none" && mode !== "password") throw new ArchiveError("USAGE", "--encrypt must be none or password");
-    const name = v.name ?? (hosting ? "hosting" : basename(sources[0]!).replace(/[^A-Za-z0-9._-]/g, "_").replace(/^[^A-Za-z0-9]+/, "") || "backup");
+    if (mode !== "none" && mode !== "password")
+      throw new ArchiveError("USAGE", "--encrypt must be none or password");
+    const name =
+      v.name ??
+      (hosting
+        ? "hosting"
+        : basename(sources[0]!)
+            .replace(/[^A-Za-z0-9._-]/g, "_")
+            .replace(/^[^A-Za-z0-9]+/, "") || "backup");
     if (!isValidBackupName(name)) throw new ArchiveError("USAGE", `invalid --name ${JSON.stringify(name)}`);
     let encryption: Parameters<typeof createBackup>[0]["encryption"] = { mode: "none" };
     if (mode === "password") {
       if (!v["password-file"]) throw new ArchiveError("USAGE", "--encrypt password needs --password-file");
       const password = readPasswordFile(v["password-file"]);
       const policy = checkPasswordPolicy(password);
-      if (!policy.ok) throw new ArchiveError("USAGE", `password does not meet the policy: needs ${policy.problems.join(", ")}`);
+      if (!policy.ok)
+        throw new ArchiveError(
+          "USAGE",
+          `password does not meet the policy: needs ${policy.problems.join(", ")}`,
+        );
       encryption = { mode: "password", password };
     }
-    if (hosting) return await hostingBackupCli({ ...v, out: v.out!, name, level, encryption, json: v.json === true });
+    if (hosting)
+      return await hostingBackupCli({ ...v, out: v.out!, name, level, encryption, json: v.json === true });
     // Without a control plane the ids are local; they are still bound into the archive.
     const id = `local_${randomBytes(8).toString("hex")}`;
     if (v.dest?.length) {
       return await backupToDests(v, v.dest, (destination) =>
         createBackup({
-          sources, outDir: v.out ? resolve(v.out) : "", name, kind: "full", level, encryption,
+          sources,
+          outDir: v.out ? resolve(v.out) : "",
+          name,
+          kind: "full",
+          level,
+          encryption,
           binding: { backupId: id, tenantId: "local", chainRootId: id, parentId: null },
-          onProgress: progressReporter(v.json === true), destination,
+          onProgress: progressReporter(v.json === true),
+          destination,
         }),
       );
     }
     const r = await createBackup({
-      sources, outDir: resolve(v.out!), name, kind: "full", level, encryption,
+      sources,
+      outDir: resolve(v.out!),
+      name,
+      kind: "full",
+      level,
+      encryption,
       binding: { backupId: id, tenantId: "local", chainRootId: id, parentId: null },
       onProgress: progressReporter(v.json === true),
     });
@@ -97,7 +133,9 @@ async function backupToDests(
       if (c.status === "completed") urlsOut.push(url);
       else {
         failed++;
-        process.stderr.write(`${c.error?.code ?? "IO_ERROR"} copy to ${url} failed: ${(c.error?.message ?? "").replace(/\s+/g, " ")}\n`);
+        process.stderr.write(
+          `${c.error?.code ?? "IO_ERROR"} copy to ${url} failed: ${(c.error?.message ?? "").replace(/\s+/g, " ")}\n`,
+        );
       }
     });
     out(v.json === true, { ...r, urls: urlsOut, copies: results }, urlsOut.join("\n"));

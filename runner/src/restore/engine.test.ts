@@ -1,9 +1,24 @@
 import { afterAll, describe, expect, it } from "vitest";
 import { execFileSync } from "node:child_process";
-import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync, existsSync, createWriteStream } from "node:fs";
+import {
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+  existsSync,
+  createWriteStream,
+} from "node:fs";
 import { join } from "node:path";
 import { randomBytes } from "node:crypto";
-import { createBackup, decryptArchive, restoreArchive, verifyArchive, readEntries, inspectArchive } from "../archive/index";
+import {
+  createBackup,
+  decryptArchive,
+  restoreArchive,
+  verifyArchive,
+  readEntries,
+  inspectArchive,
+} from "../archive/index";
 import type { EncryptionSpec, DecryptionKey } from "../archive/types";
 import { BINDING, describeTree, makeTree, tempDir } from "../archive/test-helpers";
 
@@ -16,7 +31,11 @@ const panelKey = randomBytes(32);
 const modes: { name: string; enc: EncryptionSpec; key: DecryptionKey }[] = [
   { name: "none", enc: { mode: "none" }, key: { mode: "none" } },
   { name: "password", enc: { mode: "password", password: PW }, key: { mode: "password", password: PW } },
-  { name: "panel", enc: { mode: "panel", dataKey: panelKey, keyId: "pk_1", wrappedKey: "opaque" }, key: { mode: "panel", dataKey: panelKey } },
+  {
+    name: "panel",
+    enc: { mode: "panel", dataKey: panelKey, keyId: "pk_1", wrappedKey: "opaque" },
+    key: { mode: "panel", dataKey: panelKey },
+  },
 ];
 
 async function backup(enc: EncryptionSpec) {
@@ -25,7 +44,17 @@ async function backup(enc: EncryptionSpec) {
   const src = join(root, "data");
   mkdirSync(src);
   makeTree(src);
-  const r = await createBackup({ sources: [src], outDir: join(root, "out"), name: "web1", kind: "full", level: 3, encryption: enc, binding: BINDING, chunkSize: 128 * 1024, scrypt: FAST });
+  const r = await createBackup({
+    sources: [src],
+    outDir: join(root, "out"),
+    name: "web1",
+    kind: "full",
+    level: 3,
+    encryption: enc,
+    binding: BINDING,
+    chunkSize: 128 * 1024,
+    scrypt: FAST,
+  });
   return { root, src, r };
 }
 
@@ -33,14 +62,27 @@ describe.each(modes)("round trip, mode $name", ({ enc, key, name }) => {
   it("restores byte for byte (content, modes, mtimes, symlinks, hardlinks) and verifies", async () => {
     const { root, src, r } = await backup(enc);
     expect(r.fileName.endsWith(name === "none" ? ".tar.zst" : ".tar.zst.enc")).toBe(true);
-    const v = await verifyArchive({ source: r.path, key, binding: BINDING, scryptLimits: { maxLogN: 22, minLogN: 10, maxR: 32, maxP: 16 } });
+    const v = await verifyArchive({
+      source: r.path,
+      key,
+      binding: BINDING,
+      scryptLimits: { maxLogN: 22, minLogN: 10, maxR: 32, maxP: 16 },
+    });
     expect(v.entries).toBeGreaterThan(40);
     const target = join(root, "restore");
-    const res = await restoreArchive({ source: r.path, target, key, binding: BINDING, scryptLimits: { maxLogN: 22, minLogN: 10, maxR: 32, maxP: 16 } });
+    const res = await restoreArchive({
+      source: r.path,
+      target,
+      key,
+      binding: BINDING,
+      scryptLimits: { maxLogN: 22, minLogN: 10, maxR: 32, maxP: 16 },
+    });
     expect(res.files).toBe(r.fileCount);
     expect(readdirSync(target)).toEqual(["data"]);
     expect(describeTree(join(target, "data"))).toEqual(describeTree(src));
-    const hl = describeTree(join(target, "data")).find((l) => l.startsWith("F site/public_html/index.php") || l.startsWith("F site/hardlink.php"));
+    const hl = describeTree(join(target, "data")).find(
+      (l) => l.startsWith("F site/public_html/index.php") || l.startsWith("F site/hardlink.php"),
+    );
     expect(describeTree(join(target, "data")).some((l) => l.includes(" =site/"))).toBe(true);
     void hl;
   });
@@ -51,7 +93,12 @@ describe.each(modes)("round trip, mode $name", ({ enc, key, name }) => {
     if (name !== "none") {
       plain = join(root, "plain.tar.zst");
       const out = createWriteStream(plain);
-      await decryptArchive({ source: r.path, key, out, scryptLimits: { maxLogN: 22, minLogN: 10, maxR: 32, maxP: 16 } });
+      await decryptArchive({
+        source: r.path,
+        key,
+        out,
+        scryptLimits: { maxLogN: 22, minLogN: 10, maxR: 32, maxP: 16 },
+      });
       await new Promise((res) => out.end(res));
     }
     const list = execFileSync("sh", ["-c", `zstd -dc '${plain}' | tar -t`]).toString();
@@ -63,7 +110,12 @@ describe("restore behaviour", () => {
   it("selective restore by glob reads only what it needs and restores only that", async () => {
     const { root, r } = await backup({ mode: "none" });
     const target = join(root, "sel");
-    const res = await restoreArchive({ source: r.path, target, key: { mode: "none" }, only: ["data/mail/**"] });
+    const res = await restoreArchive({
+      source: r.path,
+      target,
+      key: { mode: "none" },
+      only: ["data/mail/**"],
+    });
     expect(existsSync(join(target, "data/mail/example.com/info/Maildir/cur/7.msg"))).toBe(true);
     expect(existsSync(join(target, "data/site"))).toBe(false);
     expect(res.files).toBe(30);
@@ -75,13 +127,31 @@ describe("restore behaviour", () => {
     const f = join(target, "data/site/script.sh");
     mkdirSync(join(target, "data/site"), { recursive: true });
     writeFileSync(f, "live\n");
-    let res = await restoreArchive({ source: r.path, target, key: { mode: "none" }, only: ["data/site/script.sh"], conflict: "skip" });
+    let res = await restoreArchive({
+      source: r.path,
+      target,
+      key: { mode: "none" },
+      only: ["data/site/script.sh"],
+      conflict: "skip",
+    });
     expect(readFileSync(f, "utf8")).toBe("live\n");
     expect(res.skipped).toContain("data/site/script.sh");
-    res = await restoreArchive({ source: r.path, target, key: { mode: "none" }, only: ["data/site/script.sh"], conflict: "rename" });
+    res = await restoreArchive({
+      source: r.path,
+      target,
+      key: { mode: "none" },
+      only: ["data/site/script.sh"],
+      conflict: "rename",
+    });
     expect(readFileSync(f, "utf8")).toBe("live\n");
     expect(readFileSync(f + ".restored", "utf8")).toBe("#!/bin/sh\necho hi\n");
-    res = await restoreArchive({ source: r.path, target, key: { mode: "none" }, only: ["data/site/script.sh"], conflict: "overwrite" });
+    res = await restoreArchive({
+      source: r.path,
+      target,
+      key: { mode: "none" },
+      only: ["data/site/script.sh"],
+      conflict: "overwrite",
+    });
     expect(readFileSync(f, "utf8")).toBe("#!/bin/sh\necho hi\n");
     expect(readdirSync(target).filter((n) => n.startsWith(".cairn-restore-"))).toEqual([]);
   });
@@ -89,7 +159,12 @@ describe("restore behaviour", () => {
   it("readEntries streams chosen entries with verified bodies", async () => {
     const { r } = await backup({ mode: "password", password: PW });
     const got: string[] = [];
-    for await (const { entry, body } of readEntries({ source: r.path, key: { mode: "password", password: PW }, filter: ["data/site/*.sh", "data/site/private.key"], scryptLimits: { maxLogN: 22, minLogN: 10, maxR: 32, maxP: 16 } })) {
+    for await (const { entry, body } of readEntries({
+      source: r.path,
+      key: { mode: "password", password: PW },
+      filter: ["data/site/*.sh", "data/site/private.key"],
+      scryptLimits: { maxLogN: 22, minLogN: 10, maxR: 32, maxP: 16 },
+    })) {
       const chunks: Buffer[] = [];
       for await (const c of body) chunks.push(c as Buffer);
       got.push(`${entry.p}:${Buffer.concat(chunks).toString()}`);
@@ -103,7 +178,11 @@ describe("restore behaviour", () => {
     expect(noKey.mode).toBe("password");
     expect(noKey.manifest).toBeUndefined();
     expect(JSON.stringify(noKey)).not.toContain("wrapped");
-    const withKey = await inspectArchive({ source: r.path, key: { mode: "password", password: PW }, scryptLimits: { maxLogN: 22, minLogN: 10, maxR: 32, maxP: 16 } });
+    const withKey = await inspectArchive({
+      source: r.path,
+      key: { mode: "password", password: PW },
+      scryptLimits: { maxLogN: 22, minLogN: 10, maxR: 32, maxP: 16 },
+    });
     expect(withKey.manifest?.totals.files).toBe(r.fileCount);
   });
 });
@@ -126,13 +205,36 @@ describe("selective restore through a range-reading destination", () => {
       for (const dom of ["a.com", "b.com", "c.com", "d.com", "e.com", "f.com", "g.com", "h.com"]) {
         for (let i = 0; i < 8; i++) {
           const data = randomBytes(64 * 1024);
-          yield { ...base, name: `web/${dom}/f${i}.bin`, size: data.length, domain: dom, component: "web", body: { kind: "buffer" as const, data } };
+          yield {
+            ...base,
+            name: `web/${dom}/f${i}.bin`,
+            size: data.length,
+            domain: dom,
+            component: "web",
+            body: { kind: "buffer" as const, data },
+          };
         }
       }
     }
-    const r = await createBackup({ entries: entries(), outDir: join(root, "out"), name: "doms", kind: "full", level: 1, encryption: { mode: "panel", dataKey: panelKey, keyId: "k", wrappedKey: "w" }, binding: BINDING, chunkSize: 128 * 1024 });
+    const r = await createBackup({
+      entries: entries(),
+      outDir: join(root, "out"),
+      name: "doms",
+      kind: "full",
+      level: 1,
+      encryption: { mode: "panel", dataKey: panelKey, keyId: "k", wrappedKey: "w" },
+      binding: BINDING,
+      chunkSize: 128 * 1024,
+    });
     const dest = new Counting(join(root, "out"));
-    const res = await restoreArchive({ source: dest, fileName: r.fileName, target: join(root, "t"), key: { mode: "panel", dataKey: panelKey }, binding: BINDING, only: ["domain:c.com"] });
+    const res = await restoreArchive({
+      source: dest,
+      fileName: r.fileName,
+      target: join(root, "t"),
+      key: { mode: "panel", dataKey: panelKey },
+      binding: BINDING,
+      only: ["domain:c.com"],
+    });
     expect(res.files).toBe(8);
     expect(readdirSync(join(root, "t/web"))).toEqual(["c.com"]);
     expect(dest.read).toBeGreaterThan(8 * 64 * 1024);
@@ -150,7 +252,14 @@ describe("verify before commit", () => {
     const bytes = readFileSync(r.path);
     bytes[bytes.length - 1]! ^= 0x80;
     writeFileSync(r.path, bytes);
-    await expect(restoreArchive({ source: r.path, target: live, key: { mode: "panel", dataKey: panelKey }, conflict: "overwrite" })).rejects.toMatchObject({ code: "CORRUPT" });
+    await expect(
+      restoreArchive({
+        source: r.path,
+        target: live,
+        key: { mode: "panel", dataKey: panelKey },
+        conflict: "overwrite",
+      }),
+    ).rejects.toMatchObject({ code: "CORRUPT" });
     expect(describeTree(live)).toEqual(before);
     expect(readdirSync(live)).toEqual(["data"]);
   });

@@ -2,7 +2,26 @@
  * Restore: extract into a staging directory inside the target, verify everything, then move into
  * place. Nothing touches the live tree until the whole selection has checked out.
  */
-import { closeSync, fchmodSync, fchownSync, futimesSync, lchownSync, linkSync, lstatSync, lutimesSync, mkdirSync, openSync, realpathSync, renameSync, rmSync, statfsSync, symlinkSync, writeSync, chmodSync, utimesSync, constants as FS } from "node:fs";
+import {
+  closeSync,
+  fchmodSync,
+  fchownSync,
+  futimesSync,
+  lchownSync,
+  linkSync,
+  lstatSync,
+  lutimesSync,
+  mkdirSync,
+  openSync,
+  realpathSync,
+  renameSync,
+  statfsSync,
+  symlinkSync,
+  writeSync,
+  chmodSync,
+  utimesSync,
+  constants as FS,
+} from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import type { ArchiveBinding, DecryptionKey, Progress } from "../archive/types";
@@ -50,10 +69,19 @@ export async function restoreArchive(o: RestoreOptions): Promise<RestoreResult> 
   let staging: string | null = null;
   const openFdsOf = { current: new Set<number>() };
   try {
-    const h = await openArchive({ source: o.source, fileName: o.fileName, key: o.key, binding: o.binding, signal: o.signal, kdf: o.kdf, scryptLimits: o.scryptLimits });
+    const h = await openArchive({
+      source: o.source,
+      fileName: o.fileName,
+      key: o.key,
+      binding: o.binding,
+      signal: o.signal,
+      kdf: o.kdf,
+      scryptLimits: o.scryptLimits,
+    });
     const m = h.manifest;
     const sel = selectEntries(m.entries, o.only);
-    if (o.only?.length && sel.length === 0) throw new ArchiveError("NOT_FOUND", `nothing in the archive matches ${o.only.join(", ")}`);
+    if (o.only?.length && sel.length === 0)
+      throw new ArchiveError("NOT_FOUND", `nothing in the archive matches ${o.only.join(", ")}`);
     if (sel.length > MAX_ENTRIES) throw unsafe(`archive lists ${sel.length} entries (limit ${MAX_ENTRIES})`);
     let declared = 0;
     for (const e of sel) {
@@ -61,17 +89,23 @@ export async function restoreArchive(o: RestoreOptions): Promise<RestoreResult> 
       if (e.t === "symlink") checkSymlinkTarget(e.p, e.l ?? "");
       if (e.t === "hardlink") checkEntryPath(e.l ?? "");
       if (e.t === "file") {
-        if (!Number.isSafeInteger(e.s) || e.s < 0 || e.s > m.totals.tarBytes) throw new ArchiveError("CORRUPT", `entry ${e.p} declares ${e.s} bytes, more than the whole archive holds`);
+        if (!Number.isSafeInteger(e.s) || e.s < 0 || e.s > m.totals.tarBytes)
+          throw new ArchiveError(
+            "CORRUPT",
+            `entry ${e.p} declares ${e.s} bytes, more than the whole archive holds`,
+          );
         declared += e.s;
       }
     }
-    if (declared > m.totals.bytes || m.totals.tarBytes !== m.frames.reduce((a, f) => a + f.d, 0)) throw new ArchiveError("CORRUPT", "manifest totals are inconsistent");
+    if (declared > m.totals.bytes || m.totals.tarBytes !== m.frames.reduce((a, f) => a + f.d, 0))
+      throw new ArchiveError("CORRUPT", "manifest totals are inconsistent");
     mkdirSync(o.target, { recursive: true });
     const target = realpathSync(o.target);
     if (!lstatSync(target).isDirectory()) throw new ArchiveError("USAGE", `${o.target} is not a directory`);
     try {
       const fsStat = statfsSync(target);
-      if (declared > fsStat.bavail * fsStat.bsize) throw new ArchiveError("IO_ERROR", `not enough space in ${target}: ${declared} bytes needed`);
+      if (declared > fsStat.bavail * fsStat.bsize)
+        throw new ArchiveError("IO_ERROR", `not enough space in ${target}: ${declared} bytes needed`);
     } catch (err) {
       if (err instanceof ArchiveError) throw err;
     }
@@ -92,18 +126,25 @@ export async function restoreArchive(o: RestoreOptions): Promise<RestoreResult> 
     const ensureParents = (parts: string[]) => {
       for (let i = 1; i < parts.length; i++) {
         const pre = parts.slice(0, i).join("/");
-        if (symlinks.has(pre)) throw unsafe(`entry ${parts.join("/")} would be written through the symlink ${pre}`);
+        if (symlinks.has(pre))
+          throw unsafe(`entry ${parts.join("/")} would be written through the symlink ${pre}`);
         if (files.has(pre)) throw unsafe(`entry ${parts.join("/")} would be written below the file ${pre}`);
       }
       if (parts.length > 1) mkdirSync(join(stage, ...parts.slice(0, -1)), { recursive: true, mode: 0o700 });
     };
 
-    const DEVICE_TYPES: Record<string, string> = { "3": "character device", "4": "block device", "6": "FIFO" };
+    const DEVICE_TYPES: Record<string, string> = {
+      "3": "character device",
+      "4": "block device",
+      "6": "FIFO",
+    };
     await forEachEntry(h, { only: o.only, signal: o.signal }, (e, header): EntrySink | null => {
       const parts = checkEntryPath(e.p);
       const t = header.typeflag;
       if (t !== "0" && t !== "7" && t !== "1" && t !== "2" && t !== "5") {
-        throw unsafe(`entry ${e.p} is a ${DEVICE_TYPES[t] ?? `special file (type ${JSON.stringify(t)})`}: device nodes, FIFOs and other special files are refused`);
+        throw unsafe(
+          `entry ${e.p} is a ${DEVICE_TYPES[t] ?? `special file (type ${JSON.stringify(t)})`}: device nodes, FIFOs and other special files are refused`,
+        );
       }
       if (seen.has(e.p)) throw unsafe(`entry ${e.p} appears twice in the archive`);
       seen.add(e.p);
@@ -126,7 +167,10 @@ export async function restoreArchive(o: RestoreOptions): Promise<RestoreResult> 
       if (e.t === "hardlink") {
         const l = e.l ?? "";
         checkEntryPath(l);
-        if (!files.has(l)) throw unsafe(`hardlink ${e.p} -> ${l}: target is not a regular file restored earlier from this archive`);
+        if (!files.has(l))
+          throw unsafe(
+            `hardlink ${e.p} -> ${l}: target is not a regular file restored earlier from this archive`,
+          );
         linkSync(join(stage, ...l.split("/")), dest);
         files.add(e.p);
         return null;
@@ -138,10 +182,17 @@ export async function restoreArchive(o: RestoreOptions): Promise<RestoreResult> 
         write(c: Buffer) {
           writeSync(fd, c);
           bytes += c.length;
-          if (bytes > declared) throw new ArchiveError("CORRUPT", "archive holds more data than its manifest declares");
+          if (bytes > declared)
+            throw new ArchiveError("CORRUPT", "archive holds more data than its manifest declares");
           if (o.onProgress && bytes - lastProgress >= 8 * 1024 * 1024) {
             lastProgress = bytes;
-            o.onProgress({ bytes, files: fileCount, totalBytes: declared, currentFile: e.p, phase: "restore" });
+            o.onProgress({
+              bytes,
+              files: fileCount,
+              totalBytes: declared,
+              currentFile: e.p,
+              phase: "restore",
+            });
           }
         },
         end() {
@@ -166,7 +217,8 @@ export async function restoreArchive(o: RestoreOptions): Promise<RestoreResult> 
     // Now that children are in place, give directories their archived mode (owner write was kept for the moves).
     const movedUnder = (p: string) => {
       const parts = p.split("/");
-      for (let i = 1; i <= parts.length; i++) if (committed.movedDirs.has(parts.slice(0, i).join("/"))) return true;
+      for (let i = 1; i <= parts.length; i++)
+        if (committed.movedDirs.has(parts.slice(0, i).join("/"))) return true;
       return false;
     };
     for (const d of [...dirs].reverse()) {
@@ -178,7 +230,15 @@ export async function restoreArchive(o: RestoreOptions): Promise<RestoreResult> 
     await rm(stage, { recursive: true, force: true });
     staging = null;
     o.onProgress?.({ bytes, files: fileCount, totalBytes: declared, phase: "done" });
-    return { target, entries: placed.length, files: fileCount, bytes, skipped: committed.skipped, renamed: committed.renamed, warnings: [...m.warnings, ...committed.warnings] };
+    return {
+      target,
+      entries: placed.length,
+      files: fileCount,
+      bytes,
+      skipped: committed.skipped,
+      renamed: committed.renamed,
+      warnings: [...m.warnings, ...committed.warnings],
+    };
   } catch (err) {
     for (const fd of openFdsOf.current) {
       try {
@@ -192,7 +252,10 @@ export async function restoreArchive(o: RestoreOptions): Promise<RestoreResult> 
   }
 }
 
-type Action = { kind: "move"; e: ManifestEntry; to: string; whole: boolean } | { kind: "merge"; e: ManifestEntry } | { kind: "skip"; e: ManifestEntry; under: boolean };
+type Action =
+  | { kind: "move"; e: ManifestEntry; to: string; whole: boolean }
+  | { kind: "merge"; e: ManifestEntry }
+  | { kind: "skip"; e: ManifestEntry; under: boolean };
 
 function lstatOrNull(p: string) {
   try {
@@ -208,7 +271,8 @@ function commit(target: string, stage: string, placed: Placed[], conflict: Confl
   const actions: Action[] = [];
   const covered = new Set<string>(); // directories moved or skipped as a whole
   const isCovered = (p: string) => {
-    for (let i = p.indexOf("/"); i !== -1; i = p.indexOf("/", i + 1)) if (covered.has(p.slice(0, i))) return true;
+    for (let i = p.indexOf("/"); i !== -1; i = p.indexOf("/", i + 1))
+      if (covered.has(p.slice(0, i))) return true;
     return false;
   };
   const skipped: string[] = [];
@@ -225,7 +289,8 @@ function commit(target: string, stage: string, placed: Placed[], conflict: Confl
       if (checkedParents.has(pre)) continue;
       const st = lstatOrNull(join(target, ...parts.slice(0, i)));
       if (st?.isSymbolicLink()) throw unsafe(`refusing to restore ${e.p}: ${pre} in the target is a symlink`);
-      if (st && !st.isDirectory()) throw unsafe(`refusing to restore ${e.p}: ${pre} in the target is not a directory`);
+      if (st && !st.isDirectory())
+        throw unsafe(`refusing to restore ${e.p}: ${pre} in the target is not a directory`);
       if (!st) parentMissing = true;
       else checkedParents.add(pre);
     }
@@ -236,7 +301,9 @@ function commit(target: string, stage: string, placed: Placed[], conflict: Confl
       actions.push({ kind: "move", e, to, whole: isDir });
       if (isDir) covered.add(e.p);
     } else if (isDir && existing.isSymbolicLink()) {
-      throw unsafe(`refusing to restore ${e.p}: it is a symlink in the target and the archive's entries would go through it`);
+      throw unsafe(
+        `refusing to restore ${e.p}: it is a symlink in the target and the archive's entries would go through it`,
+      );
     } else if (isDir && existing.isDirectory()) {
       actions.push({ kind: "merge", e });
       checkedParents.add(e.p);

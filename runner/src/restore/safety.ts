@@ -15,9 +15,12 @@ export function checkEntryPath(p: string): string[] {
   if (p.startsWith("/")) throw unsafe(`absolute entry name: ${JSON.stringify(p)}`);
   if (Buffer.byteLength(p) > MAX_PATH_BYTES) throw unsafe(`entry name longer than ${MAX_PATH_BYTES} bytes`);
   const parts = p.split("/");
-  if (parts.some((c) => c === ".." || c === "." || c === "")) throw unsafe(`entry name with '..', '.' or empty component: ${JSON.stringify(p)}`);
-  if (parts.length > MAX_PATH_DEPTH) throw unsafe(`entry nested deeper than ${MAX_PATH_DEPTH} levels: ${p.slice(0, 80)}...`);
-  if (parts[0]!.startsWith(".cairn-restore-")) throw unsafe(`entry name collides with the staging directory: ${p}`);
+  if (parts.some((c) => c === ".." || c === "." || c === ""))
+    throw unsafe(`entry name with '..', '.' or empty component: ${JSON.stringify(p)}`);
+  if (parts.length > MAX_PATH_DEPTH)
+    throw unsafe(`entry nested deeper than ${MAX_PATH_DEPTH} levels: ${p.slice(0, 80)}...`);
+  if (parts[0]!.startsWith(".cairn-restore-"))
+    throw unsafe(`entry name collides with the staging directory: ${p}`);
   return parts;
 }
 
@@ -33,11 +36,15 @@ export function checkSymlinkTarget(p: string, target: string): void {
   let seenName = false;
   for (const c of parts) {
     if (c === "..") {
-      if (seenName) throw unsafe(`symlink ${p} -> ${target}: '..' after a name is not allowed (it could climb out through another link)`);
+      if (seenName)
+        throw unsafe(
+          `symlink ${p} -> ${target}: '..' after a name is not allowed (it could climb out through another link)`,
+        );
     } else seenName = true;
   }
   const resolved = posix.normalize(posix.join(posix.dirname(p), target));
-  if (resolved === ".." || resolved.startsWith("../") || posix.isAbsolute(resolved)) throw unsafe(`symlink ${p} -> ${target} resolves outside the target`);
+  if (resolved === ".." || resolved.startsWith("../") || posix.isAbsolute(resolved))
+    throw unsafe(`symlink ${p} -> ${target} resolves outside the target`);
 }
 
 /** Permission bits only: setuid, setgid and sticky are never restored. */
