@@ -264,3 +264,44 @@ describe("verify before commit", () => {
     expect(readdirSync(live)).toEqual(["data"]);
   });
 });
+
+describe("ownership mapping", () => {
+  const asRoot = process.getuid?.() === 0;
+  it.skipIf(!asRoot)(
+    "keeps archived uid/gid only when running as root and asked (skipped when not root: needs chown)",
+    async () => {
+      const root = tempDir();
+      dirs.push(root);
+      const base = { mode: 0o640, uid: 1234, gid: 2345, mtime: new Date(0), type: "file" as const };
+      async function* entries() {
+        yield {
+          ...base,
+          name: "owned.txt",
+          size: 2,
+          body: { kind: "buffer" as const, data: Buffer.from("hi") },
+        };
+      }
+      const r = await createBackup({
+        entries: entries(),
+        outDir: join(root, "out"),
+        name: "own",
+        kind: "full",
+        level: 1,
+        encryption: { mode: "none" },
+        binding: BINDING,
+      });
+      await restoreArchive({
+        source: r.path,
+        target: join(root, "keep"),
+        key: { mode: "none" },
+        preserveOwner: true,
+      });
+      await restoreArchive({ source: r.path, target: join(root, "mine"), key: { mode: "none" } });
+      const { statSync } = await import("node:fs");
+      const kept = statSync(join(root, "keep/owned.txt"));
+      const mine = statSync(join(root, "mine/owned.txt"));
+      expect([kept.uid, kept.gid]).toEqual([1234, 2345]);
+      expect([mine.uid, mine.gid]).toEqual([process.getuid!(), process.getgid!()]);
+    },
+  );
+});
