@@ -42,6 +42,11 @@ export const JobProgress = z.object({
   percent: z.number().min(0).max(100).optional(),
   phase: z.string().max(64).optional(),
   message: z.string().max(1024).optional(),
+  /** Auto-sync: archive bytes written so far to each remote copy, by destination id. */
+  copies: z
+    .record(z.string().max(64), z.number().nonnegative())
+    .refine((r) => Object.keys(r).length <= 16, "at most 16 copies")
+    .optional(),
   /** Hosting restores: seconds left at the current rate, "2 of 5 domains", warnings/errors so far. */
   etaSeconds: z.number().nonnegative().optional(),
   domainsText: z.string().max(64).optional(),

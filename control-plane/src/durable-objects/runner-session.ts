@@ -279,6 +279,7 @@ export class RunnerSession extends DurableObject<Env> {
       ...(msg.percent !== undefined && { percent: msg.percent }),
       ...(msg.phase !== undefined && { phase: msg.phase }),
       ...(msg.message !== undefined && { message: msg.message }),
+      ...(msg.copies !== undefined && { copies: msg.copies }),
       ...(msg.etaSeconds !== undefined && { etaSeconds: msg.etaSeconds }),
       ...(msg.domainsText !== undefined && { domainsText: msg.domainsText }),
       ...(msg.warnings !== undefined && { warnings: msg.warnings }),

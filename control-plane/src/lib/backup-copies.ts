@@ -1,4 +1,4 @@
-import { and, eq, inArray } from "drizzle-orm";
+import { and, asc, eq, inArray } from "drizzle-orm";
 import type { JobDestination, RemoteJobDestination } from "../../../shared/protocol/job-claims";
 import { db } from "../db/client";
 import { backupCopies, destinations, jobs } from "../db/schema";
@@ -61,23 +61,28 @@ const parse = (s: string | null): Record<string, unknown> | undefined => {
 };
 
 /**
- * Copies of one backup. While a sync job runs, `bytesDone` is its live progress; auto-sync copies
- * report their bytes when the backup job ends.
+ * Copies of one backup. While its job runs, `bytesDone` is live: a sync job's bytes, or the
+ * per-copy bytes an auto-sync backup reports in its progress (`copies`).
  */
 export async function copyViews(env: Env, backupId: string, live?: Map<string, unknown>) {
   const d = db(env.DB);
-  const rows = await d.select().from(backupCopies).where(eq(backupCopies.backupId, backupId)).all();
+  const rows = await d
+    .select()
+    .from(backupCopies)
+    .where(eq(backupCopies.backupId, backupId))
+    .orderBy(asc(backupCopies.createdAt))
+    .all();
   const active = rows.filter((r) => r.jobId && (r.status === "pending" || r.status === "running"));
   const progress = new Map<string, Record<string, unknown> | undefined>();
+  const syncJobs = new Set<string>();
   if (active.length) {
     const js = await d
       .select({ id: jobs.id, type: jobs.type, state: jobs.state, progress: jobs.progress })
       .from(jobs)
       .where(inArray(jobs.id, [...new Set(active.map((r) => r.jobId!))]))
       .all();
-    // Only a sync job's bytes are the copy's bytes (a backup job counts source bytes read).
-    for (const j of js)
-      if (j.type === "sync") progress.set(j.id, (live?.get(j.id) as Record<string, unknown>) ?? parse(j.progress));
+    for (const j of js) if (j.type === "sync") syncJobs.add(j.id);
+    for (const j of js) progress.set(j.id, (live?.get(j.id) as Record<string, unknown>) ?? parse(j.progress));
   }
   return rows.map((r) => {
     let bytesDone = r.bytesDone;
@@ -85,7 +90,10 @@ export async function copyViews(env: Env, backupId: string, live?: Map<string, u
     const p = r.jobId ? progress.get(r.jobId) : undefined;
     if (p && (r.status === "pending" || r.status === "running")) {
       status = "running";
-      if (typeof p.bytes === "number") bytesDone = p.bytes;
+      // Sync: the job's bytes are the copy's. Auto-sync: per-copy bytes (a backup's own bytes count sources read).
+      const per = p.copies as Record<string, unknown> | undefined;
+      const v = per && typeof per === "object" ? per[r.destinationId] : r.jobId && syncJobs.has(r.jobId) ? p.bytes : undefined;
+      if (typeof v === "number") bytesDone = v;
     }
     return {
       id: r.id,

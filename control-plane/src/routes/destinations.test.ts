@@ -196,6 +196,20 @@ describe("destinations API", () => {
     const got = await call(`/api/v1/backups/${backupId}`, { token: root.token });
     expect(got.body.copies.map((c: { status: string }) => c.status)).toEqual(["pending", "pending"]);
 
+    // Live: the backup job's progress carries per-copy bytes.
+    await db(env.DB)
+      .update(jobs)
+      .set({ state: "RUNNING", progress: JSON.stringify({ bytes: 999, files: 1, rate: 0, copies: { [a.id]: 4, [b.id]: 7 } }) })
+      .where(eq(jobs.id, job!.id));
+    const live = await call(`/api/v1/backups/${backupId}`, { token: root.token });
+    const liveBy = Object.fromEntries(
+      live.body.copies.map((c: { destinationId: string; bytesDone: number; status: string }) => [
+        c.destinationId,
+        [c.status, c.bytesDone],
+      ]),
+    );
+    expect(liveBy).toEqual({ [a.id]: ["running", 4], [b.id]: ["running", 7] });
+
     // The runner reports a's copy done and b's failed: each copy settles on its own.
     await finishJob(env, {
       jobId: job!.id,

@@ -12,6 +12,8 @@ export type ProgressUpdate = Progress & {
   errors?: string[];
   /** Sent at once, past the throttle: a job's last state (phase "completed") must not be coalesced away. */
   final?: boolean;
+  /** Auto-sync: bytes written to each remote copy (runner/src/jobs/copies.ts). */
+  copies?: Record<string, number>;
 };
 
 /**
@@ -115,6 +117,7 @@ export class ProgressReporter {
     if (p.percent !== undefined) msg.percent = Math.max(0, Math.min(100, p.percent));
     if (p.message) msg.message = p.message.slice(0, 1024);
     if (p.etaSeconds !== undefined) msg.etaSeconds = Math.max(0, p.etaSeconds);
+    if (p.copies) msg.copies = p.copies;
     if (p.domainsText) msg.domainsText = p.domainsText.slice(0, 64);
     // The latest 50: the job result carries them all.
     if (p.warnings?.length) msg.warnings = p.warnings.slice(-50).map((w) => w.slice(0, 1024));

@@ -53,7 +53,7 @@ export function backupHandler(loadEngine: () => Promise<CreateBackup>): JobHandl
       // Re-resolved at run time: the job may have queued while the disk changed.
       const sources = await resolveSources(params, ctx.config);
       const createBackup = await loadEngine();
-      const { r, copies } = await withCopies(ctx, params, (destination) =>
+      const { r, copies } = await withCopies(ctx, params, (destination, onProgress) =>
         createBackup({
           sources,
           outDir: ctx.config.backupDir,
@@ -63,7 +63,7 @@ export function backupHandler(loadEngine: () => Promise<CreateBackup>): JobHandl
           encryption: encryptionSpec(params.encryption, ctx.secrets),
           binding: params.binding,
           signal: ctx.signal,
-          onProgress: ctx.progress,
+          onProgress,
           ...(destination && { destination }),
         }),
       );
@@ -94,7 +94,7 @@ async function runHostingBackup(
   const host = await loadHost(ctx.config);
   if (!host) throw new JobFailure("CONFIG_INVALID", "this runner has no hosting config");
   const { entries, report } = hostingEntries({ inventory: host.inventory, config: host.config, selection });
-  const { r, copies } = await withCopies(ctx, params, (destination) =>
+  const { r, copies } = await withCopies(ctx, params, (destination, onProgress) =>
     createBackup({
       entries,
       outDir: ctx.config.backupDir,
@@ -104,7 +104,7 @@ async function runHostingBackup(
       encryption: encryptionSpec(params.encryption, ctx.secrets),
       binding: params.binding,
       signal: ctx.signal,
-      onProgress: ctx.progress,
+      onProgress,
       ...(destination && { destination }),
     }),
   );

@@ -1,6 +1,6 @@
 import type { CopyResult } from "../../../shared/destinations";
 import type { BackupJobParams, JobSecrets } from "../../../shared/protocol/job-claims";
-import type { BackupResult } from "../archive/types";
+import type { BackupResult, Progress } from "../archive/types";
 import type { RunnerConfig } from "../config";
 import { LocalDestination } from "../destinations/local";
 import type { Destination } from "../destinations";
@@ -20,9 +20,9 @@ export function checkCopies(params: BackupJobParams, secrets: JobSecrets, config
 export async function withCopies(
   ctx: JobContext,
   params: BackupJobParams,
-  run: (destination?: Destination) => Promise<BackupResult>,
+  run: (destination: Destination | undefined, onProgress: (p: Progress) => void) => Promise<BackupResult>,
 ): Promise<{ r: BackupResult; copies?: CopyResult[] }> {
-  if (!params.copies?.length) return { r: await run() };
+  if (!params.copies?.length) return { r: await run(undefined, ctx.progress) };
   const targets: CopyTarget[] = [];
   const unopened: CopyResult[] = [];
   for (const c of params.copies) {
@@ -39,7 +39,8 @@ export async function withCopies(
   }
   const fan = new FanoutDestination(new LocalDestination(ctx.config.backupDir), targets);
   try {
-    const r = await run(fan);
+    // Live monitor: each progress update carries every copy's bytes and the file being read.
+    const r = await run(fan, (p) => ctx.progress({ ...p, copies: fan.progress(), message: p.currentFile }));
     const copies = [...fan.results(r.fileName, r.manifestFileName), ...unopened];
     for (const c of copies)
       if (c.status === "failed") ctx.log.warn("copy failed", { destinationId: c.destinationId, code: c.error?.code });

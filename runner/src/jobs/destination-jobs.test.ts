@@ -178,6 +178,9 @@ describe("destination jobs", () => {
     });
     expect(results[1]).toMatchObject({ destinationId: "dst_broken", status: "failed", error: { code: "NO_SPACE" } });
     expect(broken.aborted).toBeGreaterThan(0);
+    // Live monitor counters: the archive's bytes per copy (the broken one stopped early).
+    expect(fan.progress().dst_s3).toBe(r.size);
+    expect(fan.progress().dst_broken).toBeLessThan(r.size);
     expect(await sha256Of(s3dest("auto"), r.fileName)).toEqual({ size: r.size, sha256: r.sha256 });
     expect(await s3dest("auto").stat(r.manifestFileName!)).not.toBeNull();
   });

@@ -11,6 +11,8 @@ export interface CopyTarget {
 
 interface CopyState extends CopyTarget {
   error?: { code: string; message: string };
+  /** Archive bytes this copy has taken so far (live monitor; the manifest is not counted). */
+  bytes: number;
   /** Per object name: bytes written and their hash, as committed. */
   objects: Map<string, { size: number; sha256: string }>;
 }
@@ -31,6 +33,7 @@ export class FanoutDestination implements Destination {
   readonly url: string;
   readonly supportsRanges: boolean;
   private readonly copies: CopyState[];
+  private archiveName?: string;
 
   constructor(
     private readonly primary: Destination,
@@ -38,11 +41,14 @@ export class FanoutDestination implements Destination {
   ) {
     this.url = primary.url;
     this.supportsRanges = primary.supportsRanges;
-    this.copies = targets.map((t) => ({ ...t, objects: new Map() }));
+    this.copies = targets.map((t) => ({ ...t, bytes: 0, objects: new Map() }));
   }
 
   async createWriter(name: string, opts?: { signal?: AbortSignal; sizeHint?: number }): Promise<ObjectWriter> {
     const main = await this.primary.createWriter(name, opts);
+    // The engine writes the archive first, then its manifest: progress counts the archive.
+    this.archiveName ??= name;
+    const counted = name === this.archiveName;
     const side: { copy: CopyState; w: ObjectWriter; hash: Hash; bytes: number }[] = [];
     for (const copy of this.copies) {
       if (copy.error) continue;
@@ -83,6 +89,7 @@ export class FanoutDestination implements Destination {
             () => {
               s.hash.update(chunk);
               s.bytes += chunk.length;
+              if (counted) s.copy.bytes += chunk.length;
             },
             (err) => fail(s, err),
           ),
@@ -139,6 +146,11 @@ export class FanoutDestination implements Destination {
   }
   async close(): Promise<void> {
     await Promise.all(this.copies.map((c) => c.dest.close().catch(() => {})));
+  }
+
+  /** Bytes written to each copy so far, by destination id. */
+  progress(): Record<string, number> {
+    return Object.fromEntries(this.copies.map((c) => [c.destinationId, c.bytes]));
   }
 
   /** Each copy's outcome for the archive `fileName` (and its manifest, when one was written). */
