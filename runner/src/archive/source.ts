@@ -89,7 +89,7 @@ export class ChunkPool {
   private free: Buffer[] = [];
   constructor(
     readonly size: number,
-    private readonly keep = 6,
+    private readonly keep = 8,
   ) {}
   acquire(): Buffer {
     return this.free.pop() ?? Buffer.allocUnsafe(this.size);
