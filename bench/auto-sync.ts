@@ -49,7 +49,8 @@ async function child(target: string): Promise<void> {
     queueSize: Number(args.get("queue") ?? 4),
   });
   const local = new LocalDestination(localDir);
-  const fan = target === "local+s3" ? new FanoutDestination(local, [{ destinationId: "s3", dest: s3 }]) : undefined;
+  const fan =
+    target === "local+s3" ? new FanoutDestination(local, [{ destinationId: "s3", dest: s3 }]) : undefined;
   const t0 = performance.now();
   const cpu0 = process.cpuUsage();
   let copyOk: boolean | undefined;
@@ -90,9 +91,13 @@ async function child(target: string): Promise<void> {
 
 function runChild(target: string, extra: string[]): Promise<Result> {
   return new Promise((resolveP, reject) => {
-    const c = spawn(process.execPath, ["--import", "tsx", fileURLToPath(import.meta.url), "--child", target, ...extra], {
-      stdio: ["ignore", "pipe", "inherit"],
-    });
+    const c = spawn(
+      process.execPath,
+      ["--import", "tsx", fileURLToPath(import.meta.url), "--child", target, ...extra],
+      {
+        stdio: ["ignore", "pipe", "inherit"],
+      },
+    );
     let out = "";
     c.stdout.on("data", (d: Buffer) => (out += d.toString()));
     c.on("close", (code) =>
@@ -118,7 +123,9 @@ async function main(): Promise<void> {
   const tuning = ["part-mib", "queue"].flatMap((k) => (args.has(k) ? [`--${k}`, args.get(k)!] : []));
   const s3 = await startS3Server(["bench"]);
   try {
-    console.log(`encrypted backup of the ${treeMib} MiB hosting tree: local only vs local + S3 auto-sync (one read)`);
+    console.log(
+      `encrypted backup of the ${treeMib} MiB hosting tree: local only vs local + S3 auto-sync (one read)`,
+    );
     const results: Result[] = [];
     for (const target of ["local", "local+s3"]) {
       const r = await runChild(target, ["--tree", tree, "--endpoint", s3.endpoint, ...tuning]);

@@ -25,7 +25,10 @@ const RemotePath = z.string().min(1).max(1024).startsWith("/", "path must be abs
 const HttpUrl = z
   .string()
   .max(2048)
-  .refine((s) => /^https?:\/\/[^/?#@\s]+(\/[^?#\s]*)?$/.test(s), "must be an http(s) URL without credentials");
+  .refine(
+    (s) => /^https?:\/\/[^/?#@\s]+(\/[^?#\s]*)?$/.test(s),
+    "must be an http(s) URL without credentials",
+  );
 
 export const S3Config = z.strictObject({
   bucket: z.string().regex(/^[a-z0-9][a-z0-9.\-_]{1,221}[a-z0-9]$/, "invalid bucket name"),
@@ -53,15 +56,25 @@ export const SftpConfig = z.strictObject({
   user: z.string().min(1).max(128),
   path: RemotePath,
   /** OpenSSH known_hosts lines for this host; absent = trust on first use, recorded by the runner. */
-  knownHosts: z.string().max(16 * 1024).optional(),
+  knownHosts: z
+    .string()
+    .max(16 * 1024)
+    .optional(),
 });
 export const SftpCredentials = z
   .strictObject({
     password: z.string().min(1).max(1024).optional(),
-    privateKey: z.string().min(1).max(16 * 1024).optional(),
+    privateKey: z
+      .string()
+      .min(1)
+      .max(16 * 1024)
+      .optional(),
     passphrase: z.string().max(1024).optional(),
   })
-  .refine((c) => c.password !== undefined || c.privateKey !== undefined, "sftp needs a password or a privateKey");
+  .refine(
+    (c) => c.password !== undefined || c.privateKey !== undefined,
+    "sftp needs a password or a privateKey",
+  );
 
 export const FtpConfig = z.strictObject({
   host: Host,
@@ -69,7 +82,10 @@ export const FtpConfig = z.strictObject({
   user: z.string().min(1).max(128).default("anonymous"),
   path: RemotePath,
   /** Extra CA certificate (PEM) to trust for FTPS. */
-  ca: z.string().max(16 * 1024).optional(),
+  ca: z
+    .string()
+    .max(16 * 1024)
+    .optional(),
 });
 export const FtpCredentials = z.strictObject({ password: z.string().max(1024).default("") });
 

@@ -13,7 +13,14 @@ import { startS3Server, type TestS3Server } from "../destinations/s3-server";
 import { startFtpServer, type TestFtpServer } from "../destinations/ftp-server";
 import { startFakeDrive, type FakeDrive } from "../destinations/fake-gdrive-server";
 import { sshdUnavailable, startSshd, type TestSshd } from "../destinations/sshd";
-import { type Cluster, type RunnerHandle, enrollAndStartRunner, runCli, startCluster, waitFor } from "../support/cluster";
+import {
+  type Cluster,
+  type RunnerHandle,
+  enrollAndStartRunner,
+  runCli,
+  startCluster,
+  waitFor,
+} from "../support/cluster";
 
 const PASSWORD = "e2e Remote-Storage 42!";
 // Fresh literals: the AWS SDK tags credential objects it has used.
@@ -131,7 +138,9 @@ describe("remote destinations end to end", () => {
     const dest = await createS3Destination("offsite", "cairn", goodKeys());
     expect(dest.hasCredentials).toBe(true);
 
-    const test = await api<{ job: { id: string } }>("POST", `/api/v1/destinations/${dest.id}/test`, { runnerId });
+    const test = await api<{ job: { id: string } }>("POST", `/api/v1/destinations/${dest.id}/test`, {
+      runnerId,
+    });
     const tj = await finished(test.job.id);
     expect(tj.state, JSON.stringify(tj)).toBe("SUCCEEDED");
     const tested = await api<{ lastTest: { status: string } }>("GET", `/api/v1/destinations/${dest.id}`);
@@ -163,7 +172,9 @@ describe("remote destinations end to end", () => {
 
     // Later sync of the same backup to a second destination, verified by the runner after upload.
     const later = await createS3Destination("later", "later/copies", goodKeys());
-    const sync = await api<{ job: { id: string } }>("POST", `/api/v1/backups/${b.id}/sync`, { destinationId: later.id });
+    const sync = await api<{ job: { id: string } }>("POST", `/api/v1/backups/${b.id}/sync`, {
+      destinationId: later.id,
+    });
     const sj = await finished(sync.job.id);
     expect(sj.state, JSON.stringify(sj)).toBe("SUCCEEDED");
     expect(sj.progress).toMatchObject({ bytes: b.size, totalBytes: b.size });
@@ -207,7 +218,9 @@ describe("remote destinations end to end", () => {
 
     // Through the API with the local archive gone: verify and restore read the S3 copy.
     rmSync(join(runner.backupDir, b.fileName));
-    const localVerify = await api<{ job: { id: string } }>("POST", `/api/v1/backups/${b.id}/verify`, { password: PASSWORD });
+    const localVerify = await api<{ job: { id: string } }>("POST", `/api/v1/backups/${b.id}/verify`, {
+      password: PASSWORD,
+    });
     expect((await finished(localVerify.job.id)).state).toBe("FAILED");
     const remoteVerify = await api<{ job: { id: string } }>("POST", `/api/v1/backups/${b.id}/verify`, {
       password: PASSWORD,
@@ -228,19 +241,26 @@ describe("remote destinations end to end", () => {
 
   it("wrong credentials: the test job fails with AUTH_FAILED, visible in the API and the activity log", async () => {
     const secret = "definitely-wrong-secret";
-    const bad = await createS3Destination("bad-keys", "bad", { accessKeyId: "NOT-A-KEY", secretAccessKey: secret });
-    const test = await api<{ job: { id: string } }>("POST", `/api/v1/destinations/${bad.id}/test`, { runnerId });
+    const bad = await createS3Destination("bad-keys", "bad", {
+      accessKeyId: "NOT-A-KEY",
+      secretAccessKey: secret,
+    });
+    const test = await api<{ job: { id: string } }>("POST", `/api/v1/destinations/${bad.id}/test`, {
+      runnerId,
+    });
     const j = await finished(test.job.id);
     expect(j.state).toBe("FAILED");
     expect(j.error?.code).toBe("AUTH_FAILED");
     expect(JSON.stringify(j)).not.toContain(secret);
-    const d = await api<{ lastTest: { status: string; error: string } }>("GET", `/api/v1/destinations/${bad.id}`);
+    const d = await api<{ lastTest: { status: string; error: string } }>(
+      "GET",
+      `/api/v1/destinations/${bad.id}`,
+    );
     expect(d.lastTest.status).toBe("failed");
     expect(d.lastTest.error).toMatch(/^AUTH_FAILED: /);
-    const acts = await api<{ items: { operation: string; target: { id: string } | null; details: unknown }[] }>(
-      "GET",
-      "/api/v1/activity?limit=50&operation=destination.test.finish",
-    );
+    const acts = await api<{
+      items: { operation: string; target: { id: string } | null; details: unknown }[];
+    }>("GET", "/api/v1/activity?limit=50&operation=destination.test.finish");
     const row = acts.items.find((a) => a.target?.id === bad.id);
     expect(row).toBeDefined();
     expect(JSON.stringify(row!.details)).toContain("AUTH_FAILED");
@@ -263,7 +283,9 @@ describe("remote destinations end to end", () => {
     mkdirSync(join(ftp.root, "backups"), { recursive: true });
     const ids: Record<string, string> = {};
     const make = async (name: string, kind: string, config: unknown, credentials: unknown) =>
-      (ids[name] = (await api<{ id: string }>("POST", "/api/v1/destinations", { name, kind, config, credentials })).id);
+      (ids[name] = (
+        await api<{ id: string }>("POST", "/api/v1/destinations", { name, kind, config, credentials })
+      ).id);
     await make(
       "ftp",
       "ftp",
@@ -273,7 +295,12 @@ describe("remote destinations end to end", () => {
     await make(
       "drive",
       "gdrive",
-      { folderId: drive.rootId, apiBase: drive.apiBase, uploadBase: drive.uploadBase, tokenUrl: drive.tokenUrl },
+      {
+        folderId: drive.rootId,
+        apiBase: drive.apiBase,
+        uploadBase: drive.uploadBase,
+        tokenUrl: drive.tokenUrl,
+      },
       { clientId: drive.clientId, clientSecret: drive.clientSecret, refreshToken: drive.refreshToken },
     );
     if (sshd) {
@@ -302,7 +329,9 @@ describe("remote destinations end to end", () => {
 
     rmSync(join(runner.backupDir, b.fileName));
     for (const [name, id] of Object.entries(ids)) {
-      const v = await api<{ job: { id: string } }>("POST", `/api/v1/backups/${b.id}/verify`, { destinationId: id });
+      const v = await api<{ job: { id: string } }>("POST", `/api/v1/backups/${b.id}/verify`, {
+        destinationId: id,
+      });
       const vj = await finished(v.job.id);
       expect(vj.state, `${name}: ${JSON.stringify(vj)}`).toBe("SUCCEEDED");
     }

@@ -92,7 +92,12 @@ export async function copyViews(env: Env, backupId: string, live?: Map<string, u
       status = "running";
       // Sync: the job's bytes are the copy's. Auto-sync: per-copy bytes (a backup's own bytes count sources read).
       const per = p.copies as Record<string, unknown> | undefined;
-      const v = per && typeof per === "object" ? per[r.destinationId] : r.jobId && syncJobs.has(r.jobId) ? p.bytes : undefined;
+      const v =
+        per && typeof per === "object"
+          ? per[r.destinationId]
+          : r.jobId && syncJobs.has(r.jobId)
+            ? p.bytes
+            : undefined;
       if (typeof v === "number") bytesDone = v;
     }
     return {
@@ -132,7 +137,8 @@ export async function archiveLocation(
 ): Promise<{ destination: JobDestination; credentials?: Record<string, Record<string, unknown>> }> {
   if (!destinationId) return { destination: { kind: "local" } };
   const copy = await findCopy(env, b.id, destinationId);
-  if (copy.status !== "completed") throw conflict(`the copy on that destination is ${copy.status}, not completed`);
+  if (copy.status !== "completed")
+    throw conflict(`the copy on that destination is ${copy.status}, not completed`);
   const dest = await findDestination(env, destinationId, b.tenantId);
   return { destination: jobDestination(dest), credentials: await jobCredentials(env, [dest]) };
 }

@@ -6,7 +6,8 @@ import type { Env } from "../env";
  * associated data naming tenant and destination, so a sealed blob copied to another row never opens.
  * They leave the Worker only inside a job's JWE to one runner.
  */
-const aad = (tenantId: string, destinationId: string) => `cairn-destination-credentials:${tenantId}:${destinationId}`;
+const aad = (tenantId: string, destinationId: string) =>
+  `cairn-destination-credentials:${tenantId}:${destinationId}`;
 
 export async function sealCredentials(
   env: Env,

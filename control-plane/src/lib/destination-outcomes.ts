@@ -29,15 +29,25 @@ export async function applyDestinationOutcome(
 
 async function testOutcome(
   env: Env,
-  a: { jobId: string; tenantId: string; runnerId: string; state: string; error?: { code: string; message: string } },
+  a: {
+    jobId: string;
+    tenantId: string;
+    runnerId: string;
+    state: string;
+    error?: { code: string; message: string };
+  },
 ) {
   const d = db(env.DB);
   const job = await d.select({ params: jobs.params }).from(jobs).where(eq(jobs.id, a.jobId)).get();
-  const destinationId = job ? (JSON.parse(job.params) as { target?: { destinationId?: string } }).target?.destinationId : undefined;
+  const destinationId = job
+    ? (JSON.parse(job.params) as { target?: { destinationId?: string } }).target?.destinationId
+    : undefined;
   if (!destinationId) return;
   const ok = a.state === "SUCCEEDED";
   const now = Date.now();
-  const error = ok ? null : `${a.error?.code ?? a.state}: ${a.error?.message ?? `job ${a.state.toLowerCase()}`}`;
+  const error = ok
+    ? null
+    : `${a.error?.code ?? a.state}: ${a.error?.message ?? `job ${a.state.toLowerCase()}`}`;
   await d.batch([
     d
       .update(destinations)
@@ -52,7 +62,10 @@ async function testOutcome(
       status: ok ? "success" : "failure",
       targetType: "destination",
       targetId: destinationId,
-      details: JSON.stringify({ jobId: a.jobId, ...(!ok && { error: a.error?.code ?? a.state, message: a.error?.message }) }),
+      details: JSON.stringify({
+        jobId: a.jobId,
+        ...(!ok && { error: a.error?.code ?? a.state, message: a.error?.message }),
+      }),
       ip: null,
       createdAt: now,
     }),
@@ -74,7 +87,9 @@ async function copyOutcome(
   const rows = await d
     .select()
     .from(backupCopies)
-    .where(and(eq(backupCopies.jobId, a.jobId), inArray(backupCopies.status, ["pending", "running", "paused"])))
+    .where(
+      and(eq(backupCopies.jobId, a.jobId), inArray(backupCopies.status, ["pending", "running", "paused"])),
+    )
     .all();
   if (rows.length === 0) return;
   const reported = new Map<string, CopyResult>();
@@ -88,15 +103,29 @@ async function copyOutcome(
   const now = Date.now();
   const stmts = rows.map((row) => {
     const r = reported.get(row.destinationId);
-    const done = a.state === "SUCCEEDED" && r?.status === "completed" && r.size !== undefined && r.sha256 !== undefined;
+    const done =
+      a.state === "SUCCEEDED" && r?.status === "completed" && r.size !== undefined && r.sha256 !== undefined;
     const error = done
       ? null
-      : (r?.error ?? a.error ?? { code: a.state === "SUCCEEDED" ? "NOT_REPORTED" : a.state, message: "copy did not complete" });
+      : (r?.error ??
+        a.error ?? {
+          code: a.state === "SUCCEEDED" ? "NOT_REPORTED" : a.state,
+          message: "copy did not complete",
+        });
     return d
       .update(backupCopies)
       .set(
         done
-          ? { status: "completed", objectName: r!.objectName ?? row.objectName, size: r!.size, sha256: r!.sha256, bytesDone: r!.size!, errorCode: null, errorMessage: null, updatedAt: now }
+          ? {
+              status: "completed",
+              objectName: r!.objectName ?? row.objectName,
+              size: r!.size,
+              sha256: r!.sha256,
+              bytesDone: r!.size!,
+              errorCode: null,
+              errorMessage: null,
+              updatedAt: now,
+            }
           : { status: "failed", errorCode: error!.code, errorMessage: error!.message, updatedAt: now },
       )
       .where(eq(backupCopies.id, row.id));

@@ -44,7 +44,10 @@ export async function presignGetUrl(i: PresignInput): Promise<string> {
   const basePath = base.pathname.replace(/\/+$/, "");
   const path = `${basePath}${i.pathStyle ? `/${uriEncode(i.bucket)}` : ""}/${uriEncode(i.key, true)}`;
   const now = i.now ?? new Date();
-  const amzDate = now.toISOString().replace(/[-:]/g, "").replace(/\.\d{3}/, "");
+  const amzDate = now
+    .toISOString()
+    .replace(/[-:]/g, "")
+    .replace(/\.\d{3}/, "");
   const day = amzDate.slice(0, 8);
   const scope = `${day}/${i.region}/s3/aws4_request`;
   const params: [string, string][] = [

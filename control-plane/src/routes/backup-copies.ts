@@ -55,7 +55,8 @@ backupCopyRoutes.post("/:id/sync", activity("backup.sync"), requireAuth("backups
   const user = currentUser(c);
   const b = await findBackup(c, id, tenantScope(user));
   noteActivity(c, { tenantId: b.tenantId, details: { destinationId: body.destinationId } });
-  if (b.status !== "completed" && b.status !== "partial") throw conflict(`backup is ${b.status}, not completed`);
+  if (b.status !== "completed" && b.status !== "partial")
+    throw conflict(`backup is ${b.status}, not completed`);
   if (!b.fileName || b.size === null || !b.sha256) throw conflict("backup has no archive file");
   const target = await findDestination(c.env, body.destinationId, b.tenantId);
   const runner = await findRunner(c, b.runnerId, b.tenantId);
@@ -75,7 +76,8 @@ backupCopyRoutes.post("/:id/sync", activity("backup.sync"), requireAuth("backups
     .where(and(eq(backupCopies.backupId, b.id), eq(backupCopies.destinationId, target.id)))
     .get();
   if (existing?.status === "completed") throw conflict("this backup already has a completed copy there");
-  if (existing && existing.status !== "failed") throw conflict(`a copy to this destination is ${existing.status}`);
+  if (existing && existing.status !== "failed")
+    throw conflict(`a copy to this destination is ${existing.status}`);
   const spec: JobSpec = {
     type: "sync",
     params: {
@@ -131,52 +133,61 @@ backupCopyRoutes.post("/:id/sync", activity("backup.sync"), requireAuth("backups
  * Download: a presigned GET URL (S3, S3-compatible, GCS over HMAC) valid DOWNLOAD_URL_TTL_SECONDS; bytes go
  * straight from storage to the user. Rate-limited per user (setting `download.perHour`).
  */
-backupCopyRoutes.post("/:id/download", activity("backup.download"), requireAuth("backups.download"), async (c) => {
-  const id = c.req.param("id");
-  noteActivity(c, { targetType: "backup", targetId: id });
-  const body = await readJson(c, DownloadBody);
-  const user = currentUser(c);
-  const b = await findBackup(c, id, tenantScope(user));
-  noteActivity(c, { tenantId: b.tenantId, details: { destinationId: body.destinationId } });
-  const copy = await findCopy(c.env, b.id, body.destinationId);
-  if (copy.status !== "completed" || !copy.objectName) throw conflict(`the copy is ${copy.status}, not completed`);
-  const dest = await findDestination(c.env, body.destinationId, b.tenantId);
-  if (!PRESIGNABLE_KINDS.includes(dest.kind as DestinationKind))
-    throw new ApiError(
-      501,
-      ApiErrorCode.NotImplemented,
-      `downloads from ${dest.kind} destinations are not available yet (presigned URLs exist for s3 and gcs only)`,
+backupCopyRoutes.post(
+  "/:id/download",
+  activity("backup.download"),
+  requireAuth("backups.download"),
+  async (c) => {
+    const id = c.req.param("id");
+    noteActivity(c, { targetType: "backup", targetId: id });
+    const body = await readJson(c, DownloadBody);
+    const user = currentUser(c);
+    const b = await findBackup(c, id, tenantScope(user));
+    noteActivity(c, { tenantId: b.tenantId, details: { destinationId: body.destinationId } });
+    const copy = await findCopy(c.env, b.id, body.destinationId);
+    if (copy.status !== "completed" || !copy.objectName)
+      throw conflict(`the copy is ${copy.status}, not completed`);
+    const dest = await findDestination(c.env, body.destinationId, b.tenantId);
+    if (!PRESIGNABLE_KINDS.includes(dest.kind as DestinationKind))
+      throw new ApiError(
+        501,
+        ApiErrorCode.NotImplemented,
+        `downloads from ${dest.kind} destinations are not available yet (presigned URLs exist for s3 and gcs only)`,
+      );
+    const limit = await getSetting(c.env, b.tenantId, "download.perHour");
+    await takeRateLimit(c.env, {
+      operation: "download",
+      scopeId: user.id,
+      limit,
+      windowMs: 3600_000,
+      what: "downloads",
+    });
+    if (!dest.encryptedCredentials) throw conflict("destination has no credentials");
+    const config = S3Config.parse(JSON.parse(dest.config));
+    const creds = S3Credentials.parse(
+      await openCredentials(c.env, dest.tenantId, dest.id, dest.encryptedCredentials),
     );
-  const limit = await getSetting(c.env, b.tenantId, "download.perHour");
-  await takeRateLimit(c.env, {
-    operation: "download",
-    scopeId: user.id,
-    limit,
-    windowMs: 3600_000,
-    what: "downloads",
-  });
-  if (!dest.encryptedCredentials) throw conflict("destination has no credentials");
-  const config = S3Config.parse(JSON.parse(dest.config));
-  const creds = S3Credentials.parse(await openCredentials(c.env, dest.tenantId, dest.id, dest.encryptedCredentials));
-  const gcs = dest.kind === "gcs";
-  const region = config.region ?? (gcs ? "auto" : "us-east-1");
-  const prefix = config.prefix.replace(/^\/+/, "").replace(/\/+$/, "");
-  const url = await presignGetUrl({
-    endpoint: config.endpoint ?? (gcs ? "https://storage.googleapis.com" : `https://s3.${region}.amazonaws.com`),
-    bucket: config.bucket,
-    key: prefix ? `${prefix}/${copy.objectName}` : copy.objectName,
-    region,
-    pathStyle: config.pathStyle,
-    accessKeyId: creds.accessKeyId,
-    secretAccessKey: creds.secretAccessKey,
-    sessionToken: creds.sessionToken,
-    expiresSeconds: DOWNLOAD_URL_TTL_SECONDS,
-  });
-  return c.json({
-    url,
-    expiresAt: new Date(Date.now() + DOWNLOAD_URL_TTL_SECONDS * 1000).toISOString(),
-    fileName: copy.objectName,
-    size: copy.size,
-    sha256: copy.sha256,
-  });
-});
+    const gcs = dest.kind === "gcs";
+    const region = config.region ?? (gcs ? "auto" : "us-east-1");
+    const prefix = config.prefix.replace(/^\/+/, "").replace(/\/+$/, "");
+    const url = await presignGetUrl({
+      endpoint:
+        config.endpoint ?? (gcs ? "https://storage.googleapis.com" : `https://s3.${region}.amazonaws.com`),
+      bucket: config.bucket,
+      key: prefix ? `${prefix}/${copy.objectName}` : copy.objectName,
+      region,
+      pathStyle: config.pathStyle,
+      accessKeyId: creds.accessKeyId,
+      secretAccessKey: creds.secretAccessKey,
+      sessionToken: creds.sessionToken,
+      expiresSeconds: DOWNLOAD_URL_TTL_SECONDS,
+    });
+    return c.json({
+      url,
+      expiresAt: new Date(Date.now() + DOWNLOAD_URL_TTL_SECONDS * 1000).toISOString(),
+      fileName: copy.objectName,
+      size: copy.size,
+      sha256: copy.sha256,
+    });
+  },
+);

@@ -69,10 +69,17 @@ describe("destinations API", () => {
     expect((await call("/api/v1/destinations", { body: s3Body(), token: user.token })).status).toBe(403);
     const dst = await createDest(root);
     expect(
-      (await call(`/api/v1/destinations/${dst.id}`, { method: "PATCH", body: { name: "x" }, token: admin.token }))
-        .status,
+      (
+        await call(`/api/v1/destinations/${dst.id}`, {
+          method: "PATCH",
+          body: { name: "x" },
+          token: admin.token,
+        })
+      ).status,
     ).toBe(403);
-    expect((await call(`/api/v1/destinations/${dst.id}`, { method: "DELETE", token: admin.token })).status).toBe(403);
+    expect(
+      (await call(`/api/v1/destinations/${dst.id}`, { method: "DELETE", token: admin.token })).status,
+    ).toBe(403);
     expect((await call("/api/v1/destinations", { token: admin.token })).status).toBe(200);
     expect((await call("/api/v1/destinations", { token: user.token })).status).toBe(403);
   });
@@ -121,7 +128,12 @@ describe("destinations API", () => {
     expect(bad.status).toBe(400);
     expect(bad.body.error.message).toContain("config.bucket");
     const noKey = await call("/api/v1/destinations", {
-      body: { name: "box", kind: "sftp", config: { host: "backup.example", user: "u", path: "/srv" }, credentials: {} },
+      body: {
+        name: "box",
+        kind: "sftp",
+        config: { host: "backup.example", user: "u", path: "/srv" },
+        credentials: {},
+      },
       token: root.token,
     });
     expect(noKey.status).toBe(400);
@@ -133,7 +145,10 @@ describe("destinations API", () => {
     expect(unknownField.status).toBe(400);
     expect(JSON.stringify(unknownField.body)).not.toContain(SECRET);
     expect(JSON.stringify(unknownField.body)).not.toContain("leak-me");
-    const kind = await call("/api/v1/destinations", { body: { ...s3Body(), kind: "dropbox" }, token: root.token });
+    const kind = await call("/api/v1/destinations", {
+      body: { ...s3Body(), kind: "dropbox" },
+      token: root.token,
+    });
     expect(kind.status).toBe(400);
     const relative = await call("/api/v1/destinations", {
       body: { name: "f", kind: "ftps", config: { host: "h", path: "rel" }, credentials: { password: "p" } },
@@ -147,7 +162,10 @@ describe("destinations API", () => {
     const root = await createTenantUser("ROOT");
     const runner = await enrollRunner(root);
     const dst = await createDest(root);
-    const r = await call(`/api/v1/destinations/${dst.id}/test`, { body: { runnerId: runner.runnerId }, token: root.token });
+    const r = await call(`/api/v1/destinations/${dst.id}/test`, {
+      body: { runnerId: runner.runnerId },
+      token: root.token,
+    });
     expect(r.status).toBe(202);
     const job = await db(env.DB).select().from(jobs).where(eq(jobs.id, r.body.job.id)).get();
     expect(job!.type).toBe("test-destination");
@@ -167,7 +185,11 @@ describe("destinations API", () => {
     const after = await call(`/api/v1/destinations/${dst.id}`, { token: root.token });
     expect(after.body.lastTest).toMatchObject({ status: "failed" });
     expect(after.body.lastTest.error).toContain("AUTH_FAILED");
-    const acts = await db(env.DB).select().from(activityLog).where(eq(activityLog.operation, "destination.test.finish")).all();
+    const acts = await db(env.DB)
+      .select()
+      .from(activityLog)
+      .where(eq(activityLog.operation, "destination.test.finish"))
+      .all();
     expect(acts.find((a) => a.targetId === dst.id)?.details).toContain("AUTH_FAILED");
   });
 
@@ -199,7 +221,10 @@ describe("destinations API", () => {
     // Live: the backup job's progress carries per-copy bytes.
     await db(env.DB)
       .update(jobs)
-      .set({ state: "RUNNING", progress: JSON.stringify({ bytes: 999, files: 1, rate: 0, copies: { [a.id]: 4, [b.id]: 7 } }) })
+      .set({
+        state: "RUNNING",
+        progress: JSON.stringify({ bytes: 999, files: 1, rate: 0, copies: { [a.id]: 4, [b.id]: 7 } }),
+      })
       .where(eq(jobs.id, job!.id));
     const live = await call(`/api/v1/backups/${backupId}`, { token: root.token });
     const liveBy = Object.fromEntries(
@@ -226,25 +251,48 @@ describe("destinations API", () => {
         fileCount: 1,
         durationMs: 1,
         copies: [
-          { destinationId: a.id, status: "completed", objectName: "site-full-20260101T000000Z.tar.zst", size: 10, sha256: "b".repeat(64) },
+          {
+            destinationId: a.id,
+            status: "completed",
+            objectName: "site-full-20260101T000000Z.tar.zst",
+            size: 10,
+            sha256: "b".repeat(64),
+          },
           { destinationId: b.id, status: "failed", error: { code: "NO_SPACE", message: "bucket full" } },
         ],
       },
     });
     const settled = await call(`/api/v1/backups/${backupId}`, { token: root.token });
     expect(settled.body.status).toBe("completed");
-    const byDest = Object.fromEntries(settled.body.copies.map((c: { destinationId: string }) => [c.destinationId, c]));
-    expect(byDest[a.id]).toMatchObject({ status: "completed", size: 10, sha256: "b".repeat(64), bytesDone: 10 });
+    const byDest = Object.fromEntries(
+      settled.body.copies.map((c: { destinationId: string }) => [c.destinationId, c]),
+    );
+    expect(byDest[a.id]).toMatchObject({
+      status: "completed",
+      size: 10,
+      sha256: "b".repeat(64),
+      bytesDone: 10,
+    });
     expect(byDest[b.id]).toMatchObject({ status: "failed", error: { code: "NO_SPACE" } });
 
     // Retry of the failed copy = POST sync again; a completed copy is not synced twice.
-    const retry = await call(`/api/v1/backups/${backupId}/sync`, { body: { destinationId: b.id }, token: root.token });
+    const retry = await call(`/api/v1/backups/${backupId}/sync`, {
+      body: { destinationId: b.id },
+      token: root.token,
+    });
     expect(retry.status).toBe(202);
-    const again = await call(`/api/v1/backups/${backupId}/sync`, { body: { destinationId: a.id }, token: root.token });
+    const again = await call(`/api/v1/backups/${backupId}/sync`, {
+      body: { destinationId: a.id },
+      token: root.token,
+    });
     expect(again.status).toBe(409);
     const syncJob = await db(env.DB).select().from(jobs).where(eq(jobs.id, retry.body.job.id)).get();
     expect(syncJob!.type).toBe("sync");
-    expect(JSON.parse(syncJob!.params)).toMatchObject({ size: 10, sha256: "b".repeat(64), source: { kind: "local" } });
+    expect(JSON.parse(syncJob!.params)).toMatchObject({
+      size: 10,
+      sha256: "b".repeat(64),
+      source: { kind: "local" },
+    });
     await finishJob(env, {
       jobId: syncJob!.id,
       type: "sync",
@@ -265,7 +313,10 @@ describe("destinations API", () => {
     const dst = await createDest(root);
     const backupId = await completedCopy(root.tenantId, runner.runnerId, dst.id);
     for (let i = 0; i < 20; i++) {
-      const r = await call(`/api/v1/backups/${backupId}/download`, { body: { destinationId: dst.id }, token: root.token });
+      const r = await call(`/api/v1/backups/${backupId}/download`, {
+        body: { destinationId: dst.id },
+        token: root.token,
+      });
       expect(r.status).toBe(200);
       if (i === 0) {
         const u = new URL(r.body.url);
@@ -273,12 +324,17 @@ describe("destinations API", () => {
         expect(u.pathname).toBe("/cairn-backups/web/site-full-20260101T000000Z.tar.zst");
         expect(u.searchParams.get("X-Amz-Algorithm")).toBe("AWS4-HMAC-SHA256");
         expect(u.searchParams.get("X-Amz-Expires")).toBe("300");
-        expect(u.searchParams.get("X-Amz-Credential")).toMatch(/^AKIDEXAMPLE\/\d{8}\/us-east-1\/s3\/aws4_request$/);
+        expect(u.searchParams.get("X-Amz-Credential")).toMatch(
+          /^AKIDEXAMPLE\/\d{8}\/us-east-1\/s3\/aws4_request$/,
+        );
         expect(u.searchParams.get("X-Amz-Signature")).toMatch(/^[0-9a-f]{64}$/);
         expect(r.body.url).not.toContain(SECRET);
       }
     }
-    const limited = await call(`/api/v1/backups/${backupId}/download`, { body: { destinationId: dst.id }, token: root.token });
+    const limited = await call(`/api/v1/backups/${backupId}/download`, {
+      body: { destinationId: dst.id },
+      token: root.token,
+    });
     expect(limited.status).toBe(429);
     expect(limited.body.error.code).toBe("RATE_LIMITED");
     expect(limited.body.error.message).toContain("limit of 20");
@@ -299,7 +355,10 @@ describe("destinations API", () => {
     });
     expect(sftp.id).toBeTruthy();
     const b2 = await completedCopy(root2.tenantId, runner2.runnerId, sftp2.id);
-    const ni = await call(`/api/v1/backups/${b2}/download`, { body: { destinationId: sftp2.id }, token: root2.token });
+    const ni = await call(`/api/v1/backups/${b2}/download`, {
+      body: { destinationId: sftp2.id },
+      token: root2.token,
+    });
     expect(ni.status).toBe(501);
     expect(ni.body.error.code).toBe("NOT_IMPLEMENTED");
   });
@@ -330,9 +389,14 @@ describe("destinations API", () => {
     const runner = await enrollRunner(root);
     const dst = await createDest(root);
     const backupId = await completedCopy(root.tenantId, runner.runnerId, dst.id);
-    const put = await call("/api/v1/settings", { method: "PUT", body: { "download.perHour": 2 }, token: root.token });
+    const put = await call("/api/v1/settings", {
+      method: "PUT",
+      body: { "download.perHour": 2 },
+      token: root.token,
+    });
     expect(put.status).toBe(200);
-    const dl = () => call(`/api/v1/backups/${backupId}/download`, { body: { destinationId: dst.id }, token: root.token });
+    const dl = () =>
+      call(`/api/v1/backups/${backupId}/download`, { body: { destinationId: dst.id }, token: root.token });
     expect((await dl()).status).toBe(200);
     expect((await dl()).status).toBe(200);
     const third = await dl();

@@ -29,7 +29,10 @@ const Name = z
   .string()
   .min(1)
   .max(64)
-  .regex(/^[A-Za-z0-9][A-Za-z0-9 ._-]*$/, "name: 1-64 of letters, digits, space . _ - starting with a letter or digit");
+  .regex(
+    /^[A-Za-z0-9][A-Za-z0-9 ._-]*$/,
+    "name: 1-64 of letters, digits, space . _ - starting with a letter or digit",
+  );
 
 const CreateBody = z.object({
   name: Name,
@@ -65,7 +68,11 @@ destinationRoutes.post("/", activity("destination.create"), requireAuth("destina
   const tenantId = body.tenantId ?? user.tenantId;
   if (tenantId !== user.tenantId) {
     if (user.role !== "ROOT") throw forbidden("only ROOT may configure another tenant's destinations");
-    const t = await db(c.env.DB).select({ id: tenants.id }).from(tenants).where(eq(tenants.id, tenantId)).get();
+    const t = await db(c.env.DB)
+      .select({ id: tenants.id })
+      .from(tenants)
+      .where(eq(tenants.id, tenantId))
+      .get();
     if (!t) throw validationFailed("tenantId: no such tenant");
   }
   const id = newId("dst");
@@ -102,82 +109,105 @@ destinationRoutes.get("/", requireAuth("destinations.read"), async (c) => {
 });
 
 destinationRoutes.get("/:id", requireAuth("destinations.read"), async (c) => {
-  return c.json(destinationView(await findDestination(c.env, c.req.param("id"), tenantScope(currentUser(c)))));
+  return c.json(
+    destinationView(await findDestination(c.env, c.req.param("id"), tenantScope(currentUser(c)))),
+  );
 });
 
-destinationRoutes.patch("/:id", activity("destination.update"), requireAuth("destinations.manage"), async (c) => {
-  const id = c.req.param("id");
-  noteActivity(c, { targetType: "destination", targetId: id });
-  const body = await readJson(c, PatchBody);
-  const d = await findDestination(c.env, id, tenantScope(currentUser(c)));
-  const kind = DestinationKind.parse(d.kind);
-  const patch: Partial<typeof destinations.$inferInsert> = { updatedAt: Date.now() };
-  if (body.name !== undefined) patch.name = body.name;
-  if (body.disabled !== undefined) patch.disabled = body.disabled;
-  if (body.config !== undefined) patch.config = JSON.stringify(checked(parseDestinationConfig(kind, body.config)));
-  if (body.credentials !== undefined)
-    patch.encryptedCredentials = await sealCredentials(
-      c.env,
-      d.tenantId,
-      d.id,
-      checked(parseDestinationCredentials(kind, body.credentials)),
-    );
-  if (body.config !== undefined || body.credentials !== undefined) {
-    // A test of the old settings says nothing about the new ones.
-    patch.lastTestStatus = null;
-    patch.lastTestAt = null;
-    patch.lastTestError = null;
-  }
-  noteActivity(c, {
-    tenantId: d.tenantId,
-    details: { changed: Object.keys(body).filter((k) => body[k as keyof typeof body] !== undefined) },
-  });
-  await db(c.env.DB).update(destinations).set(patch).where(eq(destinations.id, d.id));
-  return c.json(destinationView(await findDestination(c.env, d.id, null)));
-});
+destinationRoutes.patch(
+  "/:id",
+  activity("destination.update"),
+  requireAuth("destinations.manage"),
+  async (c) => {
+    const id = c.req.param("id");
+    noteActivity(c, { targetType: "destination", targetId: id });
+    const body = await readJson(c, PatchBody);
+    const d = await findDestination(c.env, id, tenantScope(currentUser(c)));
+    const kind = DestinationKind.parse(d.kind);
+    const patch: Partial<typeof destinations.$inferInsert> = { updatedAt: Date.now() };
+    if (body.name !== undefined) patch.name = body.name;
+    if (body.disabled !== undefined) patch.disabled = body.disabled;
+    if (body.config !== undefined)
+      patch.config = JSON.stringify(checked(parseDestinationConfig(kind, body.config)));
+    if (body.credentials !== undefined)
+      patch.encryptedCredentials = await sealCredentials(
+        c.env,
+        d.tenantId,
+        d.id,
+        checked(parseDestinationCredentials(kind, body.credentials)),
+      );
+    if (body.config !== undefined || body.credentials !== undefined) {
+      // A test of the old settings says nothing about the new ones.
+      patch.lastTestStatus = null;
+      patch.lastTestAt = null;
+      patch.lastTestError = null;
+    }
+    noteActivity(c, {
+      tenantId: d.tenantId,
+      details: { changed: Object.keys(body).filter((k) => body[k as keyof typeof body] !== undefined) },
+    });
+    await db(c.env.DB).update(destinations).set(patch).where(eq(destinations.id, d.id));
+    return c.json(destinationView(await findDestination(c.env, d.id, null)));
+  },
+);
 
-destinationRoutes.delete("/:id", activity("destination.delete"), requireAuth("destinations.manage"), async (c) => {
-  const id = c.req.param("id");
-  noteActivity(c, { targetType: "destination", targetId: id });
-  const d = await findDestination(c.env, id, tenantScope(currentUser(c)));
-  noteActivity(c, { tenantId: d.tenantId, details: { name: d.name, kind: d.kind } });
-  const busy = await db(c.env.DB)
-    .select({ id: backupCopies.id })
-    .from(backupCopies)
-    .where(and(eq(backupCopies.destinationId, d.id), inArray(backupCopies.status, ["pending", "running", "paused"])))
-    .get();
-  if (busy) throw conflict("a copy to this destination is in progress; cancel it first");
-  await db(c.env.DB).delete(destinations).where(eq(destinations.id, d.id));
-  return c.json({ ok: true });
-});
+destinationRoutes.delete(
+  "/:id",
+  activity("destination.delete"),
+  requireAuth("destinations.manage"),
+  async (c) => {
+    const id = c.req.param("id");
+    noteActivity(c, { targetType: "destination", targetId: id });
+    const d = await findDestination(c.env, id, tenantScope(currentUser(c)));
+    noteActivity(c, { tenantId: d.tenantId, details: { name: d.name, kind: d.kind } });
+    const busy = await db(c.env.DB)
+      .select({ id: backupCopies.id })
+      .from(backupCopies)
+      .where(
+        and(
+          eq(backupCopies.destinationId, d.id),
+          inArray(backupCopies.status, ["pending", "running", "paused"]),
+        ),
+      )
+      .get();
+    if (busy) throw conflict("a copy to this destination is in progress; cancel it first");
+    await db(c.env.DB).delete(destinations).where(eq(destinations.id, d.id));
+    return c.json({ ok: true });
+  },
+);
 
 /** Test Connection: a job on one runner writes, reads back and deletes a probe object. */
-destinationRoutes.post("/:id/test", activity("destination.test"), requireAuth("destinations.manage"), async (c) => {
-  const id = c.req.param("id");
-  noteActivity(c, { targetType: "destination", targetId: id });
-  const body = await readJson(c, TestBody);
-  const d = await findDestination(c.env, id, tenantScope(currentUser(c)));
-  const runner = await findRunner(c, body.runnerId, d.tenantId);
-  if (runner.revokedAt) throw conflict("runner is revoked");
-  const spec: JobSpec = { type: "test-destination", params: { target: jobDestination(d) } };
-  const secrets = { destinations: await jobCredentials(c.env, [d]) };
-  const jobId = newId("job");
-  const now = Date.now();
-  await db(c.env.DB)
-    .insert(jobs)
-    .values({
-      id: jobId,
-      tenantId: d.tenantId,
-      runnerId: runner.id,
-      backupId: null,
-      type: "test-destination",
-      state: "PENDING",
-      params: JSON.stringify(spec.params),
-      createdBy: currentUser(c).id,
-      createdAt: now,
-      updatedAt: now,
-    });
-  noteActivity(c, { tenantId: d.tenantId, details: { jobId, runnerId: runner.id } });
-  await dispatchJob(c.env, runner, { jobId, spec, secrets, backupId: null });
-  return c.json({ job: { id: jobId, state: "PENDING" } }, 202);
-});
+destinationRoutes.post(
+  "/:id/test",
+  activity("destination.test"),
+  requireAuth("destinations.manage"),
+  async (c) => {
+    const id = c.req.param("id");
+    noteActivity(c, { targetType: "destination", targetId: id });
+    const body = await readJson(c, TestBody);
+    const d = await findDestination(c.env, id, tenantScope(currentUser(c)));
+    const runner = await findRunner(c, body.runnerId, d.tenantId);
+    if (runner.revokedAt) throw conflict("runner is revoked");
+    const spec: JobSpec = { type: "test-destination", params: { target: jobDestination(d) } };
+    const secrets = { destinations: await jobCredentials(c.env, [d]) };
+    const jobId = newId("job");
+    const now = Date.now();
+    await db(c.env.DB)
+      .insert(jobs)
+      .values({
+        id: jobId,
+        tenantId: d.tenantId,
+        runnerId: runner.id,
+        backupId: null,
+        type: "test-destination",
+        state: "PENDING",
+        params: JSON.stringify(spec.params),
+        createdBy: currentUser(c).id,
+        createdAt: now,
+        updatedAt: now,
+      });
+    noteActivity(c, { tenantId: d.tenantId, details: { jobId, runnerId: runner.id } });
+    await dispatchJob(c.env, runner, { jobId, spec, secrets, backupId: null });
+    return c.json({ job: { id: jobId, state: "PENDING" } }, 202);
+  },
+);

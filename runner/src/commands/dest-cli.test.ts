@@ -44,8 +44,20 @@ describe("CLI with destination URLs", () => {
     writeFileSync(join(root, "pw"), "Hosting-Key1!x\n");
     const s3flags = ["--s3-endpoint", s3.endpoint, "--s3-path-style", "--s3-region", "us-east-1"];
     const b = await cli([
-      "backup", "--source", src, "--name", "site", "--encrypt", "password", "--password-file", join(root, "pw"),
-      "--dest", "s3://cli/one", "--dest", "s3://cli/two/deeper", ...s3flags,
+      "backup",
+      "--source",
+      src,
+      "--name",
+      "site",
+      "--encrypt",
+      "password",
+      "--password-file",
+      join(root, "pw"),
+      "--dest",
+      "s3://cli/one",
+      "--dest",
+      "s3://cli/two/deeper",
+      ...s3flags,
     ]);
     expect(b.stderr).not.toContain("Hosting-Key1");
     expect(b.code).toBe(0);
@@ -62,7 +74,15 @@ describe("CLI with destination URLs", () => {
     expect(i.code).toBe(0);
     expect(i.stdout).toContain("backup site full");
     const target = join(root, "restored");
-    const r = await cli(["restore", urls[0]!, "--target", target, "--password-file", join(root, "pw"), ...s3flags]);
+    const r = await cli([
+      "restore",
+      urls[0]!,
+      "--target",
+      target,
+      "--password-file",
+      join(root, "pw"),
+      ...s3flags,
+    ]);
     expect(r.code).toBe(0);
     expect(readdirSync(target)).toEqual(["site"]);
     expect(describeTree(join(target, "site"))).toEqual(describeTree(src));

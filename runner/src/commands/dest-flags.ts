@@ -1,6 +1,12 @@
 import path from "node:path";
 import { ArchiveError } from "../archive/errors";
-import { DestinationError, parseDestinationUrl, openDestination, type Destination, type DestinationOptions } from "../destinations";
+import {
+  DestinationError,
+  parseDestinationUrl,
+  openDestination,
+  type Destination,
+  type DestinationOptions,
+} from "../destinations";
 
 /**
  * `--dest URL` and archive-location URLs on the CLI (s3://, gs://, sftp://, ftp://, ftps://, gdrive://, file://).
@@ -20,7 +26,9 @@ export const DEST_FLAGS = {
   "state-dir": { type: "string" },
 } as const;
 
-type DestFlagValues = { [K in keyof typeof DEST_FLAGS]?: (typeof DEST_FLAGS)[K]["type"] extends "boolean" ? boolean : string };
+type DestFlagValues = {
+  [K in keyof typeof DEST_FLAGS]?: (typeof DEST_FLAGS)[K]["type"] extends "boolean" ? boolean : string;
+};
 
 export const DEST_USAGE =
   "[--s3-endpoint URL] [--s3-region R] [--s3-path-style] [--ssh-key F] [--ssh-known-hosts F] [--dest-password-file F] [--ftp-ca-file F] [--gdrive-token-file F] [--state-dir DIR (TOFU host keys)]";

@@ -33,7 +33,10 @@ export async function withCopies(
       unopened.push({
         destinationId: c.destinationId,
         status: "failed",
-        error: { code: typeof code === "string" ? code : "IO_ERROR", message: (err as Error).message.slice(0, 4096) },
+        error: {
+          code: typeof code === "string" ? code : "IO_ERROR",
+          message: (err as Error).message.slice(0, 4096),
+        },
       });
     }
   }
@@ -43,7 +46,8 @@ export async function withCopies(
     const r = await run(fan, (p) => ctx.progress({ ...p, copies: fan.progress(), message: p.currentFile }));
     const copies = [...fan.results(r.fileName, r.manifestFileName), ...unopened];
     for (const c of copies)
-      if (c.status === "failed") ctx.log.warn("copy failed", { destinationId: c.destinationId, code: c.error?.code });
+      if (c.status === "failed")
+        ctx.log.warn("copy failed", { destinationId: c.destinationId, code: c.error?.code });
     return { r, copies };
   } finally {
     await fan.close();

@@ -64,7 +64,10 @@ const remote = (id: string, prefix: string, bucket = "copies"): RemoteJobDestina
   destination: { kind: "s3", config: { bucket, prefix, endpoint: s3.endpoint, pathStyle: true } },
 });
 // A fresh literal: the AWS SDK tags credential objects it has used (`$source`), which the strict schema refuses.
-const creds = (ids: string[], c: Record<string, unknown> = { accessKeyId: "S3RVER", secretAccessKey: "S3RVER" }): JobSecrets => ({
+const creds = (
+  ids: string[],
+  c: Record<string, unknown> = { accessKeyId: "S3RVER", secretAccessKey: "S3RVER" },
+): JobSecrets => ({
   destinations: Object.fromEntries(ids.map((id) => [id, c])),
 });
 const s3dest = (prefix: string) =>
@@ -176,7 +179,11 @@ describe("destination jobs", () => {
       size: r.size,
       sha256: r.sha256,
     });
-    expect(results[1]).toMatchObject({ destinationId: "dst_broken", status: "failed", error: { code: "NO_SPACE" } });
+    expect(results[1]).toMatchObject({
+      destinationId: "dst_broken",
+      status: "failed",
+      error: { code: "NO_SPACE" },
+    });
     expect(broken.aborted).toBeGreaterThan(0);
     // Live monitor counters: the archive's bytes per copy (the broken one stopped early).
     expect(fan.progress().dst_s3).toBe(r.size);
@@ -189,7 +196,12 @@ describe("destination jobs", () => {
     const progress: { bytes: number; totalBytes?: number; message?: string }[] = [];
     const claims = claimsOf({
       type: "sync",
-      params: { binding: BINDING, ...archive, source: { kind: "local" }, target: remote("dst_later", "later") },
+      params: {
+        binding: BINDING,
+        ...archive,
+        source: { kind: "local" },
+        target: remote("dst_later", "later"),
+      },
     });
     const secrets = creds(["dst_later"]);
     const h = syncHandler();
@@ -202,7 +214,10 @@ describe("destination jobs", () => {
       size: archive.size,
       sha256: archive.sha256,
     });
-    expect(await sha256Of(s3dest("later"), archive.fileName)).toEqual({ size: archive.size, sha256: archive.sha256 });
+    expect(await sha256Of(s3dest("later"), archive.fileName)).toEqual({
+      size: archive.size,
+      sha256: archive.sha256,
+    });
     expect(progress.at(-1)).toMatchObject({ totalBytes: archive.size, message: archive.fileName });
     expect(progress.some((p) => p.bytes === archive.size)).toBe(true);
   });
@@ -232,7 +247,9 @@ describe("destination jobs", () => {
     const bad = claimsOf({ type: "test-destination", params: { target: remote("dst_wrong", "probe") } });
     // s3rver checks the key id, not SigV4 signatures: the wrong credential is the key id.
     const wrong = creds(["dst_wrong"], { accessKeyId: "NOT-A-KEY", secretAccessKey: "not-the-secret" });
-    await expect(testDestinationHandler().run(ctxFor(bad, wrong))).rejects.toMatchObject({ code: "AUTH_FAILED" });
+    await expect(testDestinationHandler().run(ctxFor(bad, wrong))).rejects.toMatchObject({
+      code: "AUTH_FAILED",
+    });
     expect(() => testDestinationHandler().validate!(bad, {}, config)).toThrow(JobRejection);
   });
 
@@ -240,7 +257,12 @@ describe("destination jobs", () => {
     const ac = new AbortController();
     const claims = claimsOf({
       type: "sync",
-      params: { binding: BINDING, ...archive, source: { kind: "local" }, target: remote("dst_cancel", "cancelled") },
+      params: {
+        binding: BINDING,
+        ...archive,
+        source: { kind: "local" },
+        target: remote("dst_cancel", "cancelled"),
+      },
     });
     const ctx = {
       ...ctxFor(claims, creds(["dst_cancel"])),
@@ -260,7 +282,16 @@ describe("destination jobs", () => {
       {
         kind: "remote",
         destinationId: "dst_sftp",
-        destination: { kind: "sftp", config: { host: "h.example", port: 2222, user: "u", path: "/srv", knownHosts: "h.example ssh-ed25519 AAAA" } },
+        destination: {
+          kind: "sftp",
+          config: {
+            host: "h.example",
+            port: 2222,
+            user: "u",
+            path: "/srv",
+            knownHosts: "h.example ssh-ed25519 AAAA",
+          },
+        },
       },
       { destinations: { dst_sftp: { privateKey: "KEY" } } },
       config,
@@ -274,13 +305,21 @@ describe("destination jobs", () => {
       tofuStorePath: path.join(config.stateDir, "ssh-known-hosts.json"),
     });
     const ftp = remoteSpec(
-      { kind: "remote", destinationId: "f", destination: { kind: "ftps", config: { host: "h", port: 21, user: "u", path: "/b" } } },
+      {
+        kind: "remote",
+        destinationId: "f",
+        destination: { kind: "ftps", config: { host: "h", port: 21, user: "u", path: "/b" } },
+      },
       { destinations: { f: { password: "pw" } } },
       config,
     );
     expect(ftp).toMatchObject({ type: "ftp", secure: true, password: "pw", path: "/b" });
     const gcs = remoteSpec(
-      { kind: "remote", destinationId: "g", destination: { kind: "gcs", config: { bucket: "bkt", prefix: "", pathStyle: false } } },
+      {
+        kind: "remote",
+        destinationId: "g",
+        destination: { kind: "gcs", config: { bucket: "bkt", prefix: "", pathStyle: false } },
+      },
       { destinations: { g: { accessKeyId: "GOOG1", secretAccessKey: "s" } } },
       config,
     );
@@ -322,7 +361,9 @@ describe("destination jobs", () => {
     ).resolves.toMatchObject({ result: { destinationId: "dst_ftps" } });
     const bad = claimsOf({ type: "test-destination", params: { target } });
     await expect(
-      testDestinationHandler().run(ctxFor(bad, { destinations: { dst_ftps: { password: "wrong-password" } } })),
+      testDestinationHandler().run(
+        ctxFor(bad, { destinations: { dst_ftps: { password: "wrong-password" } } }),
+      ),
     ).rejects.toMatchObject({ code: "AUTH_FAILED" });
   });
 });

@@ -44,7 +44,10 @@ export class FanoutDestination implements Destination {
     this.copies = targets.map((t) => ({ ...t, bytes: 0, objects: new Map() }));
   }
 
-  async createWriter(name: string, opts?: { signal?: AbortSignal; sizeHint?: number }): Promise<ObjectWriter> {
+  async createWriter(
+    name: string,
+    opts?: { signal?: AbortSignal; sizeHint?: number },
+  ): Promise<ObjectWriter> {
     const main = await this.primary.createWriter(name, opts);
     // The engine writes the archive first, then its manifest: progress counts the archive.
     this.archiveName ??= name;
@@ -110,9 +113,12 @@ export class FanoutDestination implements Destination {
             try {
               const got = await s.w.commit();
               if (got.size !== info.size || s.bytes !== info.size)
-                throw Object.assign(new Error(`${s.copy.dest.url}: stored ${got.size} bytes, expected ${info.size}`), {
-                  code: "INTEGRITY_MISMATCH",
-                });
+                throw Object.assign(
+                  new Error(`${s.copy.dest.url}: stored ${got.size} bytes, expected ${info.size}`),
+                  {
+                    code: "INTEGRITY_MISMATCH",
+                  },
+                );
               s.copy.objects.set(name, { size: got.size, sha256: s.hash.digest("hex") });
             } catch (err) {
               fail(s, err);
@@ -122,7 +128,10 @@ export class FanoutDestination implements Destination {
         return info;
       },
       abort: async (reason?: unknown) => {
-        await Promise.all([main.abort(reason).catch(() => {}), ...side.map((s) => s.w.abort(reason).catch(() => {}))]);
+        await Promise.all([
+          main.abort(reason).catch(() => {}),
+          ...side.map((s) => s.w.abort(reason).catch(() => {})),
+        ]);
       },
     };
   }

@@ -15,9 +15,14 @@ const GCS_ENDPOINT = "https://storage.googleapis.com";
  * DestinationSpec. Checked before the job is accepted: a missing or malformed credential set is
  * INVALID_PARAMS (rejected, never run). Error messages name fields, never values.
  */
-export function remoteSpec(jd: RemoteJobDestination, secrets: JobSecrets, config: RunnerConfig): DestinationSpec {
+export function remoteSpec(
+  jd: RemoteJobDestination,
+  secrets: JobSecrets,
+  config: RunnerConfig,
+): DestinationSpec {
   const raw = secrets.destinations?.[jd.destinationId];
-  if (!raw) throw new JobRejection(JobRejectCode.InvalidParams, `no credentials for destination ${jd.destinationId}`);
+  if (!raw)
+    throw new JobRejection(JobRejectCode.InvalidParams, `no credentials for destination ${jd.destinationId}`);
   const kind = jd.destination.kind;
   const creds = CREDENTIAL_SCHEMAS[kind].safeParse(raw);
   if (!creds.success)
@@ -42,7 +47,11 @@ export function remoteSpec(jd: RemoteJobDestination, secrets: JobSecrets, config
         storageClass: cfg.storageClass,
         sse: cfg.sse,
         sseKmsKeyId: cfg.sseKmsKeyId,
-        credentials: { accessKeyId: c.accessKeyId, secretAccessKey: c.secretAccessKey, sessionToken: c.sessionToken },
+        credentials: {
+          accessKeyId: c.accessKeyId,
+          secretAccessKey: c.secretAccessKey,
+          sessionToken: c.sessionToken,
+        },
       };
       break;
     }
@@ -95,7 +104,10 @@ export function remoteSpec(jd: RemoteJobDestination, secrets: JobSecrets, config
   if (!parsed.success)
     throw new JobRejection(
       JobRejectCode.InvalidParams,
-      `destination ${jd.destinationId}: ${parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ")}`.slice(0, 1000),
+      `destination ${jd.destinationId}: ${parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ")}`.slice(
+        0,
+        1000,
+      ),
     );
   return parsed.data;
 }

@@ -3,7 +3,12 @@ import { Transform } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { JobRejectCode } from "../../../shared/errors";
 import type { CopyResult } from "../../../shared/destinations";
-import type { JobClaims, JobDestination, JobSecrets, SyncJobParams } from "../../../shared/protocol/job-claims";
+import type {
+  JobClaims,
+  JobDestination,
+  JobSecrets,
+  SyncJobParams,
+} from "../../../shared/protocol/job-claims";
 import { manifestFileName } from "../archive/manifest";
 import type { Progress } from "../archive/types";
 import type { RunnerConfig } from "../config";
@@ -19,7 +24,11 @@ function params(claims: JobClaims): SyncJobParams {
   return claims.job.params;
 }
 
-async function openSource(src: JobDestination, secrets: JobSecrets, config: RunnerConfig): Promise<Destination> {
+async function openSource(
+  src: JobDestination,
+  secrets: JobSecrets,
+  config: RunnerConfig,
+): Promise<Destination> {
   return src.kind === "local" ? new LocalDestination(config.backupDir) : openRemote(src, secrets, config);
 }
 
@@ -46,7 +55,10 @@ async function copyObject(
     await pipeline(await from.createReadStream(name), meter, w.stream, { signal });
     const info = await w.commit();
     if (info.size !== size)
-      throw new JobFailure("INTEGRITY_MISMATCH", `${to.url}/${name}: stored ${info.size} bytes, sent ${size}`);
+      throw new JobFailure(
+        "INTEGRITY_MISMATCH",
+        `${to.url}/${name}: stored ${info.size} bytes, sent ${size}`,
+      );
   } catch (err) {
     await w.abort(err).catch(() => {});
     throw err;
@@ -55,7 +67,11 @@ async function copyObject(
 }
 
 /** Reads the stored object back and hashes it: what the destination holds, not what we sent. */
-async function remoteDigest(dest: Destination, name: string, signal: AbortSignal): Promise<{ size: number; sha256: string }> {
+async function remoteDigest(
+  dest: Destination,
+  name: string,
+  signal: AbortSignal,
+): Promise<{ size: number; sha256: string }> {
   const hash = createHash("sha256");
   let size = 0;
   const sink = new Transform({
@@ -94,7 +110,8 @@ export function syncHandler(): JobHandler {
         ctx.progress({
           ...pr,
           message: pr.currentFile,
-          ...(rate > 0 && pr.totalBytes !== undefined && { etaSeconds: Math.round((pr.totalBytes - pr.bytes) / rate) }),
+          ...(rate > 0 &&
+            pr.totalBytes !== undefined && { etaSeconds: Math.round((pr.totalBytes - pr.bytes) / rate) }),
         });
       };
       try {
@@ -111,11 +128,20 @@ export function syncHandler(): JobHandler {
         report({ bytes: p.size, files: 1, totalBytes: p.size, phase: "verify", currentFile: p.fileName });
         const stored = await remoteDigest(to, p.fileName, ctx.signal);
         if (stored.size !== p.size || stored.sha256 !== p.sha256)
-          await bad(`${to.url}/${p.fileName}: stored object does not match (size ${stored.size}, expected ${p.size})`);
+          await bad(
+            `${to.url}/${p.fileName}: stored object does not match (size ${stored.size}, expected ${p.size})`,
+          );
         const mName = manifestFileName(p.fileName);
         if (await from.stat(mName)) await copyObject(from, to, mName, ctx.signal);
         // The monitor's last word is the finished copy, sent past the throttle.
-        ctx.progress({ bytes: p.size, files: 1, totalBytes: p.size, phase: "done", message: p.fileName, final: true });
+        ctx.progress({
+          bytes: p.size,
+          files: 1,
+          totalBytes: p.size,
+          phase: "done",
+          message: p.fileName,
+          final: true,
+        });
         const result: CopyResult & Record<string, unknown> = {
           destinationId: p.target.destinationId,
           status: "completed",
