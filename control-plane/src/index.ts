@@ -3,7 +3,7 @@ import { HTTPException } from "hono/http-exception";
 import { lt, or, and, isNotNull } from "drizzle-orm";
 import { ApiErrorCode } from "../../shared/errors";
 import { db } from "./db/client";
-import { enrollmentTokens, sessions } from "./db/schema";
+import { enrollmentTokens, rateLimitBuckets, sessions } from "./db/schema";
 import type { AppEnv, Env } from "./env";
 import { ApiError } from "./errors";
 import { clientIp, writeActivity } from "./lib/activity";
@@ -87,7 +87,7 @@ app.onError((err, c) => {
   return c.json({ error: { code: ApiErrorCode.Internal, message: "internal error" } }, 500);
 });
 
-/** Cron: sweep expired enrollment tokens and sessions (kept a day for the activity trail). */
+/** Cron: sweep expired enrollment tokens and sessions (kept a day for the activity trail) and rate-limit windows. */
 export async function sweep(env: Env, now = Date.now()): Promise<void> {
   const d = db(env.DB);
   const cutoff = now - 24 * 3600 * 1000;
@@ -101,6 +101,7 @@ export async function sweep(env: Env, now = Date.now()): Promise<void> {
         ),
       ),
     d.delete(sessions).where(lt(sessions.expiresAt, now)),
+    d.delete(rateLimitBuckets).where(lt(rateLimitBuckets.expiresAt, now)),
   ]);
 }
 

@@ -1,4 +1,4 @@
-import { sql } from "drizzle-orm";
+import { eq, sql } from "drizzle-orm";
 import { db } from "../db/client";
 import { rateLimitBuckets } from "../db/schema";
 import type { Env } from "../env";
@@ -6,7 +6,9 @@ import { ApiError } from "../errors";
 import { ApiErrorCode } from "../../../shared/errors";
 
 /**
- * Fixed-window counters in D1 (`rate_limit_buckets`): one row per operation, scope and window.
+ * Sliding-window limit from fixed-window counters in D1 (`rate_limit_buckets`): one row per operation,
+ * scope and window. The previous window's count is weighted by how much of it still overlaps the last
+ * `windowMs`, so a burst cannot take the whole limit twice across a window boundary.
  * The increment is a single upsert, so two concurrent requests cannot both take the last slot.
  */
 export async function takeRateLimit(
@@ -18,11 +20,19 @@ export async function takeRateLimit(
   const key = `${a.operation}:${a.scopeId}:${windowStart}`;
   const row = await db(env.DB)
     .insert(rateLimitBuckets)
-    .values({ key, count: 1, expiresAt: windowStart + a.windowMs })
+    // Kept one extra window: the next window still weighs this one in.
+    .values({ key, count: 1, expiresAt: windowStart + 2 * a.windowMs })
     .onConflictDoUpdate({ target: rateLimitBuckets.key, set: { count: sql`${rateLimitBuckets.count} + 1` } })
     .returning({ count: rateLimitBuckets.count })
     .get();
-  if (row.count > a.limit) {
+  const previous = await db(env.DB)
+    .select({ count: rateLimitBuckets.count })
+    .from(rateLimitBuckets)
+    .where(eq(rateLimitBuckets.key, `${a.operation}:${a.scopeId}:${windowStart - a.windowMs}`))
+    .get();
+  const overlap = 1 - (now - windowStart) / a.windowMs;
+  const used = row.count + Math.ceil((previous?.count ?? 0) * overlap);
+  if (used > a.limit) {
     const retryS = Math.ceil((windowStart + a.windowMs - now) / 1000);
     throw new ApiError(
       429,
@@ -30,5 +40,5 @@ export async function takeRateLimit(
       `${a.what}: limit of ${a.limit} per ${Math.round(a.windowMs / 60000)} min reached; try again in ${retryS} s`,
     );
   }
-  return { remaining: a.limit - row.count };
+  return { remaining: a.limit - used };
 }
