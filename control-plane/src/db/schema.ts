@@ -276,3 +276,17 @@ export const backupCopies = sqliteTable(
     index("backup_copies_tenant_idx").on(t.tenantId, t.createdAt),
   ],
 );
+
+/**
+ * Pending Google Drive authorizations started from the console. Only the SHA-256 of the `state` is kept:
+ * the row is consumed (deleted) by the callback, so a state works once, for one destination and one user.
+ */
+export const oauthStates = sqliteTable("oauth_states", {
+  stateHash: text("state_hash").primaryKey(),
+  destinationId: text("destination_id").notNull(),
+  tenantId: text("tenant_id").notNull(),
+  userId: text("user_id").notNull(),
+  redirectUri: text("redirect_uri").notNull(),
+  expiresAt: integer("expires_at").notNull(),
+  createdAt: integer("created_at").notNull(),
+});
