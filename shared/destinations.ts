@@ -95,11 +95,14 @@ export const GdriveConfig = z.strictObject({
   apiBase: HttpUrl.optional(),
   uploadBase: HttpUrl.optional(),
   tokenUrl: HttpUrl.optional(),
+  /** Authorization endpoint the console sends the user to (default Google's); overridable for tests. */
+  authUrl: HttpUrl.optional(),
 });
 export const GdriveCredentials = z.strictObject({
   clientId: z.string().min(1).max(512),
   clientSecret: z.string().min(1).max(512),
-  refreshToken: z.string().min(1).max(4096),
+  /** Absent until the authorization-code flow started from the console has completed. */
+  refreshToken: z.string().min(1).max(4096).optional(),
 });
 
 export const CONFIG_SCHEMAS = {

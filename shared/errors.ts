@@ -11,6 +11,12 @@ export const ApiErrorCode = {
   RunnerOffline: "RUNNER_OFFLINE",
   NotImplemented: "NOT_IMPLEMENTED",
   Internal: "INTERNAL",
+  /** Drive authorization callback: state unknown, already used, expired or for another destination. */
+  OAuthStateInvalid: "OAUTH_STATE_INVALID",
+  /** Drive authorization: the provider refused the code or returned no refresh token. */
+  OAuthExchangeFailed: "OAUTH_EXCHANGE_FAILED",
+  /** Runner-relayed download: the runner did not start sending in time. */
+  RelayTimeout: "RELAY_TIMEOUT",
 } as const;
 export type ApiErrorCode = (typeof ApiErrorCode)[keyof typeof ApiErrorCode];
 

@@ -51,6 +51,8 @@ export interface FakeDrive {
   apiBase: string;
   uploadBase: string;
   tokenUrl: string;
+  /** Consent endpoint (already approved): redirects to redirect_uri with a one-time code and the state. */
+  authUrl: string;
   rootId: string;
   clientId: string;
   clientSecret: string;
@@ -59,7 +61,13 @@ export interface FakeDrive {
   authCode: string;
   redirectUri: string;
   faults: DriveFaults;
-  stats: { refreshes: number; statusQueries: number; sessionsOpen: () => number; resets: number };
+  stats: {
+    refreshes: number;
+    statusQueries: number;
+    sessionsOpen: () => number;
+    resets: number;
+    codeExchanges: number;
+  };
   /** Expire every access token now (forces the client through a 401 and a refresh). */
   revokeAccessTokens(): void;
   close(): Promise<void>;
@@ -146,7 +154,15 @@ export async function startFakeDrive(): Promise<FakeDrive> {
     authCode: `4/code-${randomBytes(8).toString("hex")}`,
     redirectUri: "http://127.0.0.1/oauth/callback",
   };
-  const stats = { refreshes: 0, statusQueries: 0, resets: 0, sessionsOpen: () => sessions.size };
+  const stats = {
+    refreshes: 0,
+    statusQueries: 0,
+    resets: 0,
+    codeExchanges: 0,
+    sessionsOpen: () => sessions.size,
+  };
+  /** Codes minted by the consent endpoint: one-time, bound to redirect_uri and the PKCE challenge. */
+  const issuedCodes = new Map<string, { redirectUri: string; challenge?: string }>();
   let base = "";
 
   const server = http.createServer((req, res) => {
@@ -158,6 +174,25 @@ export async function startFakeDrive(): Promise<FakeDrive> {
   async function handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
     const url = new URL(req.url ?? "/", base);
     const path = url.pathname;
+
+    // Google's consent screen, already approved: redirect back with a fresh code and the state.
+    if (path === "/auth" && req.method === "GET") {
+      const q = url.searchParams;
+      const redirectUri = q.get("redirect_uri") ?? "";
+      if (q.get("client_id") !== state.clientId || q.get("response_type") !== "code" || !redirectUri)
+        return json(res, 400, { error: "invalid_request" });
+      const challenge = q.get("code_challenge") ?? undefined;
+      if (challenge && q.get("code_challenge_method") !== "S256")
+        return json(res, 400, { error: "invalid_request" });
+      const code = `4/consent-${randomBytes(8).toString("hex")}`;
+      issuedCodes.set(code, { redirectUri, challenge });
+      const back = new URL(redirectUri);
+      back.searchParams.set("code", code);
+      back.searchParams.set("state", q.get("state") ?? "");
+      res.writeHead(302, { location: back.toString() });
+      res.end();
+      return;
+    }
 
     if (path === "/token" && req.method === "POST") {
       const form = new URLSearchParams((await body(req)).toString());
@@ -178,6 +213,25 @@ export async function startFakeDrive(): Promise<FakeDrive> {
           token_type: "Bearer",
           scope: "https://www.googleapis.com/auth/drive.file",
         });
+      }
+      const issued = grant === "authorization_code" ? issuedCodes.get(form.get("code") ?? "") : undefined;
+      if (issued) {
+        issuedCodes.delete(form.get("code") ?? "");
+        const verifier = form.get("code_verifier") ?? "";
+        const pkceOk =
+          !issued.challenge ||
+          createHash("sha256").update(verifier).digest("base64url") === issued.challenge;
+        if (form.get("redirect_uri") === issued.redirectUri && pkceOk) {
+          stats.codeExchanges++;
+          tokens.add(access);
+          return json(res, 200, {
+            access_token: access,
+            refresh_token: state.refreshToken,
+            expires_in: 3599,
+            token_type: "Bearer",
+          });
+        }
+        return json(res, 400, { error: "invalid_grant", error_description: "Bad Request" });
       }
       if (
         grant === "authorization_code" &&
@@ -403,6 +457,7 @@ export async function startFakeDrive(): Promise<FakeDrive> {
     apiBase: `${base}/drive/v3`,
     uploadBase: `${base}/upload/drive/v3`,
     tokenUrl: `${base}/token`,
+    authUrl: `${base}/auth`,
     rootId,
     get clientId() {
       return state.clientId;

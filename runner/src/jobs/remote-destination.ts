@@ -89,6 +89,11 @@ export function remoteSpec(
     }
     case "gdrive": {
       const cfg = jd.destination.config;
+      if (!c.refreshToken)
+        throw new JobRejection(
+          JobRejectCode.InvalidParams,
+          `destination ${jd.destinationId} (gdrive) is not authorized yet: no refresh token (authorize it from the console)`,
+        );
       spec = {
         type: "gdrive",
         folderId: cfg.folderId,
