@@ -76,3 +76,21 @@ export function destFail(err: unknown): number | undefined {
   process.stderr.write(`${e.code} ${e.message.replace(/\s+/g, " ")}\n`);
   return 1;
 }
+
+/** Flags of the commands that read one archive (verify, inspect): its key, output format and location. */
+export const ARCHIVE_READ_FLAGS = {
+  "password-file": { type: "string" },
+  "key-file": { type: "string" },
+  json: { type: "boolean" },
+  ...DEST_FLAGS,
+} as const;
+
+/** The ARCHIVE argument: a local path, or a destination URL ending with the archive's file name. */
+export function archiveLocation(
+  arg: string,
+  v: DestFlagValues,
+): { source: string | Destination; fileName?: string; close(): Promise<void> } {
+  if (!isUrl(arg)) return { source: path.resolve(arg), close: async () => undefined };
+  const { dest, fileName } = openArchiveUrl(arg, v);
+  return { source: dest, fileName, close: () => dest.close() };
+}

@@ -1,31 +1,21 @@
-import { resolve } from "node:path";
 import { inspectArchive } from "../archive/index";
 import { ArchiveError } from "../archive/errors";
 import { fail, keyFromArgs, out, parse } from "../archive/cli-support";
-import { DEST_FLAGS, DEST_USAGE, destFail, isUrl, openArchiveUrl } from "./dest-flags";
+import { ARCHIVE_READ_FLAGS, DEST_USAGE, archiveLocation, destFail } from "./dest-flags";
 
 export const usage = `cairn-runner inspect ARCHIVE|URL [--password-file F | --key-file F] [--json] ${DEST_USAGE}`;
 
 export async function run(argv: string[]): Promise<number> {
   try {
-    const { values: v, positionals } = parse(
-      argv,
-      {
-        "password-file": { type: "string" },
-        "key-file": { type: "string" },
-        json: { type: "boolean" },
-        ...DEST_FLAGS,
-      },
-      1,
-    );
+    const { values: v, positionals } = parse(argv, ARCHIVE_READ_FLAGS, 1);
     if (positionals.length !== 1) throw new ArchiveError("USAGE", `usage: ${usage}`);
     const key = keyFromArgs(v);
-    const remote = isUrl(positionals[0]!) ? openArchiveUrl(positionals[0]!, v) : undefined;
+    const at = archiveLocation(positionals[0]!, v);
     const r = await inspectArchive({
-      source: remote?.dest ?? resolve(positionals[0]!),
-      fileName: remote?.fileName,
+      source: at.source,
+      fileName: at.fileName,
       key: key.mode === "none" ? undefined : key,
-    }).finally(() => remote?.dest.close());
+    }).finally(() => at.close());
     const lines = [
       `archive ${r.fileName} (${r.size} bytes)`,
       `mode ${r.mode}`,
