@@ -103,8 +103,20 @@ export const SyncJobParams = z.object({
   sha256: z.string().regex(/^[0-9a-f]{64}$/),
   source: JobDestination,
   target: RemoteJobDestination,
+  /** Retry from zero: discard an upload a paused or failed attempt kept, instead of resuming it. */
+  restart: z.boolean().optional(),
 });
 export type SyncJobParams = z.infer<typeof SyncJobParams>;
+
+/** Runner-relayed download: stream one archive from `source` to the control plane's relay `relayId`. */
+export const RelayUploadJobParams = z.object({
+  relayId: Id,
+  fileName: z.string().min(1).max(255),
+  size: z.number().int().nonnegative(),
+  sha256: z.string().regex(/^[0-9a-f]{64}$/),
+  source: JobDestination,
+});
+export type RelayUploadJobParams = z.infer<typeof RelayUploadJobParams>;
 
 export const JobSpec = z.discriminatedUnion("type", [
   z.object({ type: z.literal("backup"), params: BackupJobParams }),
@@ -112,6 +124,7 @@ export const JobSpec = z.discriminatedUnion("type", [
   z.object({ type: z.literal("verify"), params: VerifyJobParams }),
   z.object({ type: z.literal("test-destination"), params: TestDestinationJobParams }),
   z.object({ type: z.literal("sync"), params: SyncJobParams }),
+  z.object({ type: z.literal("relay-upload"), params: RelayUploadJobParams }),
 ]);
 export type JobSpec = z.infer<typeof JobSpec>;
 

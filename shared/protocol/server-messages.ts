@@ -18,9 +18,21 @@ export const Welcome = z.object({
 });
 
 /** A job delivery. `token` is the signed job (JWS); everything the runner acts on is inside it. */
-export const JobDelivery = z.object({ type: z.literal("job"), jobId: JobId, token: z.string().max(64 * 1024) });
+export const JobDelivery = z.object({
+  type: z.literal("job"),
+  jobId: JobId,
+  token: z.string().max(64 * 1024),
+});
 
-export const JobCancel = z.object({ type: z.literal("job.cancel"), jobId: JobId });
+/**
+ * Stops a job. `mode: "pause"` (sync jobs) keeps what was uploaded so a later job resumes it; the job
+ * still ends CANCELLED, with error code PAUSED. Older runners ignore `mode` and cancel.
+ */
+export const JobCancel = z.object({
+  type: z.literal("job.cancel"),
+  jobId: JobId,
+  mode: z.enum(["cancel", "pause"]).optional(),
+});
 
 /** The control plane has durably recorded the job's result; the runner may drop it from its outbox. */
 export const ResultAck = z.object({ type: z.literal("result.ack"), jobId: JobId });

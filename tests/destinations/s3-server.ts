@@ -8,6 +8,10 @@ export interface TestS3Server {
   endpoint: string;
   port: number;
   setTamperHeadLength(on: boolean): Promise<void>;
+  /** Hold (never answer) or fail (500) UploadPart requests numbered above these; undefined clears. */
+  setPartFaults(f: { holdAbove?: number; failAbove?: number }): Promise<void>;
+  /** UploadPart requests passed to s3rver, and their bytes. `held` = requests being held now. */
+  partStats(): Promise<{ partRequests: number; partBytes: number; held: number }>;
   close(): Promise<void>;
 }
 
@@ -32,6 +36,18 @@ export async function startS3Server(buckets: string[]): Promise<TestS3Server> {
     async setTamperHeadLength(on) {
       const r = await fetch(`${endpoint}/__cairn/tamper-head-length?on=${on ? 1 : 0}`, { method: "POST" });
       if (r.status !== 204) throw new Error(`s3rver control failed: ${r.status}`);
+    },
+    async setPartFaults(f) {
+      const q = new URLSearchParams();
+      if (f.holdAbove !== undefined) q.set("holdAbove", String(f.holdAbove));
+      if (f.failAbove !== undefined) q.set("failAbove", String(f.failAbove));
+      const r = await fetch(`${endpoint}/__cairn/parts?${q.toString()}`, { method: "POST" });
+      if (r.status !== 204) throw new Error(`s3rver control failed: ${r.status}`);
+    },
+    async partStats() {
+      const r = await fetch(`${endpoint}/__cairn/stats`);
+      if (r.status !== 200) throw new Error(`s3rver stats failed: ${r.status}`);
+      return (await r.json()) as { partRequests: number; partBytes: number; held: number };
     },
     async close() {
       if (child.exitCode !== null) return;

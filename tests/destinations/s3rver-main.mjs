@@ -1,8 +1,11 @@
 // s3rver in its own process (so its buffers do not count against the client's memory in tests and
 // benchmarks), plus the two calls s3rver lacks: AbortMultipartUpload and ListMultipartUploads, answered
 // from s3rver's own upload store. POST /__cairn/tamper-head-length?on=1 makes HEAD report one byte less,
-// as a storage that lost data would. Prints {"port":N} on stdout once listening.
-import { mkdtemp, readdir, rm } from "node:fs/promises";
+// as a storage that lost data would. ListParts is answered from the upload store too. For resume tests:
+// POST /__cairn/parts?holdAbove=N&failAbove=M holds (never answers) or fails (500) UploadPart requests
+// with a part number above N / M (no value clears); GET /__cairn/stats counts the UploadPart requests
+// passed to s3rver and their bytes. Prints {"port":N} on stdout once listening.
+import { mkdtemp, readdir, rm, stat, readFile } from "node:fs/promises";
 import http from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -20,6 +23,25 @@ await s3.configureBuckets();
 const handle = s3.callback();
 const uploadsDir = (bucket) => s3.store.getResourcePath(bucket, undefined, "uploads");
 let tamperHeadLength = false;
+const parts = { holdAbove: undefined, failAbove: undefined, held: new Set(), requests: 0, bytes: 0 };
+const numberParam = (url, name) =>
+  url.searchParams.get(name) ? Number(url.searchParams.get(name)) : undefined;
+
+async function listParts(bucket, uploadId) {
+  const dir = join(uploadsDir(bucket), uploadId);
+  const names = await readdir(dir);
+  const items = [];
+  // A part counts once its .md5 is written, i.e. s3rver received all of it.
+  for (const n of names.filter((x) => /^\d+\.md5$/.test(x))) {
+    const num = Number(n.slice(0, -4));
+    const [md5, st] = await Promise.all([readFile(join(dir, n), "utf8"), stat(join(dir, String(num)))]);
+    items.push({ num, md5, size: st.size });
+  }
+  items.sort((a, b) => a.num - b.num);
+  return items
+    .map((p) => `<Part><PartNumber>${p.num}</PartNumber><ETag>"${p.md5}"</ETag><Size>${p.size}</Size></Part>`)
+    .join("");
+}
 
 const server = http.createServer((req, res) => {
   const url = new URL(req.url ?? "/", "http://x");
@@ -28,6 +50,52 @@ const server = http.createServer((req, res) => {
   if (url.pathname === "/__cairn/tamper-head-length") {
     tamperHeadLength = url.searchParams.get("on") === "1";
     res.writeHead(204).end();
+    return;
+  }
+  if (url.pathname === "/__cairn/parts") {
+    parts.holdAbove = numberParam(url, "holdAbove");
+    parts.failAbove = numberParam(url, "failAbove");
+    for (const r of parts.held) r.writeHead(503).end();
+    parts.held.clear();
+    res.writeHead(204).end();
+    return;
+  }
+  if (url.pathname === "/__cairn/stats") {
+    res.writeHead(200, { "content-type": "application/json" });
+    res.end(JSON.stringify({ partRequests: parts.requests, partBytes: parts.bytes, held: parts.held.size }));
+    return;
+  }
+  const partNumber = url.searchParams.get("partNumber");
+  if (req.method === "PUT" && uploadId && partNumber) {
+    const n = Number(partNumber);
+    if (parts.holdAbove !== undefined && n > parts.holdAbove) {
+      parts.held.add(res);
+      req.resume();
+      res.on("close", () => parts.held.delete(res));
+      return;
+    }
+    if (parts.failAbove !== undefined && n > parts.failAbove) {
+      req.resume();
+      res.writeHead(500, { "content-type": "application/xml" });
+      res.end("<Error><Code>InternalError</Code><Message>injected</Message></Error>");
+      return;
+    }
+    parts.requests++;
+    parts.bytes += Number(req.headers["content-length"] ?? 0);
+  }
+  if (req.method === "GET" && uploadId) {
+    listParts(bucket, uploadId).then(
+      (items) => {
+        res.writeHead(200, { "content-type": "application/xml" });
+        res.end(
+          `<?xml version="1.0" encoding="UTF-8"?><ListPartsResult><Bucket>${bucket}</Bucket><UploadId>${uploadId}</UploadId><IsTruncated>false</IsTruncated>${items}</ListPartsResult>`,
+        );
+      },
+      () =>
+        res
+          .writeHead(404, { "content-type": "application/xml" })
+          .end("<Error><Code>NoSuchUpload</Code></Error>"),
+    );
     return;
   }
   if (req.method === "DELETE" && uploadId) {

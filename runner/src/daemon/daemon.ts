@@ -265,7 +265,8 @@ export class RunnerDaemon {
           .catch((e) => log.error("job delivery failed", { error: errorMessage(e) }));
         break;
       case "job.cancel":
-        if (this.runner?.cancel(msg.jobId)) log.info("job cancel requested", { jobId: msg.jobId });
+        if (this.runner?.cancel(msg.jobId, undefined, msg.mode))
+          log.info("job cancel requested", { jobId: msg.jobId, mode: msg.mode ?? "cancel" });
         else log.info("cancel for a job that is not running; ignored", { jobId: msg.jobId });
         break;
       case "inventory.request":

@@ -42,16 +42,20 @@ export class JobRunner {
   }
 
   /** Aborts a running job or drops a queued one (which is then finished CANCELLED). */
-  cancel(jobId: string, reason = "cancelled by the control plane"): boolean {
+  cancel(jobId: string, reason?: string, mode: "cancel" | "pause" = "cancel"): boolean {
+    // A pause is a cancel whose reason the executor recognises (code PAUSED) to keep its progress.
+    const code = mode === "pause" ? "PAUSED" : "CANCELLED";
+    const why =
+      reason ?? (mode === "pause" ? "paused by the control plane" : "cancelled by the control plane");
     const r = this.running.get(jobId);
     if (r) {
-      r.job.controller.abort(new JobFailure("CANCELLED", reason));
+      r.job.controller.abort(new JobFailure(code, why));
       return true;
     }
     const i = this.queue.findIndex((q) => q.claims.jti === jobId);
     if (i === -1) return false;
     const [job] = this.queue.splice(i, 1);
-    void this.finish(job!, { status: "CANCELLED", error: { code: "CANCELLED", message: reason } });
+    void this.finish(job!, { status: "CANCELLED", error: { code, message: why } });
     return true;
   }
 
@@ -121,7 +125,10 @@ export class JobRunner {
         const reason = job.controller.signal.reason;
         outcome = {
           status: "CANCELLED",
-          error: { code: "CANCELLED", message: reason instanceof Error ? reason.message : "cancelled" },
+          error: {
+            code: reason instanceof JobFailure && reason.code === "PAUSED" ? "PAUSED" : "CANCELLED",
+            message: reason instanceof Error ? reason.message : "cancelled",
+          },
         };
       } else {
         outcome = { status: "FAILED", error: { code, message: errorMessage(err).slice(0, 4096) } };

@@ -15,6 +15,7 @@ import {
   GetObjectCommand,
   HeadObjectCommand,
   ListObjectsV2Command,
+  ListPartsCommand,
   PutObjectCommand,
   S3Client,
   UploadPartCommand,
@@ -23,6 +24,7 @@ import {
 import { checkObjectName, normalizePrefix } from "./names";
 import { runProbe } from "./probe";
 import { withMappedErrors } from "./read-stream";
+import { parseS3ResumeToken, type S3ResumeToken } from "./s3-resume";
 import { DEFAULT_RETRY, withRetry, type RetryPolicy } from "./retry";
 import {
   DestinationError,
@@ -30,6 +32,7 @@ import {
   type DestinationErrorCode,
   type ObjectInfo,
   type ObjectWriter,
+  type WriterOptions,
 } from "./types";
 import { specUrl, type S3Spec } from "./url";
 
@@ -137,11 +140,60 @@ export class S3Destination implements Destination {
     return this.prefix + checkObjectName(this.url, name);
   }
 
-  async createWriter(
-    name: string,
-    opts: { signal?: AbortSignal; sizeHint?: number } = {},
-  ): Promise<ObjectWriter> {
-    return new S3Writer(this, this.key(name), name, opts.signal, opts.sizeHint);
+  async createWriter(name: string, opts: WriterOptions = {}): Promise<ObjectWriter> {
+    return new S3Writer(this, this.key(name), name, opts);
+  }
+
+  /** Aborts a suspended multipart upload that will not be resumed, so no orphaned parts are billed. */
+  async discardSuspended(token: unknown): Promise<void> {
+    const t = parseS3ResumeToken(token);
+    if (!t || t.bucket !== this.spec.bucket) return;
+    await this.abortUpload(t.key, t.uploadId);
+  }
+
+  async abortUpload(key: string, uploadId: string): Promise<void> {
+    try {
+      await this.send(`abort upload of ${key}`, () =>
+        this.client.send(
+          new AbortMultipartUploadCommand({ Bucket: this.spec.bucket, Key: key, UploadId: uploadId }),
+        ),
+      );
+    } catch (err) {
+      // Already gone (completed, aborted, expired by a lifecycle rule): nothing is left to bill.
+      if ((err as DestinationError).code !== "NOT_FOUND") throw err;
+    }
+  }
+
+  /** The parts the server holds for an upload; null when the upload no longer exists. */
+  async listParts(
+    key: string,
+    uploadId: string,
+  ): Promise<Map<number, { etag: string; size: number }> | null> {
+    const out = new Map<number, { etag: string; size: number }>();
+    let marker: string | undefined;
+    try {
+      do {
+        const page = await this.send(`list parts of ${key}`, () =>
+          this.client.send(
+            new ListPartsCommand({
+              Bucket: this.spec.bucket,
+              Key: key,
+              UploadId: uploadId,
+              PartNumberMarker: marker,
+            }),
+          ),
+        );
+        for (const p of page.Parts ?? []) {
+          if (p.PartNumber === undefined || !p.ETag) continue;
+          out.set(p.PartNumber, { etag: p.ETag.replace(/"/g, ""), size: Number(p.Size ?? -1) });
+        }
+        marker = page.IsTruncated ? String(page.NextPartNumberMarker ?? "") || undefined : undefined;
+      } while (marker);
+    } catch (err) {
+      if ((err as DestinationError).code === "NOT_FOUND") return null;
+      throw err;
+    }
+    return out;
   }
 
   async createReadStream(name: string, range?: { start: number; end?: number }): Promise<Readable> {
@@ -251,14 +303,32 @@ class S3Writer implements ObjectWriter {
   private aborting?: Promise<void>;
   private creating?: Promise<unknown>;
   private committed = false;
+  private readonly signal?: AbortSignal;
+  private readonly sizeHint?: number;
+  private readonly keepOnFailure: boolean;
+  /** What each uploaded part was, for a resume token. */
+  private readonly partMeta = new Map<number, { etag: string; size: number; md5: string }>();
+  /** Resume: parts the server confirmed (ListParts) and the previous attempt recorded. */
+  private confirmed?: Map<number, { etag: string; size: number; md5: string }>;
+  private readonly resumeToken?: S3ResumeToken;
+  /** Stops in-flight part requests on suspend without aborting the upload. */
+  private readonly requests = new AbortController();
+  private suspending?: Promise<S3ResumeToken | undefined>;
+  /** Bytes of parts the server already held and that were not sent again. */
+  skippedBytes = 0;
 
   constructor(
     private readonly dest: S3Destination,
     private readonly key: string,
     private readonly name: string,
-    private readonly signal?: AbortSignal,
-    private readonly sizeHint?: number,
+    opts: WriterOptions,
   ) {
+    this.signal = opts.signal;
+    this.sizeHint = opts.sizeHint;
+    this.keepOnFailure = opts.keepOnFailure ?? false;
+    const token = opts.resume === undefined ? undefined : parseS3ResumeToken(opts.resume);
+    if (token && token.bucket === dest.spec.bucket && token.key === key) this.resumeToken = token;
+    const signal = this.signal;
     this.stream = new Writable({
       highWaterMark: 1024 * 1024,
       write: (chunk: Buffer, _enc, cb) => {
@@ -285,7 +355,7 @@ class S3Writer implements ObjectWriter {
 
   private async accept(chunk: Buffer): Promise<void> {
     if (this.failure) throw this.failure;
-    if (this.aborting)
+    if (this.aborting || this.suspending)
       throw new DestinationError("CANCELLED", this.dest.url, `upload of ${this.name} was aborted`);
     this.total += chunk.length;
     this.wholeMd5.update(chunk);
@@ -312,7 +382,32 @@ class S3Writer implements ObjectWriter {
     return out;
   }
 
+  /**
+   * Resume: continue the recorded upload when the server still has it and the part size is the same
+   * (part boundaries must line up); otherwise abort it, so no orphan is left, and start afresh.
+   */
+  private async adopt(t: S3ResumeToken): Promise<boolean> {
+    const listed = t.partSize === this.spec.partSize ? await this.dest.listParts(this.key, t.uploadId) : null;
+    if (!listed) {
+      await this.dest.abortUpload(this.key, t.uploadId);
+      return false;
+    }
+    this.confirmed = new Map();
+    for (const p of t.parts) {
+      const l = listed.get(p.n);
+      if (l && l.etag === p.etag && l.size === p.size) this.confirmed.set(p.n, p);
+    }
+    this.uploadId = t.uploadId;
+    return true;
+  }
+
   private async startPart(body: Buffer): Promise<void> {
+    if (this.uploadId === undefined && this.resumeToken && !this.confirmed) {
+      const t = this.resumeToken;
+      const adopting = this.adopt(t);
+      this.creating = adopting.catch(() => {});
+      if (!(await adopting)) this.confirmed = new Map();
+    }
     if (this.uploadId === undefined) {
       const creating = this.dest
         .send(`start upload of ${this.name}`, () =>
@@ -338,12 +433,25 @@ class S3Writer implements ObjectWriter {
     // Bounded queue: wait for a slot before buffering another part.
     while (this.inflight.size >= this.spec.queueSize) await Promise.race(this.inflight);
     if (this.failure) throw this.failure;
-    if (this.aborting)
+    if (this.aborting || this.suspending)
       throw new DestinationError("CANCELLED", this.dest.url, `upload of ${this.name} was aborted`);
     const PartNumber = this.parts.length + this.inflight.size + 1;
     const md5 = createHash("md5").update(body).digest();
     this.partMd5s[PartNumber - 1] = md5;
+    const md5hex = md5.toString("hex");
+    // The server holds this very part (same number, size and MD5 of the bytes): do not send it again.
+    const held = this.confirmed?.get(PartNumber);
+    if (held && held.size === body.length && held.md5 === md5hex) {
+      this.parts.push({ PartNumber, ETag: held.etag });
+      this.partMeta.set(PartNumber, held);
+      this.skippedBytes += body.length;
+      this.recycle(body);
+      return;
+    }
     const uploadId = this.uploadId;
+    const abortSignal = this.signal
+      ? AbortSignal.any([this.signal, this.requests.signal])
+      : this.requests.signal;
     const p = this.dest.client
       .send(
         new UploadPartCommand({
@@ -355,26 +463,59 @@ class S3Writer implements ObjectWriter {
           ContentMD5: md5.toString("base64"),
           ContentLength: body.length,
         }),
-        { abortSignal: this.signal },
+        { abortSignal },
       )
       .then(
         (r) => {
           this.parts.push({ PartNumber, ETag: r.ETag ?? "" });
+          const etag = (r.ETag ?? "").replace(/"/g, "");
+          if (etag) this.partMeta.set(PartNumber, { etag, size: body.length, md5: md5hex });
         },
         (err: unknown) => {
           this.failure ??= mapS3Error(this.dest.url, `upload part ${PartNumber} of ${this.name}`, err);
-          // Abort right away so parts do not linger even if the caller never calls abort().
-          void this.abort(this.failure).catch(() => {});
+          // Abort right away so parts do not linger even if the caller never calls abort(), unless the
+          // caller keeps the upload for a retry (it then calls suspend() or abort() itself).
+          if (!this.keepOnFailure && !this.suspending) void this.abort(this.failure).catch(() => {});
         },
       )
       .finally(() => {
         this.inflight.delete(p);
         // The request is over (retries included), so its bytes may be overwritten by the next part.
-        if (body.byteOffset === 0 && this.spare.length < this.spec.queueSize) {
-          this.spare.push(Buffer.from(body.buffer, 0, body.buffer.byteLength));
-        }
+        this.recycle(body);
       });
     this.inflight.add(p);
+  }
+
+  private recycle(body: Buffer): void {
+    if (body.byteOffset === 0 && this.spare.length < this.spec.queueSize) {
+      this.spare.push(Buffer.from(body.buffer, 0, body.buffer.byteLength));
+    }
+  }
+
+  /**
+   * Pause: stop sending (in-flight part requests are cut; they are simply not recorded), keep the
+   * multipart upload, and return what the next attempt needs. Safe to call more than once.
+   */
+  suspend(opts: { finishInflight?: boolean } = {}): Promise<S3ResumeToken | undefined> {
+    if (this.committed || this.aborting) return Promise.resolve(undefined);
+    this.suspending ??= (async () => {
+      if (!this.stream.destroyed) this.stream.destroy();
+      // After a failure, parts still in flight may well succeed: keep them rather than send them again.
+      if (!opts.finishInflight) this.requests.abort();
+      while (this.inflight.size > 0) await Promise.allSettled([...this.inflight]);
+      await this.creating;
+      const uploadId = this.uploadId;
+      if (uploadId === undefined) return undefined;
+      return {
+        kind: "s3-multipart" as const,
+        bucket: this.spec.bucket,
+        key: this.key,
+        uploadId,
+        partSize: this.spec.partSize,
+        parts: [...this.partMeta].sort(([a], [b]) => a - b).map(([n, p]) => ({ n, ...p })),
+      };
+    })();
+    return this.suspending;
   }
 
   async commit(): Promise<ObjectInfo> {
@@ -383,7 +524,8 @@ class S3Writer implements ObjectWriter {
     try {
       await finished(this.stream);
     } catch (err) {
-      await this.abort(err);
+      // keepOnFailure: the caller decides between suspend() (retry later) and abort().
+      if (!this.keepOnFailure) await this.abort(err);
       throw this.failure ?? mapS3Error(this.dest.url, `upload of ${this.name}`, err);
     }
     if (this.aborting) {
@@ -397,7 +539,7 @@ class S3Writer implements ObjectWriter {
       this.committed = true;
       return await this.verify(expectedEtags);
     } catch (err) {
-      if (!this.committed) await this.abort(err);
+      if (!this.committed && !this.keepOnFailure) await this.abort(err);
       throw err instanceof DestinationError ? err : mapS3Error(this.dest.url, `upload of ${this.name}`, err);
     }
   }

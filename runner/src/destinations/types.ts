@@ -19,6 +19,23 @@ export interface ObjectWriter {
   commit(): Promise<ObjectInfo>;
   /** Throw away whatever was written (temp file, multipart upload). Safe to call more than once. */
   abort(reason?: unknown): Promise<void>;
+  /**
+   * Resumable writers only: stop without discarding what the server holds (pause, or a transient
+   * failure the user may retry). Returns a token for `createWriter(..., { resume })`, free of
+   * credentials, or undefined when nothing is worth keeping (then nothing is left on the server).
+   */
+  suspend?(opts?: { finishInflight?: boolean }): Promise<unknown>;
+  /** Resumable writers: bytes the server already held from an earlier attempt and that were not sent again. */
+  readonly skippedBytes?: number;
+}
+
+export interface WriterOptions {
+  signal?: AbortSignal;
+  sizeHint?: number;
+  /** A token from an earlier `suspend()`: continue that upload where the server confirms it stands. */
+  resume?: unknown;
+  /** Keep the server-side upload on failure (the caller then calls suspend() or abort()). */
+  keepOnFailure?: boolean;
 }
 
 export interface Destination {
@@ -26,7 +43,9 @@ export interface Destination {
   readonly url: string;
   /** True when `createReadStream` honours ranges without reading the bytes before `start`. */
   readonly supportsRanges: boolean;
-  createWriter(name: string, opts?: { signal?: AbortSignal; sizeHint?: number }): Promise<ObjectWriter>;
+  createWriter(name: string, opts?: WriterOptions): Promise<ObjectWriter>;
+  /** Resumable destinations: throw away a suspended upload (its `suspend()` token) that will not be resumed. */
+  discardSuspended?(token: unknown): Promise<void>;
   /** `end` is inclusive, as in HTTP ranges. */
   createReadStream(name: string, range?: { start: number; end?: number }): Promise<Readable>;
   /** null when the object does not exist. */

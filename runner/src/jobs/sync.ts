@@ -15,6 +15,8 @@ import type { RunnerConfig } from "../config";
 import { JobRejection } from "../daemon/job-verifier";
 import type { Destination } from "../destinations";
 import { LocalDestination } from "../destinations/local";
+import { parseS3ResumeToken } from "../destinations/s3-resume";
+import { SyncResumeStore, type SavedSync } from "./sync-resume-store";
 import { localArchivePath } from "./archive-file";
 import { openRemote, remoteSpec } from "./remote-destination";
 import { JobFailure, type JobHandler } from "./types";
@@ -66,6 +68,88 @@ async function copyObject(
   return { size, sha256: hash.digest("hex") };
 }
 
+/** Pause is a cancel whose reason says PAUSED (job.cancel with mode "pause"): progress is kept. */
+function pausedBy(signal: AbortSignal): boolean {
+  return signal.aborted && (signal.reason as { code?: unknown } | undefined)?.code === "PAUSED";
+}
+
+/** Failures worth keeping the upload for: the next attempt (retry) may well succeed and resume. */
+function transient(err: unknown): boolean {
+  return (err as { code?: unknown } | null)?.code === "CONNECTION_FAILED";
+}
+
+function heldBytes(token: unknown): number {
+  return parseS3ResumeToken(token)?.parts.reduce((n, p) => n + p.size, 0) ?? 0;
+}
+
+/**
+ * copyObject for the archive itself, resumable: continues `saved` when given. On pause or a transient
+ * failure, a resumable writer is suspended and its token saved for the next attempt; on cancel or any
+ * other failure the upload (and an earlier suspended one) is aborted and the saved state dropped.
+ */
+async function copyResumable(
+  from: Destination,
+  to: Destination,
+  name: string,
+  signal: AbortSignal,
+  resume: { store: SyncResumeStore; backupId: string; destinationId: string; saved?: SavedSync },
+  onBytes?: (n: number) => void,
+): Promise<{ size: number; sha256: string; skipped: number }> {
+  const { store, backupId, destinationId, saved } = resume;
+  const hash = createHash("sha256");
+  let size = 0;
+  const meter = new Transform({
+    transform(chunk: Buffer, _e, cb) {
+      hash.update(chunk);
+      size += chunk.length;
+      onBytes?.(size);
+      cb(null, chunk);
+    },
+  });
+  // The writer only sees real cancels: a pause must not abort the multipart upload.
+  const cancel = new AbortController();
+  const w = await to.createWriter(name, { signal: cancel.signal, resume: saved?.token, keepOnFailure: true });
+  // Pause also stops a commit that is waiting on parts in flight (suspend cuts them).
+  const onAbort = () => {
+    if (!pausedBy(signal)) cancel.abort(signal.reason);
+    else if (w.suspend) void w.suspend().catch(() => {});
+    else void w.abort(signal.reason).catch(() => {});
+  };
+  signal.addEventListener("abort", onAbort, { once: true });
+  if (signal.aborted) onAbort();
+  try {
+    await pipeline(await from.createReadStream(name), meter, w.stream, { signal });
+    const info = await w.commit();
+    await store.remove(backupId, destinationId);
+    if (info.size !== size)
+      throw new JobFailure(
+        "INTEGRITY_MISMATCH",
+        `${to.url}/${name}: stored ${info.size} bytes, sent ${size}`,
+      );
+    return { size, sha256: hash.digest("hex"), skipped: w.skippedBytes ?? 0 };
+  } catch (err) {
+    if (w.suspend && (pausedBy(signal) || transient(err))) {
+      const token = await w.suspend({ finishInflight: !pausedBy(signal) });
+      if (token !== undefined)
+        await store.save(backupId, destinationId, {
+          fileName: name,
+          url: to.url,
+          bytesDone: heldBytes(token),
+          token,
+        });
+      else await store.remove(backupId, destinationId);
+    } else {
+      await w.abort(err).catch(() => {});
+      // Cancelled before the earlier upload was even adopted: it must not be left behind either.
+      if (saved) await to.discardSuspended?.(saved.token).catch(() => {});
+      await store.remove(backupId, destinationId);
+    }
+    throw err;
+  } finally {
+    signal.removeEventListener("abort", onAbort);
+  }
+}
+
 /** Reads the stored object back and hashes it: what the destination holds, not what we sent. */
 async function remoteDigest(
   dest: Destination,
@@ -103,6 +187,16 @@ export function syncHandler(): JobHandler {
       const from = await openSource(p.source, ctx.secrets, ctx.config);
       const to = await openRemote(p.target, ctx.secrets, ctx.config);
       const started = Date.now();
+      const store = new SyncResumeStore(ctx.config.stateDir);
+      const backupId = p.binding.backupId;
+      const destinationId = p.target.destinationId;
+      let saved = await store.load(backupId, destinationId);
+      // Retry from zero, or state for another object/place: abort that upload so nothing is orphaned.
+      if (saved && (p.restart || saved.fileName !== p.fileName || saved.url !== to.url)) {
+        await to.discardSuspended?.(saved.token);
+        await store.remove(backupId, destinationId);
+        saved = undefined;
+      }
       // Live monitor: percent (from totalBytes), bytes/s (reporter), ETA and the object being copied.
       const report = (pr: Progress) => {
         const secs = (Date.now() - started) / 1000;
@@ -110,15 +204,25 @@ export function syncHandler(): JobHandler {
         ctx.progress({
           ...pr,
           message: pr.currentFile,
+          ...(pr.totalBytes && {
+            percent: Math.min(100, Math.floor((pr.bytes / pr.totalBytes) * 1000) / 10),
+          }),
           ...(rate > 0 &&
             pr.totalBytes !== undefined && { etaSeconds: Math.round((pr.totalBytes - pr.bytes) / rate) }),
         });
       };
       try {
         report({ bytes: 0, files: 0, totalBytes: p.size, phase: "upload", currentFile: p.fileName });
-        const sent = await copyObject(from, to, p.fileName, ctx.signal, (n) =>
-          report({ bytes: n, files: 0, totalBytes: p.size, phase: "upload", currentFile: p.fileName }),
+        const sent = await copyResumable(
+          from,
+          to,
+          p.fileName,
+          ctx.signal,
+          { store, backupId, destinationId, saved },
+          (n) => report({ bytes: n, files: 0, totalBytes: p.size, phase: "upload", currentFile: p.fileName }),
         );
+        if (sent.skipped > 0)
+          ctx.log.info("sync resumed", { jobId: ctx.jobId, destinationId, skippedBytes: sent.skipped });
         const bad = async (msg: string): Promise<never> => {
           await to.delete(p.fileName).catch(() => {});
           throw new JobFailure("INTEGRITY_MISMATCH", msg);
@@ -150,6 +254,8 @@ export function syncHandler(): JobHandler {
           sha256: stored.sha256,
           url: to.url,
           durationMs: Date.now() - started,
+          /** Bytes an earlier paused or failed attempt had uploaded and that were not sent again. */
+          resumedBytes: sent.skipped,
         };
         return { result };
       } finally {

@@ -1,0 +1,249 @@
+/**
+ * Pause / resume / retry of a sync job against a real s3rver: parts the server already holds are
+ * not sent again (counted at the server), the final object is byte-identical, and an abandoned or
+ * cancelled upload leaves no multipart upload behind.
+ */
+import { createHash, randomBytes } from "node:crypto";
+import { mkdir, readFile, rm, stat, writeFile } from "node:fs/promises";
+import path from "node:path";
+import { ListMultipartUploadsCommand } from "@aws-sdk/client-s3";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { JobClaims, JobSecrets, RemoteJobDestination } from "../../../shared/protocol/job-claims";
+import { BINDING } from "../archive/test-helpers";
+import type { RunnerConfig } from "../config";
+import { makeRunnerConfig, makeSigningKey } from "../daemon/test-fixtures";
+import { S3Destination } from "../destinations/s3";
+import { memoryLogger } from "../util/log";
+import { S3RVER_CREDENTIALS, startS3Server, type TestS3Server } from "../../../tests/destinations/s3-server";
+import { syncHandler } from "./sync";
+import { JobFailure, type JobContext } from "./types";
+
+const MiB = 1024 * 1024;
+const PART = 8 * MiB; // the runner's default part size for jobs
+let s3: TestS3Server;
+let config: RunnerConfig;
+let dir: string;
+const archive = {
+  fileName: "resume_full_20260101_000000.tar.zst",
+  size: 4 * PART + 5 * MiB + 123,
+  sha256: "",
+};
+
+beforeAll(async () => {
+  s3 = await startS3Server(["r-pause", "r-fail", "r-restart", "r-cancel"]);
+  const made = await makeRunnerConfig(await makeSigningKey());
+  config = made.config;
+  dir = made.dir;
+  // Random bytes: the sync job moves an archive file as is, so its content need not be an archive.
+  const data = randomBytes(archive.size);
+  archive.sha256 = createHash("sha256").update(data).digest("hex");
+  await mkdir(config.backupDir, { recursive: true });
+  await writeFile(path.join(config.backupDir, archive.fileName), data);
+});
+afterAll(async () => {
+  await s3?.close();
+  if (dir) await rm(dir, { recursive: true, force: true });
+});
+
+const target = (bucket: string): RemoteJobDestination => ({
+  kind: "remote",
+  destinationId: `dst_${bucket.replace(/-/g, "_")}`,
+  destination: { kind: "s3", config: { bucket, prefix: "p", endpoint: s3.endpoint, pathStyle: true } },
+});
+const secretsFor = (t: RemoteJobDestination): JobSecrets => ({
+  destinations: { [t.destinationId]: { accessKeyId: "S3RVER", secretAccessKey: "S3RVER" } },
+});
+const destOf = (bucket: string) =>
+  new S3Destination({
+    type: "s3",
+    bucket,
+    prefix: "p",
+    endpoint: s3.endpoint,
+    region: "us-east-1",
+    pathStyle: true,
+    credentials: { ...S3RVER_CREDENTIALS },
+    partSize: PART,
+    queueSize: 4,
+  });
+
+function run(bucket: string, opts: { restart?: boolean; controller?: AbortController } = {}) {
+  const t = target(bucket);
+  const claims: JobClaims = {
+    iss: "cairn-control-plane",
+    aud: config.runnerId,
+    sub: config.tenantId,
+    jti: `job_${Math.random().toString(36).slice(2)}`,
+    iat: 0,
+    exp: 0,
+    job: {
+      type: "sync",
+      params: {
+        binding: { ...BINDING, backupId: `bk_${bucket.replace(/-/g, "_")}` },
+        fileName: archive.fileName,
+        size: archive.size,
+        sha256: archive.sha256,
+        source: { kind: "local" },
+        target: t,
+        ...(opts.restart && { restart: true }),
+      },
+    },
+  };
+  const ctx: JobContext = {
+    jobId: claims.jti,
+    claims,
+    secrets: secretsFor(t),
+    config,
+    signal: (opts.controller ?? new AbortController()).signal,
+    progress: () => {},
+    log: memoryLogger(),
+  };
+  return syncHandler().run(ctx);
+}
+
+const stateFile = (bucket: string) =>
+  path.join(
+    config.stateDir,
+    "sync-resume",
+    `bk_${bucket.replace(/-/g, "_")}.dst_${bucket.replace(/-/g, "_")}.json`,
+  );
+
+async function uploadsIn(bucket: string): Promise<string[]> {
+  const d = destOf(bucket);
+  try {
+    const out = await d.client.send(new ListMultipartUploadsCommand({ Bucket: bucket }));
+    return (out.Uploads ?? []).map((u) => u.UploadId!);
+  } finally {
+    await d.close();
+  }
+}
+
+async function waitFor(what: string, cond: () => Promise<boolean>): Promise<void> {
+  for (let i = 0; i < 600; i++) {
+    if (await cond()) return;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}
+
+/** Starts a sync whose parts above 2 are held by the server, waits until parts 1-2 are stored, pauses it. */
+async function pauseAfterTwoParts(bucket: string): Promise<void> {
+  await s3.setPartFaults({ holdAbove: 2 });
+  const controller = new AbortController();
+  const job = run(bucket, { controller });
+  const key = `p/${archive.fileName}`;
+  const d = destOf(bucket);
+  try {
+    await waitFor("two stored parts", async () => {
+      const [id] = await uploadsIn(bucket);
+      const parts = id ? await d.listParts(key, id) : null;
+      return (parts?.size ?? 0) >= 2 && (await s3.partStats()).held > 0;
+    });
+  } finally {
+    await d.close();
+  }
+  controller.abort(new JobFailure("PAUSED", "paused by the control plane"));
+  await expect(job).rejects.toBeDefined();
+  await s3.setPartFaults({});
+}
+
+async function storedSha256(bucket: string): Promise<{ size: number; sha256: string }> {
+  const d = destOf(bucket);
+  const h = createHash("sha256");
+  let size = 0;
+  try {
+    for await (const chunk of await d.createReadStream(archive.fileName)) {
+      h.update(chunk as Buffer);
+      size += (chunk as Buffer).length;
+    }
+  } finally {
+    await d.close();
+  }
+  return { size, sha256: h.digest("hex") };
+}
+
+describe("sync pause / resume / retry (s3rver)", () => {
+  it("pause keeps the multipart upload and a 0600 state file; resume sends only the missing parts", async () => {
+    await pauseAfterTwoParts("r-pause");
+    expect(await uploadsIn("r-pause")).toHaveLength(1);
+    const st = await stat(stateFile("r-pause"));
+    expect(st.mode & 0o777).toBe(0o600);
+    const saved = await readFile(stateFile("r-pause"), "utf8");
+    expect(saved).not.toContain("S3RVER");
+    const token = (JSON.parse(saved) as { token: { uploadId: string; parts: { n: number; size: number }[] } })
+      .token;
+    expect(token.uploadId).toBe((await uploadsIn("r-pause"))[0]);
+    expect(token.parts.map((p) => [p.n, p.size])).toEqual([
+      [1, PART],
+      [2, PART],
+    ]);
+
+    const before = await s3.partStats();
+    const out = await run("r-pause");
+    const after = await s3.partStats();
+    expect(out.result).toMatchObject({ status: "completed", sha256: archive.sha256, resumedBytes: 2 * PART });
+    // Only parts 3..5 crossed the wire again.
+    expect(after.partBytes - before.partBytes).toBe(archive.size - 2 * PART);
+    expect(after.partRequests - before.partRequests).toBe(3);
+    expect(await storedSha256("r-pause")).toEqual({ size: archive.size, sha256: archive.sha256 });
+    expect(await uploadsIn("r-pause")).toEqual([]);
+    await expect(stat(stateFile("r-pause"))).rejects.toMatchObject({ code: "ENOENT" });
+  });
+
+  it("a server failure mid-upload fails the job; the retry resumes from the parts the server holds", async () => {
+    await s3.setPartFaults({ failAbove: 2 });
+    try {
+      await expect(run("r-fail")).rejects.toMatchObject({ code: "CONNECTION_FAILED" });
+    } finally {
+      await s3.setPartFaults({});
+    }
+    // Kept for the retry, not orphaned: the state file names it.
+    const [id] = await uploadsIn("r-fail");
+    expect(JSON.parse(await readFile(stateFile("r-fail"), "utf8"))).toMatchObject({
+      token: { uploadId: id },
+    });
+
+    const before = await s3.partStats();
+    const out = await run("r-fail");
+    const after = await s3.partStats();
+    expect(out.result).toMatchObject({ status: "completed", resumedBytes: 2 * PART });
+    expect(after.partBytes - before.partBytes).toBe(archive.size - 2 * PART);
+    expect(await storedSha256("r-fail")).toEqual({ size: archive.size, sha256: archive.sha256 });
+    expect(await uploadsIn("r-fail")).toEqual([]);
+  });
+
+  it("retry from zero aborts the paused upload: everything is sent again, no multipart is left", async () => {
+    await pauseAfterTwoParts("r-restart");
+    const [old] = await uploadsIn("r-restart");
+    expect(old).toBeDefined();
+    const before = await s3.partStats();
+    const out = await run("r-restart", { restart: true });
+    const after = await s3.partStats();
+    expect(out.result).toMatchObject({ status: "completed", resumedBytes: 0 });
+    expect(after.partBytes - before.partBytes).toBe(archive.size);
+    expect(await uploadsIn("r-restart")).toEqual([]);
+    expect(await storedSha256("r-restart")).toEqual({ size: archive.size, sha256: archive.sha256 });
+  });
+
+  it("cancel (not pause) of a resumed sync aborts the upload and drops the saved state", async () => {
+    await pauseAfterTwoParts("r-cancel");
+    expect(await uploadsIn("r-cancel")).toHaveLength(1);
+    await s3.setPartFaults({ holdAbove: 3 });
+    const controller = new AbortController();
+    const job = run("r-cancel", { controller });
+    try {
+      await waitFor("a held part", async () => (await s3.partStats()).held > 0);
+      controller.abort(new JobFailure("CANCELLED", "cancelled by the control plane"));
+      await expect(job).rejects.toBeDefined();
+    } finally {
+      await s3.setPartFaults({});
+    }
+    expect(await uploadsIn("r-cancel")).toEqual([]);
+    await expect(stat(stateFile("r-cancel"))).rejects.toMatchObject({ code: "ENOENT" });
+    const d = destOf("r-cancel");
+    try {
+      expect(await d.stat(archive.fileName)).toBeNull();
+    } finally {
+      await d.close();
+    }
+  });
+});
