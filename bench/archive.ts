@@ -3,7 +3,9 @@
  *   npm run bench:archive [-- --mib 1024] [--level 3] [--runs 1]
  * Tree: ../shared/bench/make-hosting-dataset.mjs, cached under .tmp/bench. Times are wall clock of
  * the spawned CLI (includes tsx start-up and, for encrypted archives, scrypt N=2^17); peak RSS is
- * the child's max RSS from /usr/bin/time (VmHWM from /proc as a fallback).
+ * the child's max RSS from /usr/bin/time (VmHWM from /proc as a fallback). CPU is the child's
+ * user+sys seconds (its whole process tree, as /usr/bin/time reports it): on a machine shared with
+ * other work, CPU-s/GiB compares the two sides where wall time is mostly noise.
  */
 import { spawn, spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -30,13 +32,15 @@ const TIME = existsSync("/usr/bin/time") ? "/usr/bin/time" : null;
 interface Measured {
   secs: number;
   rssKiB: number;
+  /** user + sys CPU seconds of the child and its waited-for descendants; NaN without /usr/bin/time */
+  cpu: number;
   stdout: string;
 }
 
 /** Runs a command; wall time and peak RSS of the whole process tree's largest member. */
 function measure(cmd: string, argv: string[]): Promise<Measured> {
   return new Promise((resolveP, reject) => {
-    const full = TIME ? [TIME, "-f", "__TIME__ %e %M", cmd, ...argv] : [cmd, ...argv];
+    const full = TIME ? [TIME, "-f", "__TIME__ %e %M %U %S", cmd, ...argv] : [cmd, ...argv];
     const t0 = process.hrtime.bigint();
     const child = spawn(full[0]!, full.slice(1), { stdio: ["ignore", "pipe", "pipe"] });
     let out = "";
@@ -56,8 +60,13 @@ function measure(cmd: string, argv: string[]): Promise<Measured> {
       clearInterval(poll);
       const secs = Number(process.hrtime.bigint() - t0) / 1e9;
       if (code !== 0) return reject(new Error(`${cmd} ${argv.join(" ")} exited ${code}: ${err.slice(-500)}`));
-      const m = /__TIME__ ([\d.]+) (\d+)/.exec(err);
-      resolveP({ secs, rssKiB: m ? Number(m[2]) : hwm, stdout: out });
+      const m = /__TIME__ ([\d.]+) (\d+) ([\d.]+) ([\d.]+)/.exec(err);
+      resolveP({
+        secs,
+        rssKiB: m ? Number(m[2]) : hwm,
+        cpu: m ? Number(m[3]) + Number(m[4]) : NaN,
+        stdout: out,
+      });
     });
   });
 }
@@ -70,7 +79,12 @@ async function best(fn: () => Promise<Measured>, before?: () => void): Promise<M
   }
   const fastest = all.reduce((a, m) => (m.secs < a.secs ? m : a));
   // stdout of the last run: its output files are the ones still on disk
-  return { ...fastest, stdout: all[all.length - 1]!.stdout, rssKiB: Math.max(...all.map((m) => m.rssKiB)) };
+  return {
+    ...fastest,
+    cpu: Math.min(...all.map((m) => m.cpu)),
+    stdout: all[all.length - 1]!.stdout,
+    rssKiB: Math.max(...all.map((m) => m.rssKiB)),
+  };
 }
 
 /** Counts the archive bytes a restore reads through the Destination interface. */
@@ -85,6 +99,8 @@ class CountingDestination extends LocalDestination {
 
 const fmt = (s: number) => `${s.toFixed(2)} s`;
 const mibs = (bytes: number, s: number) => `${(bytes / 2 ** 20 / s).toFixed(0)} MiB/s`;
+const cpuOf = (m: Measured, bytes: number) =>
+  `CPU ${m.cpu.toFixed(2)} s (${(m.cpu / (bytes / 2 ** 30)).toFixed(2)} CPU-s/GiB)`;
 
 async function main(): Promise<void> {
   mkdirSync(benchDir, { recursive: true });
@@ -193,19 +209,19 @@ async function main(): Promise<void> {
       ],
       [
         "backup  tar | zstd -T0 -3",
-        `${fmt(baseB.secs)}  ${mibs(treeBytes, baseB.secs)}  out ${(baseSize / 2 ** 20).toFixed(0)} MiB  peak RSS ${(baseB.rssKiB / 1024).toFixed(0)} MiB`,
+        `${fmt(baseB.secs)}  ${mibs(treeBytes, baseB.secs)}  ${cpuOf(baseB, treeBytes)}  out ${(baseSize / 2 ** 20).toFixed(0)} MiB  peak RSS ${(baseB.rssKiB / 1024).toFixed(0)} MiB`,
       ],
       [
         "backup  cairn (password, AES-GCM)",
-        `${fmt(ourB.secs)}  ${mibs(treeBytes, ourB.secs)}  out ${(result.size / 2 ** 20).toFixed(0)} MiB  peak RSS ${(ourB.rssKiB / 1024).toFixed(0)} MiB`,
+        `${fmt(ourB.secs)}  ${mibs(treeBytes, ourB.secs)}  ${cpuOf(ourB, treeBytes)}  out ${(result.size / 2 ** 20).toFixed(0)} MiB  peak RSS ${(ourB.rssKiB / 1024).toFixed(0)} MiB`,
       ],
       [
         "restore zstd -d | tar -x",
-        `${fmt(baseR.secs)}  ${mibs(treeBytes, baseR.secs)}  peak RSS ${(baseR.rssKiB / 1024).toFixed(0)} MiB`,
+        `${fmt(baseR.secs)}  ${mibs(treeBytes, baseR.secs)}  ${cpuOf(baseR, treeBytes)}  peak RSS ${(baseR.rssKiB / 1024).toFixed(0)} MiB`,
       ],
       [
         "restore cairn (verify, stage, move)",
-        `${fmt(ourR.secs)}  ${mibs(treeBytes, ourR.secs)}  peak RSS ${(ourR.rssKiB / 1024).toFixed(0)} MiB`,
+        `${fmt(ourR.secs)}  ${mibs(treeBytes, ourR.secs)}  ${cpuOf(ourR, treeBytes)}  peak RSS ${(ourR.rssKiB / 1024).toFixed(0)} MiB`,
       ],
       [
         "round trip byte for byte",
@@ -220,6 +236,9 @@ async function main(): Promise<void> {
     console.log("ratios (target):");
     console.log(`  backup throughput  ${(baseB.secs / ourB.secs).toFixed(2)}x tar|zstd   (>= 1.2x)`);
     console.log(`  restore throughput ${(baseR.secs / ourR.secs).toFixed(2)}x zstd|tar   (>= 1.0x)`);
+    // CPU efficiency: the other side's CPU-s over ours (> 1 means Cairn spends less CPU per GiB).
+    console.log(`  backup CPU         ${(baseB.cpu / ourB.cpu).toFixed(2)}x tar|zstd (CPU-s ratio, theirs/ours)`);
+    console.log(`  restore CPU        ${(baseR.cpu / ourR.cpu).toFixed(2)}x zstd|tar (CPU-s ratio, theirs/ours)`);
     console.log(
       `  peak RSS           backup ${(ourB.rssKiB / 1024).toFixed(0)} MiB, restore ${(ourR.rssKiB / 1024).toFixed(0)} MiB   (<= 256 MiB)`,
     );
