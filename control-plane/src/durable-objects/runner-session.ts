@@ -373,7 +373,8 @@ export class RunnerSession extends DurableObject<Env> {
     return { delivered: true };
   }
 
-  async cancel(jobId: string): Promise<{ state: JobState | null }> {
+  /** `mode: "pause"` (sync): the runner stops the job but keeps its upload for a later resume. */
+  async cancel(jobId: string, mode: "cancel" | "pause" = "cancel"): Promise<{ state: JobState | null }> {
     const row = this.job(jobId);
     if (!row) return { state: null };
     if (isTerminal(row.state)) return { state: row.state as JobState };
@@ -387,12 +388,16 @@ export class RunnerSession extends DurableObject<Env> {
         jobId,
         backupId: row.backup_id,
         state: "CANCELLED",
-        error: { code: "CANCELLED", message: "cancelled before delivery" },
+        error:
+          mode === "pause"
+            ? { code: "PAUSED", message: "paused before delivery" }
+            : { code: "CANCELLED", message: "cancelled before delivery" },
       });
       return { state: "CANCELLED" };
     }
     // Delivered or running: the runner stops it and reports the final state with job.result.
-    for (const ws of this.openSockets()) this.send(ws, { type: "job.cancel", jobId });
+    for (const ws of this.openSockets())
+      this.send(ws, { type: "job.cancel", jobId, ...(mode === "pause" && { mode }) });
     return { state: row.state as JobState };
   }
 

@@ -105,6 +105,12 @@ async function copyOutcome(
     const r = reported.get(row.destinationId);
     const done =
       a.state === "SUCCEEDED" && r?.status === "completed" && r.size !== undefined && r.sha256 !== undefined;
+    // Paused by the user (the job ended because of it): stays paused, resumable, never completed.
+    if (!done && row.status === "paused")
+      return d
+        .update(backupCopies)
+        .set({ errorCode: null, errorMessage: null, updatedAt: now })
+        .where(eq(backupCopies.id, row.id));
     const error = done
       ? null
       : (r?.error ??
@@ -132,6 +138,7 @@ async function copyOutcome(
   });
   const failed = rows.filter((row) => {
     const r = reported.get(row.destinationId);
+    if (row.status === "paused") return false;
     return !(a.state === "SUCCEEDED" && r?.status === "completed");
   });
   const activity = failed.map((row) =>

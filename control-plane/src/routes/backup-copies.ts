@@ -1,5 +1,5 @@
-import { Hono } from "hono";
-import { and, eq } from "drizzle-orm";
+import { Hono, type Context } from "hono";
+import { and, eq, inArray } from "drizzle-orm";
 import { z } from "zod";
 import {
   DOWNLOAD_URL_TTL_SECONDS,
@@ -26,6 +26,7 @@ import { getSetting } from "../lib/settings";
 import { presignGetUrl } from "../lib/s3-presign";
 import { readJson } from "../lib/validate";
 import { findRunner } from "./runners";
+import { runnerStub } from "../lib/runner-stub";
 
 /** Copies of a backup on remote destinations: sync later (and retry), download. Mounted under /api/v1/backups. */
 
@@ -33,6 +34,8 @@ const SyncBody = z.object({
   destinationId: z.string().min(1).max(64),
   /** Read from this completed copy instead of the runner's local archive. */
   sourceDestinationId: z.string().min(1).max(64).optional(),
+  /** Retry from zero: the runner aborts what a paused or failed attempt kept instead of resuming it. */
+  restart: z.boolean().optional(),
 });
 const DownloadBody = z.object({ destinationId: z.string().min(1).max(64) });
 
@@ -51,7 +54,14 @@ export const backupCopyRoutes = new Hono<AppEnv>();
 backupCopyRoutes.post("/:id/sync", activity("backup.sync"), requireAuth("backups.create"), async (c) => {
   const id = c.req.param("id");
   noteActivity(c, { targetType: "backup", targetId: id });
-  const body = await readJson(c, SyncBody);
+  return startSync(c, id, await readJson(c, SyncBody));
+});
+
+/**
+ * Sync, retry and resume: one job per attempt on the backup's runner. A failed or paused copy is
+ * retried in place; the runner resumes what the previous attempt kept unless `restart` is set.
+ */
+async function startSync(c: Context<AppEnv>, id: string, body: z.infer<typeof SyncBody>) {
   const user = currentUser(c);
   const b = await findBackup(c, id, tenantScope(user));
   noteActivity(c, { tenantId: b.tenantId, details: { destinationId: body.destinationId } });
@@ -76,8 +86,14 @@ backupCopyRoutes.post("/:id/sync", activity("backup.sync"), requireAuth("backups
     .where(and(eq(backupCopies.backupId, b.id), eq(backupCopies.destinationId, target.id)))
     .get();
   if (existing?.status === "completed") throw conflict("this backup already has a completed copy there");
-  if (existing && existing.status !== "failed")
+  if (existing && existing.status !== "failed" && existing.status !== "paused")
     throw conflict(`a copy to this destination is ${existing.status}`);
+  if (existing?.status === "paused" && existing.jobId) {
+    // Two attempts must never write the same upload: the paused job has to have stopped first.
+    const prev = await db(c.env.DB).select().from(jobs).where(eq(jobs.id, existing.jobId)).get();
+    if (prev && !["SUCCEEDED", "FAILED", "CANCELLED", "INTERRUPTED"].includes(prev.state))
+      throw conflict("the copy is still pausing; try again in a moment");
+  }
   const spec: JobSpec = {
     type: "sync",
     params: {
@@ -87,6 +103,7 @@ backupCopyRoutes.post("/:id/sync", activity("backup.sync"), requireAuth("backups
       sha256: b.sha256,
       source,
       target: jobDestination(target),
+      ...(body.restart && { restart: true }),
     },
   };
   const secrets = { destinations: await jobCredentials(c.env, credRows) };
@@ -110,7 +127,7 @@ backupCopyRoutes.post("/:id/sync", activity("backup.sync"), requireAuth("backups
     ? d
         .update(backupCopies)
         .set({ status: "pending", jobId, bytesDone: 0, errorCode: null, errorMessage: null, updatedAt: now })
-        .where(and(eq(backupCopies.id, existing.id), eq(backupCopies.status, "failed")))
+        .where(and(eq(backupCopies.id, existing.id), inArray(backupCopies.status, ["failed", "paused"])))
     : d.insert(backupCopies).values({
         id: newId("cpy"),
         tenantId: b.tenantId,
@@ -127,7 +144,7 @@ backupCopyRoutes.post("/:id/sync", activity("backup.sync"), requireAuth("backups
   noteActivity(c, { details: { jobId } });
   await dispatchJob(c.env, runner, { jobId, spec, secrets, backupId: b.id });
   return c.json({ job: { id: jobId, state: "PENDING" } }, 202);
-});
+}
 
 /**
  * Download: a presigned GET URL (S3, S3-compatible, GCS over HMAC) valid DOWNLOAD_URL_TTL_SECONDS; bytes go
@@ -188,6 +205,80 @@ backupCopyRoutes.post(
       fileName: copy.objectName,
       size: copy.size,
       sha256: copy.sha256,
+    });
+  },
+);
+
+/**
+ * Pause a running sync: the copy becomes `paused` at once (never completed, never failed) and the
+ * runner stops the job keeping what it uploaded. Copies made by a backup job (auto-sync) cannot be
+ * paused on their own: that would stop the backup.
+ */
+backupCopyRoutes.post(
+  "/:id/copies/:destinationId/pause",
+  activity("backup.copy.pause"),
+  requireAuth("backups.create"),
+  async (c) => {
+    const id = c.req.param("id");
+    const destinationId = c.req.param("destinationId");
+    noteActivity(c, { targetType: "backup", targetId: id, details: { destinationId } });
+    const b = await findBackup(c, id, tenantScope(currentUser(c)));
+    noteActivity(c, { tenantId: b.tenantId });
+    const copy = await findCopy(c.env, b.id, destinationId);
+    if (copy.status !== "pending" && copy.status !== "running")
+      throw conflict(`the copy is ${copy.status}, not running`);
+    const job = copy.jobId
+      ? await db(c.env.DB).select().from(jobs).where(eq(jobs.id, copy.jobId)).get()
+      : undefined;
+    if (!job || job.type !== "sync")
+      throw conflict("only a sync job can be paused; a copy made during a backup can be retried later");
+    // Keep the last progress the monitor saw, so a paused copy shows how far it got.
+    const live = (await runnerStub(c.env, job.runnerId)
+      .progress(job.id)
+      .catch(() => undefined)) as { bytes?: unknown } | undefined;
+    const bytesDone = typeof live?.bytes === "number" ? live.bytes : copy.bytesDone;
+    await db(c.env.DB)
+      .update(backupCopies)
+      .set({ status: "paused", bytesDone, updatedAt: Date.now() })
+      .where(and(eq(backupCopies.id, copy.id), inArray(backupCopies.status, ["pending", "running"])));
+    noteActivity(c, { details: { jobId: job.id } });
+    await runnerStub(c.env, job.runnerId).cancel(job.id, "pause");
+    const row = await findCopy(c.env, b.id, destinationId);
+    return c.json(
+      { copy: { destinationId, status: row.status, bytesDone: row.bytesDone, jobId: job.id } },
+      202,
+    );
+  },
+);
+
+/** Resume a paused copy (or retry a failed one): a new sync job that continues where the last stopped. */
+backupCopyRoutes.post(
+  "/:id/copies/:destinationId/resume",
+  activity("backup.copy.resume"),
+  requireAuth("backups.create"),
+  async (c) => {
+    const id = c.req.param("id");
+    const destinationId = c.req.param("destinationId");
+    noteActivity(c, { targetType: "backup", targetId: id });
+    const b = await findBackup(c, id, tenantScope(currentUser(c)));
+    const copy = await findCopy(c.env, b.id, destinationId);
+    if (copy.status !== "paused" && copy.status !== "failed")
+      throw conflict(`the copy is ${copy.status}, not paused or failed`);
+    // Read from the same place as the attempt being resumed.
+    const prev = copy.jobId
+      ? await db(c.env.DB)
+          .select({ params: jobs.params, type: jobs.type })
+          .from(jobs)
+          .where(eq(jobs.id, copy.jobId))
+          .get()
+      : undefined;
+    const source =
+      prev?.type === "sync"
+        ? (JSON.parse(prev.params) as { source?: { kind?: string; destinationId?: string } }).source
+        : undefined;
+    return startSync(c, id, {
+      destinationId,
+      ...(source?.kind === "remote" && source.destinationId && { sourceDestinationId: source.destinationId }),
     });
   },
 );
