@@ -87,6 +87,7 @@ export async function copyViews(env: Env, backupId: string, live?: Map<string, u
   return rows.map((r) => {
     let bytesDone = r.bytesDone;
     let status = r.status;
+    let monitor: Record<string, unknown> | undefined;
     const p = r.jobId ? progress.get(r.jobId) : undefined;
     if (p && (r.status === "pending" || r.status === "running")) {
       status = "running";
@@ -99,6 +100,15 @@ export async function copyViews(env: Env, backupId: string, live?: Map<string, u
             ? p.bytes
             : undefined;
       if (typeof v === "number") bytesDone = v;
+      // Sync monitor: the job's own rate, ETA, percent and current file are the copy's.
+      if (r.jobId && syncJobs.has(r.jobId)) {
+        monitor = {
+          ...(typeof p.percent === "number" && { percent: p.percent }),
+          ...(typeof p.rate === "number" && { bytesPerSecond: p.rate }),
+          ...(typeof p.etaSeconds === "number" && { etaSeconds: p.etaSeconds }),
+          ...(typeof p.message === "string" && { currentFile: p.message }),
+        };
+      }
     }
     return {
       id: r.id,
@@ -109,6 +119,7 @@ export async function copyViews(env: Env, backupId: string, live?: Map<string, u
       size: r.size,
       sha256: r.sha256,
       bytesDone,
+      ...(monitor && { monitor }),
       ...(r.errorCode && { error: { code: r.errorCode, message: r.errorMessage ?? "" } }),
       createdAt: new Date(r.createdAt).toISOString(),
       updatedAt: new Date(r.updatedAt).toISOString(),

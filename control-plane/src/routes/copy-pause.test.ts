@@ -181,6 +181,44 @@ describe("sync pause / resume", () => {
     expect(await copyOf(root, backupId, dst)).toMatchObject({ status: "completed", bytesDone: 10 });
   });
 
+  it("a running sync copy shows the live monitor: percent, bytes/s, ETA, current file", async () => {
+    const root = await createTenantUser("ROOT");
+    const runner = await enrollRunner(root);
+    const dst = await createDest(root, "dst");
+    const backupId = await completedBackup(root.tenantId, runner.runnerId);
+    const sync = await call(`/api/v1/backups/${backupId}/sync`, {
+      body: { destinationId: dst },
+      token: root.token,
+    });
+    await db(env.DB)
+      .update(jobs)
+      .set({
+        state: "RUNNING",
+        progress: JSON.stringify({
+          bytes: 4,
+          files: 0,
+          rate: 2,
+          percent: 40,
+          etaSeconds: 3,
+          totalBytes: 10,
+          message: "site_full_20260101_000000.tar.zst",
+        }),
+      })
+      .where(eq(jobs.id, sync.body.job.id));
+    expect(await copyOf(root, backupId, dst)).toMatchObject({
+      status: "running",
+      bytesDone: 4,
+      monitor: {
+        percent: 40,
+        bytesPerSecond: 2,
+        etaSeconds: 3,
+        currentFile: "site_full_20260101_000000.tar.zst",
+      },
+    });
+    const job = await call(`/api/v1/jobs/${sync.body.job.id}`, { token: root.token });
+    expect(job.body.progress).toMatchObject({ percent: 40, rate: 2, etaSeconds: 3, totalBytes: 10 });
+  });
+
   it("another tenant gets 404; auto-sync copies of a backup job cannot be paused alone", async () => {
     const root = await createTenantUser("ROOT");
     // ROOT sees every tenant; a user of another tenant must not even see the copy.
