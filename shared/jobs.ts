@@ -16,7 +16,7 @@ export const TERMINAL_JOB_STATES: readonly JobState[] = ["SUCCEEDED", "FAILED", 
 export const isTerminalJobState = (s: JobState): boolean => TERMINAL_JOB_STATES.includes(s);
 
 /** Job types a runner may be asked to run. The job token's `job.type` claim is one of these. */
-export const JOB_TYPES = ["backup", "restore", "verify", "test-destination", "sync"] as const;
+export const JOB_TYPES = ["backup", "restore", "verify", "test-destination", "sync", "relay-upload"] as const;
 export const JobType = z.enum(JOB_TYPES);
 export type JobType = z.infer<typeof JobType>;
 

@@ -13,6 +13,7 @@ import { backupRoutes } from "./routes/backups";
 import { backupCopyRoutes } from "./routes/backup-copies";
 import { destinationRoutes } from "./routes/destinations";
 import { gdriveAuthorizeRoutes } from "./routes/gdrive-authorize";
+import { relayRoutes } from "./routes/relay";
 import { consoleRoutes } from "./routes/console";
 import { jobRoutes } from "./routes/jobs";
 import { jwksRoutes } from "./routes/jwks";
@@ -24,6 +25,7 @@ import { tenantRoutes } from "./routes/tenants";
 import { userRoutes } from "./routes/users";
 
 export { RunnerSession } from "./durable-objects/runner-session";
+export { DownloadRelay } from "./durable-objects/download-relay";
 
 export const app = new Hono<AppEnv>();
 
@@ -60,6 +62,7 @@ app.route("/api/v1/backups", backupRoutes);
 app.route("/api/v1/backups", backupCopyRoutes);
 app.route("/api/v1/destinations", destinationRoutes);
 app.route("/api/v1/destinations", gdriveAuthorizeRoutes);
+app.route("/api/v1/relay", relayRoutes);
 app.route("/api/v1/jobs", jobRoutes);
 app.route("/api/v1/activity", activityRoutes);
 app.route("/api/v1/tenants", tenantRoutes);

@@ -99,7 +99,9 @@ export const jobs = sqliteTable(
     tenantId: text("tenant_id").notNull(),
     runnerId: text("runner_id").notNull(),
     backupId: text("backup_id"),
-    type: text("type", { enum: ["backup", "restore", "verify", "test-destination", "sync"] }).notNull(),
+    type: text("type", {
+      enum: ["backup", "restore", "verify", "test-destination", "sync", "relay-upload"],
+    }).notNull(),
     state: text("state", {
       enum: ["PENDING", "DELIVERED", "RUNNING", "SUCCEEDED", "FAILED", "CANCELLED", "INTERRUPTED"],
     }).notNull(),

@@ -9,9 +9,10 @@ import {
   type DestinationKind,
 } from "../../../shared/destinations";
 import { ApiErrorCode } from "../../../shared/errors";
-import type { JobDestination, JobSpec } from "../../../shared/protocol/job-claims";
+import type { JobDestination, JobSecrets, JobSpec } from "../../../shared/protocol/job-claims";
+import { randomToken, sha256Hex } from "../crypto/random";
 import { db } from "../db/client";
-import { backupCopies, backups, jobs } from "../db/schema";
+import { backupCopies, backups, jobs, type runners } from "../db/schema";
 import type { AppEnv } from "../env";
 import { ApiError, conflict, notFound } from "../errors";
 import { activity, noteActivity } from "../lib/activity";
@@ -25,8 +26,11 @@ import { takeRateLimit } from "../lib/rate-limit";
 import { getSetting } from "../lib/settings";
 import { presignGetUrl } from "../lib/s3-presign";
 import { readJson } from "../lib/validate";
+import { relayStub } from "./relay";
 import { findRunner } from "./runners";
 import { runnerStub } from "../lib/runner-stub";
+
+type RunnerRow = typeof runners.$inferSelect;
 
 /** Copies of a backup on remote destinations: sync later (and retry), download. Mounted under /api/v1/backups. */
 
@@ -37,7 +41,8 @@ const SyncBody = z.object({
   /** Retry from zero: the runner aborts what a paused or failed attempt kept instead of resuming it. */
   restart: z.boolean().optional(),
 });
-const DownloadBody = z.object({ destinationId: z.string().min(1).max(64) });
+/** destinationId absent: the archive in the runner's own backup directory (always relayed). */
+const DownloadBody = z.object({ destinationId: z.string().min(1).max(64).optional() });
 
 async function findBackup(c: { env: AppEnv["Bindings"] }, id: string, scope: string | null) {
   const row = await db(c.env.DB)
@@ -148,7 +153,9 @@ async function startSync(c: Context<AppEnv>, id: string, body: z.infer<typeof Sy
 
 /**
  * Download: a presigned GET URL (S3, S3-compatible, GCS over HMAC) valid DOWNLOAD_URL_TTL_SECONDS; bytes go
- * straight from storage to the user. Rate-limited per user (setting `download.perHour`).
+ * straight from storage to the user. Other destinations and the runner's local archive are relayed: a
+ * `relay-upload` job makes the runner stream the object through the control plane (routes/relay.ts).
+ * Rate-limited per user either way (setting `download.perHour`).
  */
 backupCopyRoutes.post(
   "/:id/download",
@@ -160,25 +167,54 @@ backupCopyRoutes.post(
     const body = await readJson(c, DownloadBody);
     const user = currentUser(c);
     const b = await findBackup(c, id, tenantScope(user));
-    noteActivity(c, { tenantId: b.tenantId, details: { destinationId: body.destinationId } });
+    noteActivity(c, { tenantId: b.tenantId, details: { destinationId: body.destinationId ?? "local" } });
+    const takeDownload = async () =>
+      takeRateLimit(c.env, {
+        operation: "download",
+        scopeId: user.id,
+        limit: await getSetting(c.env, b.tenantId, "download.perHour"),
+        windowMs: 3600_000,
+        what: "downloads",
+      });
+    if (!body.destinationId) {
+      if (b.status !== "completed" && b.status !== "partial")
+        throw conflict(`backup is ${b.status}, not completed`);
+      if (!b.fileName || b.size === null || !b.sha256) throw conflict("backup has no archive file");
+      const runner = await onlineRunner(c, b.runnerId, b.tenantId);
+      await takeDownload();
+      return c.json(
+        await startRelay(c, {
+          runner,
+          backupId: b.id,
+          fileName: b.fileName,
+          size: b.size,
+          sha256: b.sha256,
+          source: { kind: "local" },
+          secrets: null,
+        }),
+      );
+    }
     const copy = await findCopy(c.env, b.id, body.destinationId);
     if (copy.status !== "completed" || !copy.objectName)
       throw conflict(`the copy is ${copy.status}, not completed`);
     const dest = await findDestination(c.env, body.destinationId, b.tenantId);
-    if (!PRESIGNABLE_KINDS.includes(dest.kind as DestinationKind))
-      throw new ApiError(
-        501,
-        ApiErrorCode.NotImplemented,
-        `downloads from ${dest.kind} destinations are not available yet (presigned URLs exist for s3 and gcs only)`,
+    if (!PRESIGNABLE_KINDS.includes(dest.kind as DestinationKind)) {
+      if (copy.size === null || !copy.sha256) throw conflict("the copy has no recorded size and checksum");
+      const runner = await onlineRunner(c, b.runnerId, b.tenantId);
+      await takeDownload();
+      return c.json(
+        await startRelay(c, {
+          runner,
+          backupId: b.id,
+          fileName: copy.objectName,
+          size: copy.size,
+          sha256: copy.sha256,
+          source: jobDestination(dest),
+          secrets: { destinations: await jobCredentials(c.env, [dest]) },
+        }),
       );
-    const limit = await getSetting(c.env, b.tenantId, "download.perHour");
-    await takeRateLimit(c.env, {
-      operation: "download",
-      scopeId: user.id,
-      limit,
-      windowMs: 3600_000,
-      what: "downloads",
-    });
+    }
+    await takeDownload();
     if (!dest.encryptedCredentials) throw conflict("destination has no credentials");
     const config = S3Config.parse(JSON.parse(dest.config));
     const creds = S3Credentials.parse(
@@ -208,6 +244,75 @@ backupCopyRoutes.post(
     });
   },
 );
+
+/** A relay needs the runner now: refuse at once (409 RUNNER_OFFLINE) rather than leave a download hanging. */
+async function onlineRunner(c: Context<AppEnv>, runnerId: string, tenantId: string) {
+  const runner = await findRunner(c, runnerId, tenantId);
+  if (runner.revokedAt) throw conflict("runner is revoked");
+  if (runner.status !== "online")
+    throw new ApiError(
+      409,
+      ApiErrorCode.RunnerOffline,
+      "the runner holding this archive is offline; try again later",
+    );
+  return runner;
+}
+
+async function startRelay(
+  c: Context<AppEnv>,
+  a: {
+    runner: RunnerRow;
+    backupId: string;
+    fileName: string;
+    size: number;
+    sha256: string;
+    source: JobDestination;
+    secrets: JobSecrets | null;
+  },
+) {
+  const relayId = newId("rly");
+  const key = randomToken();
+  const expiresAt = Date.now() + DOWNLOAD_URL_TTL_SECONDS * 1000;
+  await relayStub(c.env, relayId).open({
+    keyHash: await sha256Hex(key),
+    runnerId: a.runner.id,
+    fileName: a.fileName,
+    size: a.size,
+    expiresAt,
+    waitMs: Number(c.env.RELAY_WAIT_MS) || undefined,
+  });
+  const spec: JobSpec = {
+    type: "relay-upload",
+    params: { relayId, fileName: a.fileName, size: a.size, sha256: a.sha256, source: a.source },
+  };
+  const jobId = newId("job");
+  const now = Date.now();
+  await db(c.env.DB)
+    .insert(jobs)
+    .values({
+      id: jobId,
+      tenantId: a.runner.tenantId,
+      runnerId: a.runner.id,
+      backupId: a.backupId,
+      type: "relay-upload",
+      state: "PENDING",
+      params: JSON.stringify(spec.params),
+      createdBy: currentUser(c).id,
+      createdAt: now,
+      updatedAt: now,
+    });
+  noteActivity(c, { details: { jobId, relayId } });
+  await dispatchJob(c.env, a.runner, { jobId, spec, secrets: a.secrets, backupId: a.backupId });
+  return {
+    url: new URL(`/api/v1/relay/${relayId}?key=${key}`, c.req.url).toString(),
+    relayed: true,
+    jobId,
+    expiresAt: new Date(expiresAt).toISOString(),
+    fileName: a.fileName,
+    size: a.size,
+    sha256: a.sha256,
+  };
+}
 
 /**
  * Pause a running sync: the copy becomes `paused` at once (never completed, never failed) and the

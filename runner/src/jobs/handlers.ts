@@ -4,6 +4,7 @@ import { restoreHandler } from "./restore";
 import { verifyHandler } from "./verify";
 import { syncHandler } from "./sync";
 import { testDestinationHandler } from "./test-destination";
+import { relayUploadHandler } from "./relay-upload";
 import { loadCreateBackup, loadRestoreArchive, loadVerifyArchive } from "./engine";
 
 /** The executors the daemon runs in production. Job types absent here are rejected UNSUPPORTED_JOB. */
@@ -14,5 +15,6 @@ export function productionHandlers(): JobHandlers {
     verify: verifyHandler(loadVerifyArchive),
     "test-destination": testDestinationHandler(),
     sync: syncHandler(),
+    "relay-upload": relayUploadHandler(),
   };
 }

@@ -1,0 +1,204 @@
+/**
+ * Runner-relayed downloads end to end: the real Worker, a real `cairn-runner` and a real FTP server.
+ * The archive streams runner → relay Durable Object → client and equals the backup byte for byte;
+ * reused links and relay ids, bad relay tokens and an offline runner are refused clearly.
+ */
+import { createHash, generateKeyPairSync, randomBytes } from "node:crypto";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import type { JWK } from "jose";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createRelayToken } from "../../runner/src/jobs/relay-upload";
+import { startFtpServer, type TestFtpServer } from "../destinations/ftp-server";
+import {
+  type Cluster,
+  type RunnerHandle,
+  enrollAndStartRunner,
+  startCluster,
+  waitFor,
+} from "../support/cluster";
+
+let cluster: Cluster;
+let runner: RunnerHandle;
+let ftp: TestFtpServer;
+let runnerId: string;
+
+interface Job {
+  id: string;
+  state: string;
+  error?: { code: string; message: string };
+}
+interface Backup {
+  id: string;
+  status: string;
+  fileName: string;
+  size: number;
+  sha256: string;
+}
+interface Download {
+  url: string;
+  relayed?: boolean;
+  jobId: string;
+  fileName: string;
+  size: number;
+  sha256: string;
+}
+
+const api = <T>(method: string, path: string, body?: unknown) => cluster.api.request<T>(method, path, body);
+const sha = (b: Buffer) => createHash("sha256").update(b).digest("hex");
+const errorOf = async (res: Response) =>
+  ((await res.json()) as { error: { code: string; message: string } }).error;
+
+async function finished(jobId: string): Promise<Job> {
+  return waitFor(
+    `job ${jobId} to finish`,
+    async () => {
+      const j = await api<Job>("GET", `/api/v1/jobs/${jobId}`);
+      return ["SUCCEEDED", "FAILED", "INTERRUPTED", "CANCELLED"].includes(j.state) ? j : undefined;
+    },
+    60_000,
+    200,
+  );
+}
+
+let backup: Backup;
+
+beforeAll(async () => {
+  [cluster, ftp] = await Promise.all([startCluster(), startFtpServer({ tls: false })]);
+  const source = join(cluster.dir, "site");
+  mkdirSync(source, { recursive: true });
+  writeFileSync(join(source, "index.html"), "<h1>relay</h1>\n");
+  // Incompressible, several MiB: the relay has to stream many chunks.
+  writeFileSync(join(source, "media.bin"), randomBytes(5 * 1024 * 1024 + 7));
+  runner = await enrollAndStartRunner(cluster, "relay-1", [source]);
+  runnerId = await waitFor("runner online", async () => {
+    const list = await cluster.api.listRunners();
+    return list.find((x) => x.name === "relay-1" && x.status === "online")?.id;
+  });
+  const created = await api<{ backup: { id: string }; job: { id: string } }>("POST", "/api/v1/backups", {
+    runnerId,
+    name: "site",
+    encryption: { mode: "password", password: "relay e2e Password-77!" },
+  });
+  const j = await finished(created.job.id);
+  expect(j.state, JSON.stringify(j)).toBe("SUCCEEDED");
+  backup = await api<Backup>("GET", `/api/v1/backups/${created.backup.id}`);
+  expect(backup.status).toBe("completed");
+}, 120_000);
+
+afterAll(async () => {
+  await runner?.stop();
+  await Promise.all([cluster?.close(), ftp?.close()]);
+});
+
+describe("runner-relayed download", () => {
+  it("streams the runner's local archive byte for byte; the link and the relay id work once", async () => {
+    const dl = await api<Download>("POST", `/api/v1/backups/${backup.id}/download`, {});
+    expect(dl.relayed).toBe(true);
+    expect(dl).toMatchObject({ fileName: backup.fileName, size: backup.size, sha256: backup.sha256 });
+    const res = await fetch(dl.url);
+    expect(res.status).toBe(200);
+    expect(res.headers.get("content-disposition")).toContain(backup.fileName);
+    const body = Buffer.from(await res.arrayBuffer());
+    expect(body.length).toBe(backup.size);
+    expect(sha(body)).toBe(backup.sha256);
+    expect(sha(readFileSync(join(runner.backupDir, backup.fileName)))).toBe(backup.sha256);
+    expect((await finished(dl.jobId)).state).toBe("SUCCEEDED");
+
+    // The browser link is single-use.
+    const again = await fetch(dl.url);
+    expect(again.status).toBe(409);
+    await again.body?.cancel();
+
+    // Even the runner itself cannot feed a relay id a second time.
+    const cfg = JSON.parse(readFileSync(runner.configPath, "utf8")) as {
+      runnerId: string;
+      keys: { signing: { privateJwk: JWK } };
+    };
+    const relayId = new URL(dl.url).pathname.split("/").pop()!;
+    const token = await createRelayToken(cfg.runnerId, cfg.keys.signing.privateJwk, relayId);
+    const replay = await fetch(`${cluster.url}/api/v1/relay/${relayId}`, {
+      method: "PUT",
+      headers: { authorization: `Bearer ${token}` },
+      body: "planted bytes",
+    });
+    expect(replay.status).toBe(409);
+    expect((await errorOf(replay)).message).toMatch(/already used/);
+  });
+
+  it("a wrong download key is 401 and does not burn the link", async () => {
+    const dl = await api<Download>("POST", `/api/v1/backups/${backup.id}/download`, {});
+    const bad = new URL(dl.url);
+    bad.searchParams.set("key", "x".repeat(43));
+    const r = await fetch(bad);
+    expect(r.status).toBe(401);
+    await r.body?.cancel();
+    const ok = await fetch(dl.url);
+    expect(ok.status).toBe(200);
+    expect(sha(Buffer.from(await ok.arrayBuffer()))).toBe(backup.sha256);
+  });
+
+  it("relay uploads without a valid runner token are 401", async () => {
+    const dl = await api<Download>("POST", `/api/v1/backups/${backup.id}/download`, {});
+    const relayId = new URL(dl.url).pathname.split("/").pop()!;
+    const put = (auth?: string) =>
+      fetch(`${cluster.url}/api/v1/relay/${relayId}`, {
+        method: "PUT",
+        headers: auth ? { authorization: auth } : {},
+        body: "planted bytes",
+      });
+    expect((await put()).status).toBe(401);
+    expect((await put("Bearer not-a-jwt")).status).toBe(401);
+    // Well formed, names the real runner, but signed with a key that is not the runner's.
+    const { privateKey } = generateKeyPairSync("ed25519");
+    const forged = await createRelayToken(runnerId, privateKey.export({ format: "jwk" }) as JWK, relayId);
+    const r = await put(`Bearer ${forged}`);
+    expect(r.status).toBe(401);
+    expect((await errorOf(r)).code).toBe("UNAUTHORIZED");
+    // The runner's own token for another relay id does not open this one.
+    const cfg = JSON.parse(readFileSync(runner.configPath, "utf8")) as {
+      keys: { signing: { privateJwk: JWK } };
+    };
+    const other = await createRelayToken(runnerId, cfg.keys.signing.privateJwk, "rly_other");
+    expect((await put(`Bearer ${other}`)).status).toBe(401);
+    // The real download still arrives intact.
+    const ok = await fetch(dl.url);
+    expect(ok.status).toBe(200);
+    expect(sha(Buffer.from(await ok.arrayBuffer()))).toBe(backup.sha256);
+  });
+
+  it("relays a copy on an FTP destination byte for byte", async () => {
+    mkdirSync(join(ftp.root, "relay"), { recursive: true });
+    const dest = await api<{ id: string }>("POST", "/api/v1/destinations", {
+      name: "ftp-relay",
+      kind: "ftp",
+      config: { host: "127.0.0.1", port: ftp.port, user: ftp.user, path: "/relay" },
+      credentials: { password: ftp.password },
+    });
+    const sync = await api<{ job: { id: string } }>("POST", `/api/v1/backups/${backup.id}/sync`, {
+      destinationId: dest.id,
+    });
+    expect((await finished(sync.job.id)).state).toBe("SUCCEEDED");
+    const dl = await api<Download>("POST", `/api/v1/backups/${backup.id}/download`, {
+      destinationId: dest.id,
+    });
+    expect(dl.relayed).toBe(true);
+    const res = await fetch(dl.url);
+    expect(res.status).toBe(200);
+    const body = Buffer.from(await res.arrayBuffer());
+    expect(body.length).toBe(backup.size);
+    expect(sha(body)).toBe(backup.sha256);
+  });
+
+  it("an offline runner is a clear 409 RUNNER_OFFLINE at once, not a hanging download", async () => {
+    await runner.stop();
+    await waitFor("runner offline", async () => {
+      const list = await cluster.api.listRunners();
+      return list.find((x) => x.id === runnerId && x.status === "offline");
+    });
+    await expect(api("POST", `/api/v1/backups/${backup.id}/download`, {})).rejects.toMatchObject({
+      status: 409,
+      code: "RUNNER_OFFLINE",
+    });
+  });
+});
