@@ -237,8 +237,12 @@ async function main(): Promise<void> {
     console.log(`  backup throughput  ${(baseB.secs / ourB.secs).toFixed(2)}x tar|zstd   (>= 1.2x)`);
     console.log(`  restore throughput ${(baseR.secs / ourR.secs).toFixed(2)}x zstd|tar   (>= 1.0x)`);
     // CPU efficiency: the other side's CPU-s over ours (> 1 means Cairn spends less CPU per GiB).
-    console.log(`  backup CPU         ${(baseB.cpu / ourB.cpu).toFixed(2)}x tar|zstd (CPU-s ratio, theirs/ours)`);
-    console.log(`  restore CPU        ${(baseR.cpu / ourR.cpu).toFixed(2)}x zstd|tar (CPU-s ratio, theirs/ours)`);
+    console.log(
+      `  backup CPU         ${(baseB.cpu / ourB.cpu).toFixed(2)}x tar|zstd (CPU-s ratio, theirs/ours)`,
+    );
+    console.log(
+      `  restore CPU        ${(baseR.cpu / ourR.cpu).toFixed(2)}x zstd|tar (CPU-s ratio, theirs/ours)`,
+    );
     console.log(
       `  peak RSS           backup ${(ourB.rssKiB / 1024).toFixed(0)} MiB, restore ${(ourR.rssKiB / 1024).toFixed(0)} MiB   (<= 256 MiB)`,
     );

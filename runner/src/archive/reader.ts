@@ -16,6 +16,7 @@ import {
   MAX_HEADER_JSON,
   openSealContext,
   openSegment,
+  openSegmentAsync,
   parseEncHeader,
   SEG_LEN_FIELD,
   TAG_LEN,
@@ -251,6 +252,21 @@ export async function* readFrames(
   to: number,
   signal?: AbortSignal,
 ): AsyncGenerator<{ index: number; frame: Buffer }> {
+  for await (const { index, frame } of readFramesDeferred(h, from, to, signal))
+    yield { index, frame: await frame };
+}
+
+/**
+ * As readFrames, but a data frame's segment tag is checked on the libuv pool: each frame comes as a
+ * promise that rejects (CORRUPT) when its tag fails. Callers must await every promise before using
+ * or handing on its bytes; the seek table and end of file are still checked in order, here.
+ */
+export async function* readFramesDeferred(
+  h: ArchiveHandle,
+  from: number,
+  to: number,
+  signal?: AbortSignal,
+): AsyncGenerator<{ index: number; frame: Promise<Buffer> }> {
   const n = h.manifest.frames.length;
   const start = h.frameOffsets[from]!;
   const end = to === n ? h.expectedSize - 1 : h.frameOffsets[to + 1]! - 1;
@@ -265,7 +281,15 @@ export async function* readFrames(
       if (h.seal) {
         const len = (await r.read(4)).readUInt32BE(0);
         if (len !== c) throw corrupt(`segment ${i} has length ${len}, ${c} expected`);
-        frame = openSegment(h.seal, i, i === n, await r.read(c + TAG_LEN));
+        const body = await r.read(c + TAG_LEN);
+        if (!expected) {
+          // The ByteReader may hand out views of a stream chunk; WebCrypto copies its input anyway.
+          const p = openSegmentAsync(h.seal, i, false, body);
+          p.catch(() => {});
+          yield { index: i, frame: p };
+          continue;
+        }
+        frame = openSegment(h.seal, i, true, body);
       } else {
         frame = await r.read(c);
       }
@@ -276,7 +300,7 @@ export async function* readFrames(
       } else if (!h.seal && createHash("sha256").update(frame).digest("hex") !== h.manifest.frames[i]!.h) {
         throw corrupt(`frame ${i} does not match its manifest hash`);
       }
-      yield { index: i, frame };
+      yield { index: i, frame: Promise.resolve(frame) };
     }
   } finally {
     await r.close();
@@ -317,9 +341,13 @@ export async function* tarBytes(
   const n = h.manifest.frames.length;
   const max = Math.max(2, availableParallelism()) + 1;
   const queue: { index: number; p: Promise<Buffer> }[] = [];
-  for await (const { index, frame } of readFrames(h, from, to, signal)) {
-    if (index === 0 || index === n) continue;
-    const p = decompressFrame(h, index, frame);
+  for await (const { index, frame } of readFramesDeferred(h, from, to, signal)) {
+    if (index === 0 || index === n) {
+      await frame;
+      continue;
+    }
+    // Tag check, then bomb guard and decompression, all off the main thread; yielded in order.
+    const p = frame.then((f) => decompressFrame(h, index, f));
     p.catch(() => {});
     queue.push({ index, p });
     while (queue.length >= max) {

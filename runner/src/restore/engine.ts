@@ -130,8 +130,17 @@ export async function restoreArchive(o: RestoreOptions): Promise<RestoreResult> 
           throw unsafe(`entry ${parts.join("/")} would be written through the symlink ${pre}`);
         if (files.has(pre)) throw unsafe(`entry ${parts.join("/")} would be written below the file ${pre}`);
       }
-      if (parts.length > 1) mkdirSync(join(stage, ...parts.slice(0, -1)), { recursive: true, mode: 0o700 });
+      if (parts.length > 1) {
+        // One recursive mkdir per new parent, not per file: the staging tree is ours alone, so a
+        // directory we created stays there (47k files/GiB made this ~10% of the restore's main thread).
+        const parent = parts.slice(0, -1).join("/");
+        if (!madeDirs.has(parent)) {
+          mkdirSync(join(stage, ...parts.slice(0, -1)), { recursive: true, mode: 0o700 });
+          madeDirs.add(parent);
+        }
+      }
     };
+    const madeDirs = new Set<string>();
 
     const DEVICE_TYPES: Record<string, string> = {
       "3": "character device",
@@ -153,6 +162,7 @@ export async function restoreArchive(o: RestoreOptions): Promise<RestoreResult> 
       placed.push({ e });
       if (e.t === "directory") {
         mkdirSync(dest, { mode: 0o700 });
+        madeDirs.add(e.p);
         dirs.push(e);
         return null;
       }
