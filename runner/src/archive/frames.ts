@@ -5,7 +5,7 @@
 import { createHash } from "node:crypto";
 import { availableParallelism } from "node:os";
 import { Transform, type TransformCallback } from "node:stream";
-import { compress } from "./zstd";
+import { compressChunk } from "./zstd";
 import { corrupt } from "./errors";
 import { sealSegment, sealSegmentAsync, type SealContext } from "./crypto";
 import type { ArchiveBinding } from "./types";
@@ -219,7 +219,7 @@ export class FrameEncoder extends Transform {
     const seal = this.o.seal;
     const counter = seal ? this.segment++ : 0;
     const d = chunk.length;
-    const p = compress(chunk, this.o.level).then(async (frame) => {
+    const p = compressChunk(chunk, this.o.level).then(async (frame) => {
       this.o.release?.(chunk);
       return { frame, stored: seal ? await sealSegmentAsync(seal, counter, false, frame) : [frame], d };
     });
