@@ -105,6 +105,8 @@ export const SyncJobParams = z.object({
   target: RemoteJobDestination,
   /** Retry from zero: discard an upload a paused or failed attempt kept, instead of resuming it. */
   restart: z.boolean().optional(),
+  /** Abandon: only abort what a paused or failed attempt kept (the copy was deleted); copy nothing. */
+  discard: z.boolean().optional(),
 });
 export type SyncJobParams = z.infer<typeof SyncJobParams>;
 

@@ -387,3 +387,70 @@ backupCopyRoutes.post(
     });
   },
 );
+
+/**
+ * Delete a paused or failed copy. Its row goes at once; when the last attempt was a sync job, a
+ * `sync` job with `discard` makes the runner abort the multipart upload it kept, so no orphaned parts
+ * are left to bill.
+ */
+backupCopyRoutes.delete(
+  "/:id/copies/:destinationId",
+  activity("backup.copy.delete"),
+  requireAuth("backups.create"),
+  async (c) => {
+    const id = c.req.param("id");
+    const destinationId = c.req.param("destinationId");
+    noteActivity(c, { targetType: "backup", targetId: id, details: { destinationId } });
+    const user = currentUser(c);
+    const b = await findBackup(c, id, tenantScope(user));
+    noteActivity(c, { tenantId: b.tenantId });
+    const copy = await findCopy(c.env, b.id, destinationId);
+    if (copy.status !== "paused" && copy.status !== "failed")
+      throw conflict(`the copy is ${copy.status}; only a paused or failed copy can be deleted`);
+    const prev = copy.jobId
+      ? await db(c.env.DB).select().from(jobs).where(eq(jobs.id, copy.jobId)).get()
+      : undefined;
+    if (prev && !["SUCCEEDED", "FAILED", "CANCELLED", "INTERRUPTED"].includes(prev.state))
+      throw conflict("the copy is still pausing; try again in a moment");
+    const d = db(c.env.DB);
+    if (prev?.type !== "sync" || !b.fileName || b.size === null || !b.sha256) {
+      await d.delete(backupCopies).where(eq(backupCopies.id, copy.id));
+      return c.json({ deleted: true, job: null });
+    }
+    const target = await findDestination(c.env, destinationId, b.tenantId);
+    const runner = await findRunner(c, b.runnerId, b.tenantId);
+    const spec: JobSpec = {
+      type: "sync",
+      params: {
+        binding: { backupId: b.id, tenantId: b.tenantId, chainRootId: b.chainRootId, parentId: b.parentId },
+        fileName: b.fileName,
+        size: b.size,
+        sha256: b.sha256,
+        source: { kind: "local" },
+        target: jobDestination(target),
+        discard: true,
+      },
+    };
+    const jobId = newId("job");
+    const now = Date.now();
+    await d.batch([
+      d.delete(backupCopies).where(eq(backupCopies.id, copy.id)),
+      d.insert(jobs).values({
+        id: jobId,
+        tenantId: b.tenantId,
+        runnerId: runner.id,
+        backupId: b.id,
+        type: "sync",
+        state: "PENDING",
+        params: JSON.stringify(spec.params),
+        createdBy: user.id,
+        createdAt: now,
+        updatedAt: now,
+      }),
+    ]);
+    noteActivity(c, { details: { jobId } });
+    const secrets = { destinations: await jobCredentials(c.env, [target]) };
+    await dispatchJob(c.env, runner, { jobId, spec, secrets, backupId: b.id });
+    return c.json({ deleted: true, job: { id: jobId, state: "PENDING" } }, 202);
+  },
+);

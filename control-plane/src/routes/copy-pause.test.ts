@@ -252,4 +252,37 @@ describe("sync pause / resume", () => {
     });
     expect(auto.status).toBe(409);
   });
+
+  it("deleting a paused copy removes it and sends a discard job so the runner aborts the kept upload", async () => {
+    const root = await createTenantUser("ROOT");
+    const other = await createTenantUser("ADMIN");
+    const runner = await enrollRunner(root);
+    const dst = await createDest(root, "dst");
+    const backupId = await completedBackup(root.tenantId, runner.runnerId);
+    await call(`/api/v1/backups/${backupId}/sync`, { body: { destinationId: dst }, token: root.token });
+    const running = await call(`/api/v1/backups/${backupId}/copies/${dst}`, {
+      method: "DELETE",
+      token: root.token,
+    });
+    expect(running.status).toBe(409);
+    const paused = await call(`/api/v1/backups/${backupId}/copies/${dst}/pause`, {
+      body: {},
+      token: root.token,
+    });
+    expect(paused.status).toBe(202);
+    const foreign = await call(`/api/v1/backups/${backupId}/copies/${dst}`, {
+      method: "DELETE",
+      token: other.token,
+    });
+    expect(foreign.status).toBe(404);
+    const del = await call(`/api/v1/backups/${backupId}/copies/${dst}`, {
+      method: "DELETE",
+      token: root.token,
+    });
+    expect(del.status).toBe(202);
+    const job = await db(env.DB).select().from(jobs).where(eq(jobs.id, del.body.job.id)).get();
+    expect(job!.type).toBe("sync");
+    expect(JSON.parse(job!.params)).toMatchObject({ discard: true, target: { destinationId: dst } });
+    expect(await copyOf(root, backupId, dst)).toBeUndefined();
+  });
 });

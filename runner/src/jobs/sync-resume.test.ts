@@ -30,7 +30,7 @@ const archive = {
 };
 
 beforeAll(async () => {
-  s3 = await startS3Server(["r-pause", "r-fail", "r-restart", "r-cancel"]);
+  s3 = await startS3Server(["r-pause", "r-fail", "r-restart", "r-cancel", "r-discard"]);
   const made = await makeRunnerConfig(await makeSigningKey());
   config = made.config;
   dir = made.dir;
@@ -66,7 +66,10 @@ const destOf = (bucket: string) =>
     queueSize: 4,
   });
 
-function run(bucket: string, opts: { restart?: boolean; controller?: AbortController } = {}) {
+function run(
+  bucket: string,
+  opts: { restart?: boolean; discard?: boolean; controller?: AbortController } = {},
+) {
   const t = target(bucket);
   const claims: JobClaims = {
     iss: "cairn-control-plane",
@@ -85,6 +88,7 @@ function run(bucket: string, opts: { restart?: boolean; controller?: AbortContro
         source: { kind: "local" },
         target: t,
         ...(opts.restart && { restart: true }),
+        ...(opts.discard && { discard: true }),
       },
     },
   };
@@ -240,6 +244,23 @@ describe("sync pause / resume / retry (s3rver)", () => {
     expect(await uploadsIn("r-cancel")).toEqual([]);
     await expect(stat(stateFile("r-cancel"))).rejects.toMatchObject({ code: "ENOENT" });
     const d = destOf("r-cancel");
+    try {
+      expect(await d.stat(archive.fileName)).toBeNull();
+    } finally {
+      await d.close();
+    }
+  });
+
+  it("discard (copy deleted) aborts the paused upload and copies nothing", async () => {
+    await pauseAfterTwoParts("r-discard");
+    expect(await uploadsIn("r-discard")).toHaveLength(1);
+    const before = await s3.partStats();
+    const out = await run("r-discard", { discard: true });
+    expect(out.result).toEqual({ destinationId: "dst_r_discard", discarded: true });
+    expect((await s3.partStats()).partBytes).toBe(before.partBytes);
+    expect(await uploadsIn("r-discard")).toEqual([]);
+    await expect(stat(stateFile("r-discard"))).rejects.toMatchObject({ code: "ENOENT" });
+    const d = destOf("r-discard");
     try {
       expect(await d.stat(archive.fileName)).toBeNull();
     } finally {

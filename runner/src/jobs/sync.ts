@@ -192,10 +192,19 @@ export function syncHandler(): JobHandler {
       const destinationId = p.target.destinationId;
       let saved = await store.load(backupId, destinationId);
       // Retry from zero, or state for another object/place: abort that upload so nothing is orphaned.
-      if (saved && (p.restart || saved.fileName !== p.fileName || saved.url !== to.url)) {
+      if (saved && !p.discard && (p.restart || saved.fileName !== p.fileName || saved.url !== to.url)) {
         await to.discardSuspended?.(saved.token);
         await store.remove(backupId, destinationId);
         saved = undefined;
+      }
+      if (p.discard) {
+        try {
+          if (saved) await to.discardSuspended?.(saved.token);
+          await store.remove(backupId, destinationId);
+          return { result: { destinationId, discarded: saved !== undefined } };
+        } finally {
+          await Promise.all([from.close().catch(() => {}), to.close().catch(() => {})]);
+        }
       }
       // Live monitor: percent (from totalBytes), bytes/s (reporter), ETA and the object being copied.
       const report = (pr: Progress) => {
