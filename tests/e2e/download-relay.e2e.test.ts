@@ -4,7 +4,7 @@
  * reused links and relay ids, bad relay tokens and an offline runner are refused clearly.
  */
 import { createHash, generateKeyPairSync, randomBytes } from "node:crypto";
-import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { JWK } from "jose";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -64,7 +64,11 @@ async function finished(jobId: string): Promise<Job> {
 let backup: Backup;
 
 beforeAll(async () => {
-  [cluster, ftp] = await Promise.all([startCluster(), startFtpServer({ tls: false })]);
+  // A short relay wait so the "runner never sends" case answers quickly; every other side arrives at once.
+  [cluster, ftp] = await Promise.all([
+    startCluster({ RELAY_WAIT_MS: "4000" }),
+    startFtpServer({ tls: false }),
+  ]);
   const source = join(cluster.dir, "site");
   mkdirSync(source, { recursive: true });
   writeFileSync(join(source, "index.html"), "<h1>relay</h1>\n");
@@ -188,6 +192,22 @@ describe("runner-relayed download", () => {
     const body = Buffer.from(await res.arrayBuffer());
     expect(body.length).toBe(backup.size);
     expect(sha(body)).toBe(backup.sha256);
+  });
+
+  it("a runner that cannot send (archive gone) ends the download with 504 RELAY_TIMEOUT and fails its job", async () => {
+    const file = join(runner.backupDir, backup.fileName);
+    renameSync(file, `${file}.moved`);
+    try {
+      const dl = await api<Download>("POST", `/api/v1/backups/${backup.id}/download`, {});
+      const res = await fetch(dl.url);
+      expect(res.status).toBe(504);
+      expect((await errorOf(res)).code).toBe("RELAY_TIMEOUT");
+      const j = await finished(dl.jobId);
+      expect(j.state).toBe("FAILED");
+      expect(j.error?.message).toContain(backup.fileName);
+    } finally {
+      renameSync(`${file}.moved`, file);
+    }
   });
 
   it("an offline runner is a clear 409 RUNNER_OFFLINE at once, not a hanging download", async () => {

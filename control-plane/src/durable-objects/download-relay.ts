@@ -43,6 +43,22 @@ export class DownloadRelay extends DurableObject<Env> {
     await this.ctx.storage.setAlarm(meta.expiresAt + 60_000);
   }
 
+  /**
+   * Why an upload would be refused, asked before the body is forwarded: a body handed to the object and
+   * left unread breaks the runner's connection instead of giving it a clear answer. fetch() re-checks.
+   */
+  async uploadRefusal(
+    runnerId: string,
+  ): Promise<{ status: 403 | 404 | 409; code: string; message: string } | null> {
+    const meta = await this.ctx.storage.get<RelayMeta>("meta");
+    if (!meta) return { status: 404, code: "NOT_FOUND", message: "relay not found" };
+    if (meta.runnerId !== runnerId)
+      return { status: 403, code: "FORBIDDEN", message: "this relay belongs to another runner" };
+    if (await this.ctx.storage.get("uploadClaimed"))
+      return { status: 409, code: "CONFLICT", message: "this relay id was already used" };
+    return null;
+  }
+
   override async alarm(): Promise<void> {
     await this.ctx.storage.deleteAll();
   }

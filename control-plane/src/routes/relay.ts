@@ -34,7 +34,10 @@ relayRoutes.put("/:relayId", activity("backup.download.relay"), async (c) => {
     throw e;
   });
   noteActivity(c, { actorType: "runner", actorId: runnerId });
-  return relayStub(c.env, relayId).fetch("https://relay/upload", {
+  const stub = relayStub(c.env, relayId);
+  const refusal = await stub.uploadRefusal(runnerId);
+  if (refusal) return c.json({ error: { code: refusal.code, message: refusal.message } }, refusal.status);
+  return stub.fetch("https://relay/upload", {
     method: "PUT",
     body: c.req.raw.body,
     headers: { "x-cairn-runner-id": runnerId },
