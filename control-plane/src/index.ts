@@ -3,7 +3,7 @@ import { HTTPException } from "hono/http-exception";
 import { lt, or, and, isNotNull } from "drizzle-orm";
 import { ApiErrorCode } from "../../shared/errors";
 import { db } from "./db/client";
-import { enrollmentTokens, rateLimitBuckets, sessions } from "./db/schema";
+import { enrollmentTokens, oauthStates, rateLimitBuckets, sessions } from "./db/schema";
 import type { AppEnv, Env } from "./env";
 import { ApiError } from "./errors";
 import { clientIp, writeActivity } from "./lib/activity";
@@ -107,6 +107,8 @@ export async function sweep(env: Env, now = Date.now()): Promise<void> {
       ),
     d.delete(sessions).where(lt(sessions.expiresAt, now)),
     d.delete(rateLimitBuckets).where(lt(rateLimitBuckets.expiresAt, now)),
+    // Drive authorizations never completed: their states are refused anyway once expired.
+    d.delete(oauthStates).where(lt(oauthStates.expiresAt, now)),
   ]);
 }
 

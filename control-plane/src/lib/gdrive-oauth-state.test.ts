@@ -1,4 +1,5 @@
 import { env } from "cloudflare:test";
+import { sweep } from "../index";
 import { describe, expect, it } from "vitest";
 import {
   OAUTH_STATE_TTL_MS,
@@ -30,6 +31,15 @@ describe("Drive authorization state", () => {
       message: expect.stringContaining("expired"),
     });
     await expect(consumeOAuthState(env, state, t0)).rejects.toMatchObject({ code: "OAUTH_STATE_INVALID" });
+  });
+
+  it("the cron sweep deletes expired states", async () => {
+    const t0 = Date.now();
+    const state = await createOAuthState(env, pending, t0);
+    await sweep(env, t0 + OAUTH_STATE_TTL_MS + 1);
+    await expect(consumeOAuthState(env, state, t0)).rejects.toMatchObject({
+      message: expect.stringContaining("unknown"),
+    });
   });
 
   it("refuses empty and oversized states", async () => {
