@@ -9,7 +9,7 @@ import { ArchiveError, toArchiveError } from "./errors";
 import { createSealContext, type Kdf, type ScryptParams } from "./crypto";
 import { DEFAULT_CHUNK_SIZE, FrameEncoder, MAX_CHUNK_SIZE } from "./frames";
 import { ChunkPool, tarChunks, walkSources, type TarSink } from "./source";
-import { encodeManifest, manifestFileName } from "./manifest";
+import { ManifestBuilder, manifestFileName } from "./manifest";
 import type { Manifest } from "./manifest-types";
 
 export interface BackupInternals {
@@ -57,7 +57,7 @@ export async function createBackup(opts: BackupOptions & BackupInternals): Promi
         });
   const warnings: string[] = [];
   const sink: TarSink = {
-    entries: [],
+    manifest: new ManifestBuilder(),
     warnings,
     bytesIn: 0,
     files: 0,
@@ -105,10 +105,10 @@ export async function createBackup(opts: BackupOptions & BackupInternals): Promi
       archive: { fileName, size: encoder.bytesOut, sha256 },
       chunkSize,
       frames: encoder.frames,
-      entries: sink.entries,
+      entries: [], // held, compressed, by sink.manifest
       totals: {
         files: sink.files,
-        entries: sink.entries.length,
+        entries: sink.manifest.count,
         bytes: sink.bytesIn,
         tarBytes: encoder.tarBytes,
       },
@@ -116,7 +116,7 @@ export async function createBackup(opts: BackupOptions & BackupInternals): Promi
     };
     const mName = manifestFileName(fileName);
     mWriter = await dest.createWriter(mName, { signal: opts.signal });
-    const mBytes = await encodeManifest(manifest, seal);
+    const mBytes = await sink.manifest.encode(manifest, seal);
     await pipeline(Readable.from([mBytes]), mWriter.stream, { signal: opts.signal });
     await mWriter.commit();
     opts.onProgress?.({ bytes: sink.bytesIn, files: sink.files, totalBytes: sink.bytesIn, phase: "done" });

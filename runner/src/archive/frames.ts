@@ -97,6 +97,25 @@ export function decodeSeekTable(frame: Buffer): { c: number; d: number }[] {
  * refused before any decompression.
  */
 export function zstdFrameOutputBound(frame: Buffer): number {
+  const { bound, end } = scanZstdFrame(frame);
+  if (end !== frame.length) throw corrupt("zstd frame length does not match its blocks");
+  return bound;
+}
+
+/** Cuts concatenated zstd frames apart by walking their block headers (no decompression). */
+export function splitZstdFrames(buf: Buffer): Buffer[] {
+  const out: Buffer[] = [];
+  let rest = buf;
+  while (rest.length > 0) {
+    const { end } = scanZstdFrame(rest);
+    out.push(rest.subarray(0, end));
+    rest = rest.subarray(end);
+  }
+  if (out.length === 0) throw corrupt("no zstd frame");
+  return out;
+}
+
+function scanZstdFrame(frame: Buffer): { bound: number; end: number } {
   if (frame.length < 6 || frame.readUInt32LE(0) !== ZSTD_MAGIC) throw corrupt("not a zstd frame");
   const fhd = frame[4]!;
   const fcsFlag = fhd >> 6;
@@ -145,9 +164,9 @@ export function zstdFrameOutputBound(frame: Buffer): number {
     if (last) break;
   }
   if (checksum) pos += 4;
-  if (pos !== frame.length) throw corrupt("zstd frame length does not match its blocks");
+  if (pos > frame.length) throw corrupt("zstd frame truncated");
   if (fcs >= 0) bound = Math.min(bound, fcs);
-  return bound;
+  return { bound, end: pos };
 }
 
 export interface FrameEncoderOptions {

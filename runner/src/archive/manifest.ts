@@ -3,8 +3,8 @@ import { createHash } from "node:crypto";
 import { compress, decompress } from "./zstd";
 import { corrupt } from "./errors";
 import { openBlob, sealBlob, type SealContext } from "./crypto";
-import { zstdFrameOutputBound } from "./frames";
-import type { Manifest } from "./manifest-types";
+import { splitZstdFrames, zstdFrameOutputBound } from "./frames";
+import type { Manifest, ManifestEntry } from "./manifest-types";
 
 export const MANIFEST_MAGIC = Buffer.from("CAIRNMAN", "ascii");
 export const MAX_MANIFEST_JSON = 512 * 1024 * 1024;
@@ -13,17 +13,63 @@ export function manifestFileName(archiveFileName: string): string {
   return `${archiveFileName}.manifest`;
 }
 
+/** Entry JSON is compressed in pieces of about this many characters as the backup runs. */
+const PIECE_CHARS = 1024 * 1024;
+
+/**
+ * Builds the manifest body while the tar stream is written: entries are serialised and compressed
+ * in ~1 MiB pieces as they arrive, so memory holds compressed bytes (~2-3 MB per GiB of hosting
+ * tree) instead of every entry as an object. The pieces are independent zstd frames, concatenated
+ * (manifest version 2, docs/FORMAT.md §4).
+ */
+export class ManifestBuilder {
+  count = 0;
+  private text = "";
+  private pieces: Promise<Buffer>[] = [];
+
+  add(e: ManifestEntry): void {
+    this.text += (this.count++ === 0 ? "" : ",") + JSON.stringify(e);
+    if (this.text.length >= PIECE_CHARS) this.flush();
+  }
+
+  private flush(): void {
+    if (!this.text) return;
+    const p = compress(Buffer.from(this.text, "utf8"), 3);
+    p.catch(() => {});
+    this.pieces.push(p);
+    this.text = "";
+  }
+
+  /** The manifest file's bytes; `m.entries` must be empty (the builder holds them). */
+  async encode(m: Manifest, seal?: SealContext): Promise<Buffer> {
+    if (m.entries.length) throw new Error("ManifestBuilder.encode: entries are held by the builder");
+    this.flush();
+    const { entries: _none, ...rest } = m;
+    const head = JSON.stringify(rest);
+    const frames = [
+      await compress(Buffer.from(`${head.slice(0, -1)},"entries":[`, "utf8"), 3),
+      ...(await Promise.all(this.pieces)),
+      await compress(Buffer.from("]}", "utf8"), 3),
+    ];
+    const z = Buffer.concat(frames);
+    const pre = Buffer.from([...MANIFEST_MAGIC, 2, seal ? (m.mode === "password" ? 1 : 2) : 0]);
+    if (seal) return Buffer.concat([pre, sealBlob(seal.keys.manifestKey, seal.aad, z)]);
+    const body = Buffer.concat([pre, z]);
+    return Buffer.concat([body, createHash("sha256").update(body).digest()]);
+  }
+}
+
 export async function encodeManifest(m: Manifest, seal?: SealContext): Promise<Buffer> {
-  const z = await compress(Buffer.from(JSON.stringify(m), "utf8"), 3);
-  const pre = Buffer.from([...MANIFEST_MAGIC, 1, seal ? (m.mode === "password" ? 1 : 2) : 0]);
-  if (seal) return Buffer.concat([pre, sealBlob(seal.keys.manifestKey, seal.aad, z)]);
-  const body = Buffer.concat([pre, z]);
-  return Buffer.concat([body, createHash("sha256").update(body).digest()]);
+  const b = new ManifestBuilder();
+  for (const e of m.entries) b.add(e);
+  return b.encode({ ...m, entries: [] }, seal);
 }
 
 export async function decodeManifest(buf: Buffer, seal?: SealContext): Promise<Manifest> {
-  if (buf.length < 10 + 32 || !buf.subarray(0, 8).equals(MANIFEST_MAGIC) || buf[8] !== 1)
+  // Version 1: one zstd frame; version 2: one or more concatenated frames.
+  if (buf.length < 10 + 32 || !buf.subarray(0, 8).equals(MANIFEST_MAGIC) || (buf[8] !== 1 && buf[8] !== 2))
     throw corrupt("not a Cairn manifest");
+  const multi = buf[8] === 2;
   const mode = buf[9];
   let z: Buffer;
   if (seal) {
@@ -42,11 +88,15 @@ export async function decodeManifest(buf: Buffer, seal?: SealContext): Promise<M
     z = body.subarray(10);
   }
   let json: Buffer;
-  // An unauthenticated (mode none) manifest could be a decompression bomb: bound it first.
-  if (zstdFrameOutputBound(z) > MAX_MANIFEST_JSON)
-    throw corrupt("manifest would decompress beyond the size limit");
+  // An unauthenticated (mode none) manifest could be a decompression bomb: bound every frame first.
+  const frames = multi ? splitZstdFrames(z) : [z];
+  let bound = 0;
+  for (const f of frames) bound += zstdFrameOutputBound(f);
+  if (bound > MAX_MANIFEST_JSON) throw corrupt("manifest would decompress beyond the size limit");
   try {
-    json = await decompress(z);
+    const parts: Buffer[] = [];
+    for (const f of frames) parts.push(await decompress(f));
+    json = parts.length === 1 ? parts[0]! : Buffer.concat(parts);
   } catch {
     throw corrupt("manifest does not decompress");
   }

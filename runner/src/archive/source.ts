@@ -10,6 +10,7 @@ import type { ArchiveEntry, Progress } from "./types";
 import type { ManifestEntry } from "./manifest-types";
 import { encodeTarHeader, padding, TAR_END } from "./tar-header";
 import { ArchiveError } from "./errors";
+import type { ManifestBuilder } from "./manifest";
 
 /** Walks source directories depth-first in sorted order; each is stored under its basename. */
 export async function* walkSources(sources: string[], warnings: string[]): AsyncGenerator<ArchiveEntry> {
@@ -148,7 +149,8 @@ class ChunkBuffer {
 }
 
 export interface TarSink {
-  entries: ManifestEntry[];
+  /** Entries go straight into the (incrementally compressed) manifest, not into a held array. */
+  manifest: ManifestBuilder;
   warnings: string[];
   bytesIn: number;
   files: number;
@@ -254,7 +256,7 @@ export async function* tarChunks(
         sink.bytesIn += size;
       }
       me.e = cb.tarPos;
-      sink.entries.push(me);
+      sink.manifest.add(me);
     } finally {
       if (fd !== null) closeSync(fd);
     }
