@@ -2,7 +2,17 @@ import js from "@eslint/js";
 import tseslint from "typescript-eslint";
 
 export default tseslint.config(
-  { ignores: ["node_modules/", ".data/", ".tmp/", ".wrangler/", "coverage/", "dist/", "control-plane/migrations/"] },
+  {
+    ignores: [
+      "node_modules/",
+      ".data/",
+      ".tmp/",
+      ".wrangler/",
+      "coverage/",
+      "dist/",
+      "control-plane/migrations/",
+    ],
+  },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {

@@ -62,7 +62,11 @@ async function main() {
   const wsUrl = cp.url.replace(/^http/, "ws") + "/api/v1/runners/connect";
   try {
     const api = new ApiClient(cp.url);
-    await api.setup(secrets.SETUP_TOKEN, { tenantName: "Fleet", email: "fleet@example.test", password: "Fleet-Bench-123!" });
+    await api.setup(secrets.SETUP_TOKEN, {
+      tenantName: "Fleet",
+      email: "fleet@example.test",
+      password: "Fleet-Bench-123!",
+    });
     await api.login("fleet@example.test", "Fleet-Bench-123!");
 
     console.log(`enrolling ${N} runners ...`);
@@ -112,7 +116,14 @@ async function main() {
             ok();
           } else if (msg.type === "job" && msg.jobId) {
             r.onJob?.(msg.jobId);
-            ws.send(JSON.stringify({ type: "job.rejected", jobId: msg.jobId, code: "UNSUPPORTED_JOB", reason: "fleet benchmark" }));
+            ws.send(
+              JSON.stringify({
+                type: "job.rejected",
+                jobId: msg.jobId,
+                code: "UNSUPPORTED_JOB",
+                reason: "fleet benchmark",
+              }),
+            );
           }
         });
         ws.once("open", () =>
@@ -142,7 +153,10 @@ async function main() {
       const start = performance.now();
       await api.createBackup({ runnerId: r.id, name: `fleet${k}`, type: "full" });
       apiMs.push(performance.now() - start);
-      const at = await Promise.race([received, new Promise<number>((ok) => setTimeout(() => ok(NaN), 10_000))]);
+      const at = await Promise.race([
+        received,
+        new Promise<number>((ok) => setTimeout(() => ok(NaN), 10_000)),
+      ]);
       if (Number.isNaN(at)) throw new Error(`runner ${r.id} never received job ${k}`);
       dispatchMs.push(at - start);
     }

@@ -24,7 +24,9 @@ function runCli(args: string[]): Promise<void> {
   return new Promise((ok, fail) => {
     const child = spawn(process.execPath, [RUNNER_BIN, ...args], { stdio: ["ignore", "inherit", "inherit"] });
     child.on("error", fail);
-    child.on("exit", (code) => (code === 0 ? ok() : fail(new Error(`cairn-runner ${args[0]} exited with ${code}`))));
+    child.on("exit", (code) =>
+      code === 0 ? ok() : fail(new Error(`cairn-runner ${args[0]} exited with ${code}`)),
+    );
   });
 }
 

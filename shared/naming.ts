@@ -24,4 +24,5 @@ export function archiveFileName(name: string, kind: BackupKind, at: Date, encryp
   return `${name}_${k}_${formatBackupTimestamp(at)}.tar.zst${encrypted ? ".enc" : ""}`;
 }
 
-export const ARCHIVE_FILE_PATTERN = /^([A-Za-z0-9][A-Za-z0-9._-]{0,63})_(full|incr)_(\d{8}_\d{6})\.tar\.zst(\.enc)?$/;
+export const ARCHIVE_FILE_PATTERN =
+  /^([A-Za-z0-9][A-Za-z0-9._-]{0,63})_(full|incr)_(\d{8}_\d{6})\.tar\.zst(\.enc)?$/;

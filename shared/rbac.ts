@@ -48,7 +48,14 @@ export const ROLE_PERMISSIONS: Record<Role, readonly Permission[]> = {
     "users.manage",
     "activity.read",
   ],
-  USER: ["runners.read", "backups.read", "backups.create", "backups.restore", "backups.download", "schedules.read"],
+  USER: [
+    "runners.read",
+    "backups.read",
+    "backups.create",
+    "backups.restore",
+    "backups.download",
+    "schedules.read",
+  ],
 };
 
 export function hasPermission(

@@ -35,15 +35,13 @@ beforeAll(async () => {
           .writeHead(201)
           .end(JSON.stringify({ runnerId: "run_new", tenantId: "ten_1", jwks: { keys: [cp.publicJwk] } }));
       } else if (body.token === "garbage") {
-        res
-          .writeHead(201)
-          .end(
-            JSON.stringify({
-              runnerId: "run_new",
-              tenantId: "ten_1",
-              jwks: { keys: [{ kty: "RSA", kid: "x" }] },
-            }),
-          );
+        res.writeHead(201).end(
+          JSON.stringify({
+            runnerId: "run_new",
+            tenantId: "ten_1",
+            jwks: { keys: [{ kty: "RSA", kid: "x" }] },
+          }),
+        );
       } else if (body.token === "boom") {
         res.writeHead(500).end(JSON.stringify({ error: { code: "INTERNAL", message: "db down" } }));
       } else {

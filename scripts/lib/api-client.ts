@@ -15,7 +15,12 @@ export class ApiClient {
     private token?: string,
   ) {}
 
-  async request<T>(method: string, path: string, body?: unknown, headers: Record<string, string> = {}): Promise<T> {
+  async request<T>(
+    method: string,
+    path: string,
+    body?: unknown,
+    headers: Record<string, string> = {},
+  ): Promise<T> {
     const res = await fetch(this.baseUrl + path, {
       method,
       headers: {
@@ -34,12 +39,18 @@ export class ApiClient {
     return json as T;
   }
 
-  async setup(setupToken: string, body: { tenantName: string; email: string; password: string }): Promise<void> {
+  async setup(
+    setupToken: string,
+    body: { tenantName: string; email: string; password: string },
+  ): Promise<void> {
     await this.request("POST", "/api/v1/setup", body, { "x-setup-token": setupToken });
   }
 
   async login(email: string, password: string): Promise<string> {
-    const { token } = await this.request<{ token: string }>("POST", "/api/v1/auth/login", { email, password });
+    const { token } = await this.request<{ token: string }>("POST", "/api/v1/auth/login", {
+      email,
+      password,
+    });
     this.token = token;
     return token;
   }
@@ -48,7 +59,9 @@ export class ApiClient {
     return this.request("POST", "/api/v1/runners/enrollment-tokens", {});
   }
 
-  listRunners(): Promise<Array<{ id: string; name: string; hostname: string; status: string; lastSeenAt: unknown }>> {
+  listRunners(): Promise<
+    Array<{ id: string; name: string; hostname: string; status: string; lastSeenAt: unknown }>
+  > {
     return this.request("GET", "/api/v1/runners");
   }
 

@@ -19,7 +19,9 @@ export function ensureDemoSite(dir: string): void {
   mkdirSync(logs, { recursive: true });
   const lines: string[] = [];
   for (let i = 0; i < 2000; i++) {
-    lines.push(`203.0.113.${i % 250} - - [21/Nov/2026:10:00:${String(i % 60).padStart(2, "0")} +0000] "GET /page/${i} HTTP/1.1" 200 ${1000 + i}`);
+    lines.push(
+      `203.0.113.${i % 250} - - [21/Nov/2026:10:00:${String(i % 60).padStart(2, "0")} +0000] "GET /page/${i} HTTP/1.1" 200 ${1000 + i}`,
+    );
   }
   writeFileSync(join(logs, "access.log"), lines.join("\n") + "\n");
 }

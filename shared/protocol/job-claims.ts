@@ -8,7 +8,11 @@ import { BackupKind } from "../jobs";
  * See docs/PROTOCOL.md for the verification order.
  */
 
-const Id = z.string().min(1).max(64).regex(/^[A-Za-z0-9_-]+$/);
+const Id = z
+  .string()
+  .min(1)
+  .max(64)
+  .regex(/^[A-Za-z0-9_-]+$/);
 
 /** Binds an archive to its backup, tenant and chain: authenticated as associated data. */
 export const ArchiveBinding = z.object({
@@ -142,7 +146,10 @@ export const JobClaims = z.object({
   exp: z.number().int(),
   job: JobSpec,
   /** Compact JWE (ECDH-ES+A256KW / A256GCM) to the runner's X25519 key, holding `JobSecrets`. */
-  secrets: z.string().max(16 * 1024).optional(),
+  secrets: z
+    .string()
+    .max(16 * 1024)
+    .optional(),
 });
 export type JobClaims = z.infer<typeof JobClaims>;
 

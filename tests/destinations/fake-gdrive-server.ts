@@ -219,8 +219,7 @@ export async function startFakeDrive(): Promise<FakeDrive> {
         issuedCodes.delete(form.get("code") ?? "");
         const verifier = form.get("code_verifier") ?? "";
         const pkceOk =
-          !issued.challenge ||
-          createHash("sha256").update(verifier).digest("base64url") === issued.challenge;
+          !issued.challenge || createHash("sha256").update(verifier).digest("base64url") === issued.challenge;
         if (form.get("redirect_uri") === issued.redirectUri && pkceOk) {
           stats.codeExchanges++;
           tokens.add(access);

@@ -4,10 +4,24 @@
  */
 import { execFileSync } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
-import { mkdirSync, readFileSync, readdirSync, writeFileSync, mkdtempSync, rmSync, existsSync } from "node:fs";
+import {
+  mkdirSync,
+  readFileSync,
+  readdirSync,
+  writeFileSync,
+  mkdtempSync,
+  rmSync,
+  existsSync,
+} from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type Cluster, type RunnerHandle, enrollAndStartRunner, startCluster, waitFor } from "../support/cluster";
+import {
+  type Cluster,
+  type RunnerHandle,
+  enrollAndStartRunner,
+  startCluster,
+  waitFor,
+} from "../support/cluster";
 
 let cluster: Cluster;
 let runner: RunnerHandle;
@@ -25,7 +39,8 @@ function makeSourceTree(dir: string): Map<string, Buffer> {
   put("public_html/a long directory name with spaces/ünïcødé.txt", Buffer.from("unicode name\n"));
   put("public_html/uploads/photo.bin", randomBytes(3 * 1024 * 1024 + 17));
   put("logs/access.log", Buffer.from("GET / 200\n".repeat(50_000)));
-  for (let i = 0; i < 40; i++) put(`public_html/pages/p${i}.html`, Buffer.from(`<p>page ${i}</p>\n`.repeat(i + 1)));
+  for (let i = 0; i < 40; i++)
+    put(`public_html/pages/p${i}.html`, Buffer.from(`<p>page ${i}</p>\n`.repeat(i + 1)));
   return files;
 }
 

@@ -6,7 +6,14 @@ import { existsSync, mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { chromium, type Browser } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { ADMIN, type Cluster, type RunnerHandle, enrollAndStartRunner, startCluster, waitFor } from "../support/cluster";
+import {
+  ADMIN,
+  type Cluster,
+  type RunnerHandle,
+  enrollAndStartRunner,
+  startCluster,
+  waitFor,
+} from "../support/cluster";
 
 const CHROMIUM = "/usr/bin/chromium";
 const haveChromium = existsSync(CHROMIUM);

@@ -7,7 +7,13 @@ import { mkdirSync, readdirSync, writeFileSync, existsSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { ARCHIVE_FILE_PATTERN } from "../../shared/naming";
-import { type Cluster, type RunnerHandle, enrollAndStartRunner, startCluster, waitFor } from "../support/cluster";
+import {
+  type Cluster,
+  type RunnerHandle,
+  enrollAndStartRunner,
+  startCluster,
+  waitFor,
+} from "../support/cluster";
 
 let cluster: Cluster;
 let runner: RunnerHandle;

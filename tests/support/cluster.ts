@@ -8,7 +8,12 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { ApiClient } from "../../scripts/lib/api-client";
 import { generateDevSecrets, type DevSecrets } from "../../scripts/lib/dev-secrets";
-import { REPO_ROOT, applyMigrations, startControlPlane, type LocalControlPlane } from "../../scripts/lib/local-control-plane";
+import {
+  REPO_ROOT,
+  applyMigrations,
+  startControlPlane,
+  type LocalControlPlane,
+} from "../../scripts/lib/local-control-plane";
 
 export const RUNNER_BIN = resolve(REPO_ROOT, "runner/bin/cairn-runner.mjs");
 

@@ -10,7 +10,14 @@ const HOUR = 3600_000;
 const W0 = 1_700_000_000_000 - (1_700_000_000_000 % HOUR);
 
 function take(scopeId: string, now: number) {
-  return takeRateLimit(env, { operation: "test.op", scopeId, limit: 20, windowMs: HOUR, now, what: "test op" });
+  return takeRateLimit(env, {
+    operation: "test.op",
+    scopeId,
+    limit: 20,
+    windowMs: HOUR,
+    now,
+    what: "test op",
+  });
 }
 
 async function allowedCount(scopeId: string, now: number, tries: number): Promise<number> {

@@ -413,7 +413,9 @@ backupRoutes.post("/:id/restore", activity("backup.restore"), requireAuth("backu
   const hosting = hostingSelection(body);
   const targetRunnerId = body.runnerId ?? b.runnerId;
   if (hosting && body.destinationId)
-    throw validationFailed("destinationId: hosting restores read the local archive; restore a remote copy with the CLI");
+    throw validationFailed(
+      "destinationId: hosting restores read the local archive; restore a remote copy with the CLI",
+    );
   const from = await archiveLocation(c.env, b, body.destinationId);
   // A remote copy is readable from any runner of the tenant; a local archive only from its own runner.
   if (targetRunnerId !== b.runnerId && !body.destinationId) {

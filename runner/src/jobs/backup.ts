@@ -41,8 +41,12 @@ export function backupHandler(loadEngine: () => Promise<CreateBackup>): JobHandl
       checkCopies(params, secrets, config);
       if (params.hosting) {
         if (!config.hosting)
-          throw new JobRejection(JobRejectCode.InvalidParams, "hosting backup, but this runner has no hosting config");
-        if (params.sources) throw new JobRejection(JobRejectCode.InvalidParams, "hosting backups take no sources");
+          throw new JobRejection(
+            JobRejectCode.InvalidParams,
+            "hosting backup, but this runner has no hosting config",
+          );
+        if (params.sources)
+          throw new JobRejection(JobRejectCode.InvalidParams, "hosting backups take no sources");
         return;
       }
       await resolveSources(params, config);
@@ -76,7 +80,10 @@ export function backupHandler(loadEngine: () => Promise<CreateBackup>): JobHandl
         bytesIn: r.bytesIn,
         ...(r.manifestFileName ? { manifestFileName: r.manifestFileName } : {}),
       });
-      return { result: { ...result, ...(copies && { copies }) }, warnings: r.warnings.length ? r.warnings : undefined };
+      return {
+        result: { ...result, ...(copies && { copies }) },
+        warnings: r.warnings.length ? r.warnings : undefined,
+      };
     },
   };
 }

@@ -31,7 +31,10 @@ export function restoreHandler(loadEngine: () => Promise<RestoreArchive>): JobHa
       const p = restoreParams(claims);
       checkArchiveLocation(p.destination, p.fileName, secrets, config);
       if (p.hosting && p.destination.kind === "remote")
-        throw new JobRejection(JobRejectCode.InvalidParams, "hosting restores read the local archive; restore a remote copy with the CLI");
+        throw new JobRejection(
+          JobRejectCode.InvalidParams,
+          "hosting restores read the local archive; restore a remote copy with the CLI",
+        );
       decryptionKey(p.encryption, secrets);
       await resolveAllowedTarget(p.target, config.allowedRoots);
     },
