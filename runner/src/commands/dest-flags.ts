@@ -31,7 +31,7 @@ type DestFlagValues = {
 };
 
 export const DEST_USAGE =
-  "[--s3-endpoint URL] [--s3-region R] [--s3-path-style] [--ssh-key F] [--ssh-known-hosts F] [--dest-password-file F] [--ftp-ca-file F] [--gdrive-token-file F] [--state-dir DIR (TOFU host keys)]";
+  "[--s3-endpoint URL] [--s3-region R] [--s3-path-style] [--s3-storage-class C] [--ssh-key F] [--ssh-known-hosts F] [--dest-password-file F] [--ftp-ca-file F] [--gdrive-token-file F] [--state-dir DIR (TOFU host keys)]";
 
 export const isUrl = (s: string): boolean => /^[a-z][a-z0-9+.-]*:\/\//i.test(s);
 

@@ -267,6 +267,8 @@ describe("verify before commit", () => {
 
 describe("ownership mapping", () => {
   const asRoot = process.getuid?.() === 0;
+  if (!asRoot)
+    console.warn("[engine.test] skipping the ownership test: not running as root, chown needs root");
   it.skipIf(!asRoot)(
     "keeps archived uid/gid only when running as root and asked (skipped when not root: needs chown)",
     async () => {
