@@ -13,7 +13,8 @@ export const JobState = z.enum(JOB_STATES);
 export type JobState = z.infer<typeof JobState>;
 
 export const TERMINAL_JOB_STATES: readonly JobState[] = ["SUCCEEDED", "FAILED", "CANCELLED", "INTERRUPTED"];
-export const isTerminalJobState = (s: JobState): boolean => TERMINAL_JOB_STATES.includes(s);
+export const isTerminalJobState = (s: string): boolean =>
+  (TERMINAL_JOB_STATES as readonly string[]).includes(s);
 
 /** Job types a runner may be asked to run. The job token's `job.type` claim is one of these. */
 export const JOB_TYPES = ["backup", "restore", "verify", "test-destination", "sync", "relay-upload"] as const;

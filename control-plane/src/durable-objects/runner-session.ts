@@ -1,5 +1,5 @@
 import { DurableObject } from "cloudflare:workers";
-import { DEFAULT_JOB_LEASE_MS, type JobState } from "../../../shared/jobs";
+import { DEFAULT_JOB_LEASE_MS, isTerminalJobState, type JobState } from "../../../shared/jobs";
 import type { JobSpec } from "../../../shared/protocol/job-claims";
 import { RunnerMessage } from "../../../shared/protocol/runner-messages";
 import type { ServerMessage } from "../../../shared/protocol/server-messages";
@@ -521,8 +521,7 @@ const owner = (row: LedgerRow, actor: "runner" | "system") => ({
   actor,
 });
 
-const TERMINAL = new Set(["SUCCEEDED", "FAILED", "CANCELLED", "INTERRUPTED"]);
-const isTerminal = (s: string) => TERMINAL.has(s);
+const isTerminal = isTerminalJobState;
 
 function byteLength(s: string): number {
   // A UTF-16 unit is at most 3 UTF-8 bytes: skip the encode for the common small message.

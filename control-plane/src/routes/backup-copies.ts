@@ -9,6 +9,7 @@ import {
   type DestinationKind,
 } from "../../../shared/destinations";
 import { ApiErrorCode } from "../../../shared/errors";
+import { isTerminalJobState } from "../../../shared/jobs";
 import type { JobDestination, JobSecrets, JobSpec } from "../../../shared/protocol/job-claims";
 import { randomToken, sha256Hex } from "../crypto/random";
 import { db } from "../db/client";
@@ -62,6 +63,50 @@ backupCopyRoutes.post("/:id/sync", activity("backup.sync"), requireAuth("backups
   return startSync(c, id, await readJson(c, SyncBody));
 });
 
+type BackupRow = Awaited<ReturnType<typeof findBackup>>;
+
+/** A sync job: the backup's identity and expected bytes (checked after upload), where to read, where to write. */
+function syncJobSpec(
+  b: BackupRow,
+  archive: { fileName: string; size: number; sha256: string },
+  source: JobDestination,
+  target: Parameters<typeof jobDestination>[0],
+  mode: { restart?: true; discard?: true },
+): Extract<JobSpec, { type: "sync" }> {
+  return {
+    type: "sync",
+    params: {
+      binding: { backupId: b.id, tenantId: b.tenantId, chainRootId: b.chainRootId, parentId: b.parentId },
+      ...archive,
+      source,
+      target: jobDestination(target),
+      ...mode,
+    },
+  };
+}
+
+function syncJobRow(
+  b: BackupRow,
+  runnerId: string,
+  userId: string,
+  jobId: string,
+  spec: JobSpec,
+  now: number,
+) {
+  return {
+    id: jobId,
+    tenantId: b.tenantId,
+    runnerId,
+    backupId: b.id,
+    type: "sync" as const,
+    state: "PENDING" as const,
+    params: JSON.stringify(spec.params),
+    createdBy: userId,
+    createdAt: now,
+    updatedAt: now,
+  };
+}
+
 /**
  * Sync, retry and resume: one job per attempt on the backup's runner. A failed or paused copy is
  * retried in place; the runner resumes what the previous attempt kept unless `restart` is set.
@@ -96,37 +141,17 @@ async function startSync(c: Context<AppEnv>, id: string, body: z.infer<typeof Sy
   if (existing?.status === "paused" && existing.jobId) {
     // Two attempts must never write the same upload: the paused job has to have stopped first.
     const prev = await db(c.env.DB).select().from(jobs).where(eq(jobs.id, existing.jobId)).get();
-    if (prev && !["SUCCEEDED", "FAILED", "CANCELLED", "INTERRUPTED"].includes(prev.state))
+    if (prev && !isTerminalJobState(prev.state))
       throw conflict("the copy is still pausing; try again in a moment");
   }
-  const spec: JobSpec = {
-    type: "sync",
-    params: {
-      binding: { backupId: b.id, tenantId: b.tenantId, chainRootId: b.chainRootId, parentId: b.parentId },
-      fileName: b.fileName,
-      size: b.size,
-      sha256: b.sha256,
-      source,
-      target: jobDestination(target),
-      ...(body.restart && { restart: true }),
-    },
-  };
+  const spec = syncJobSpec(b, { fileName: b.fileName, size: b.size, sha256: b.sha256 }, source, target, {
+    ...(body.restart && { restart: true }),
+  });
   const secrets = { destinations: await jobCredentials(c.env, credRows) };
   const jobId = newId("job");
   const now = Date.now();
   const d = db(c.env.DB);
-  const jobInsert = d.insert(jobs).values({
-    id: jobId,
-    tenantId: b.tenantId,
-    runnerId: runner.id,
-    backupId: b.id,
-    type: "sync",
-    state: "PENDING",
-    params: JSON.stringify(spec.params),
-    createdBy: user.id,
-    createdAt: now,
-    updatedAt: now,
-  });
+  const jobInsert = d.insert(jobs).values(syncJobRow(b, runner.id, user.id, jobId, spec, now));
   // Retry reuses the failed row: one row per (backup, destination), its history is in the jobs.
   const copyWrite = existing
     ? d
@@ -410,7 +435,7 @@ backupCopyRoutes.delete(
     const prev = copy.jobId
       ? await db(c.env.DB).select().from(jobs).where(eq(jobs.id, copy.jobId)).get()
       : undefined;
-    if (prev && !["SUCCEEDED", "FAILED", "CANCELLED", "INTERRUPTED"].includes(prev.state))
+    if (prev && !isTerminalJobState(prev.state))
       throw conflict("the copy is still pausing; try again in a moment");
     const d = db(c.env.DB);
     if (prev?.type !== "sync" || !b.fileName || b.size === null || !b.sha256) {
@@ -419,34 +444,13 @@ backupCopyRoutes.delete(
     }
     const target = await findDestination(c.env, destinationId, b.tenantId);
     const runner = await findRunner(c, b.runnerId, b.tenantId);
-    const spec: JobSpec = {
-      type: "sync",
-      params: {
-        binding: { backupId: b.id, tenantId: b.tenantId, chainRootId: b.chainRootId, parentId: b.parentId },
-        fileName: b.fileName,
-        size: b.size,
-        sha256: b.sha256,
-        source: { kind: "local" },
-        target: jobDestination(target),
-        discard: true,
-      },
-    };
+    const archive = { fileName: b.fileName, size: b.size, sha256: b.sha256 };
+    const spec = syncJobSpec(b, archive, { kind: "local" }, target, { discard: true });
     const jobId = newId("job");
     const now = Date.now();
     await d.batch([
       d.delete(backupCopies).where(eq(backupCopies.id, copy.id)),
-      d.insert(jobs).values({
-        id: jobId,
-        tenantId: b.tenantId,
-        runnerId: runner.id,
-        backupId: b.id,
-        type: "sync",
-        state: "PENDING",
-        params: JSON.stringify(spec.params),
-        createdBy: user.id,
-        createdAt: now,
-        updatedAt: now,
-      }),
+      d.insert(jobs).values(syncJobRow(b, runner.id, user.id, jobId, spec, now)),
     ]);
     noteActivity(c, { details: { jobId } });
     const secrets = { destinations: await jobCredentials(c.env, [target]) };

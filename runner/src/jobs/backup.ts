@@ -58,18 +58,7 @@ export function backupHandler(loadEngine: () => Promise<CreateBackup>): JobHandl
       const sources = await resolveSources(params, ctx.config);
       const createBackup = await loadEngine();
       const { r, copies } = await withCopies(ctx, params, (destination, onProgress) =>
-        createBackup({
-          sources,
-          outDir: ctx.config.backupDir,
-          name: params.name,
-          kind: params.kind,
-          level: params.compressionLevel,
-          encryption: encryptionSpec(params.encryption, ctx.secrets),
-          binding: params.binding,
-          signal: ctx.signal,
-          onProgress,
-          ...(destination && { destination }),
-        }),
+        createBackup({ sources, ...engineOptions(ctx, params, onProgress, destination) }),
       );
       const result = BackupJobResult.parse({
         fileName: r.fileName,
@@ -92,6 +81,26 @@ export function backupHandler(loadEngine: () => Promise<CreateBackup>): JobHandl
  * Hosting backup: the entry stream comes from the host inventory (domains x components). A component
  * that fails is one warning and makes the result `partial`; the archive still holds everything else.
  */
+/** What every backup hands the engine, wherever its entries come from. */
+function engineOptions(
+  ctx: Parameters<JobHandler["run"]>[0],
+  params: BackupJobParams,
+  onProgress: BackupOptions["onProgress"],
+  destination: Destination | undefined,
+): Omit<Parameters<CreateBackup>[0], "sources" | "entries"> {
+  return {
+    outDir: ctx.config.backupDir,
+    name: params.name,
+    kind: params.kind,
+    level: params.compressionLevel,
+    encryption: encryptionSpec(params.encryption, ctx.secrets),
+    binding: params.binding,
+    signal: ctx.signal,
+    onProgress,
+    ...(destination && { destination }),
+  };
+}
+
 async function runHostingBackup(
   ctx: Parameters<JobHandler["run"]>[0],
   params: BackupJobParams,
@@ -102,18 +111,7 @@ async function runHostingBackup(
   if (!host) throw new JobFailure("CONFIG_INVALID", "this runner has no hosting config");
   const { entries, report } = hostingEntries({ inventory: host.inventory, config: host.config, selection });
   const { r, copies } = await withCopies(ctx, params, (destination, onProgress) =>
-    createBackup({
-      entries,
-      outDir: ctx.config.backupDir,
-      name: params.name,
-      kind: params.kind,
-      level: params.compressionLevel,
-      encryption: encryptionSpec(params.encryption, ctx.secrets),
-      binding: params.binding,
-      signal: ctx.signal,
-      onProgress,
-      ...(destination && { destination }),
-    }),
+    createBackup({ entries, ...engineOptions(ctx, params, onProgress, destination) }),
   );
   const partial = report.failures.length > 0 || r.status === "partial";
   const result = BackupJobResult.parse({
