@@ -4,12 +4,16 @@
  *   tsx bench/destinations.ts --tree-mib 1024      encrypted backup (panel key, zstd 3) of the hosting
  *                                                  tree from ../shared/bench/make-hosting-dataset.mjs
  *   [--part-mib 8] [--queue 4]                     S3 part size and parts in flight
+ *   [--runs 3]                                     repeat; each run does both targets, in alternating
+ *                                                  order, so load from other work on the machine hits both
+ *   [--cpu-prof DIR]                               write a V8 CPU profile of each target run into DIR
  * Each target runs in its own child process, so the printed peak RSS (the child's maxRSS) is that
- * target's alone; s3rver runs in yet another process. Prints MiB/s, runner CPU, peak RSS and the ratio.
+ * target's alone; s3rver runs in yet another process, whose CPU time during each run is read from
+ * /proc. Prints MiB/s, runner CPU, s3rver CPU, peak RSS, the ratio per run and the medians.
  */
 import { spawn, spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { existsSync, mkdirSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
@@ -115,10 +119,14 @@ async function child(target: string): Promise<void> {
 }
 
 function runChild(target: string, extra: string[]): Promise<Result> {
+  const prof = args.get("cpu-prof");
+  const nodeArgs = prof
+    ? ["--cpu-prof", "--cpu-prof-dir", prof, "--cpu-prof-name", `${target}-${Date.now()}.cpuprofile`]
+    : [];
   return new Promise((resolveP, reject) => {
     const c = spawn(
       process.execPath,
-      ["--import", "tsx", fileURLToPath(import.meta.url), "--child", target, ...extra],
+      [...nodeArgs, "--import", "tsx", fileURLToPath(import.meta.url), "--child", target, ...extra],
       { stdio: ["ignore", "pipe", "inherit"] },
     );
     let out = "";
@@ -154,23 +162,61 @@ async function main(): Promise<void> {
     label = `raw stream of ${mib} MiB`;
   }
   const s3 = await startS3Server(["bench"]);
+  const runs = Number(args.get("runs") ?? 1);
+  const tuning = ["part-mib", "queue"].flatMap((k) => (args.has(k) ? [`--${k}`, args.get(k) as string] : []));
+  const s3Label = `S3 (s3rver, ${args.get("part-mib") ?? 8} MiB x ${args.get("queue") ?? 4})`;
+  const byTarget: Record<string, Result[]> = { local: [], s3: [] };
+  const serverCpu: number[] = [];
+  const ratios: number[] = [];
   try {
-    console.log(`${label} (each target in its own process; s3rver in another)`);
-    const results: Result[] = [];
-    for (const target of ["local", "s3"]) {
-      const tuning = ["part-mib", "queue"].flatMap((k) =>
-        args.has(k) ? [`--${k}`, args.get(k) as string] : [],
-      );
-      const r = await runChild(target, [...extra, ...tuning, "--endpoint", s3.endpoint]);
-      results.push(r);
+    console.log(`${label} (each target in its own process; s3rver in another), ${runs} run(s)`);
+    for (let run = 1; run <= runs; run++) {
+      // Alternate the order so a slow phase of other work on the machine does not always hit one target.
+      const order = run % 2 === 1 ? ["local", "s3"] : ["s3", "local"];
+      const got: Record<string, Result> = {};
+      for (const target of order) {
+        const cpu0 = processCpuSecs(s3.pid);
+        const r = await runChild(target, [...extra, ...tuning, "--endpoint", s3.endpoint]);
+        const srv = processCpuSecs(s3.pid) - cpu0;
+        got[target] = r;
+        byTarget[target]!.push(r);
+        if (target === "s3") serverCpu.push(srv);
+        console.log(
+          `run ${run} ${(target === "local" ? "local directory" : s3Label).padEnd(24)} in ${(r.bytesIn / MiB).toFixed(0)} MiB, out ${(r.bytesOut / MiB).toFixed(0)} MiB, ${r.secs.toFixed(2)} s = ${(r.bytesIn / MiB / r.secs).toFixed(1)} MiB/s in, runner CPU ${r.cpuSecs.toFixed(1)} s, s3rver CPU ${srv.toFixed(1)} s, peak RSS ${r.maxRssMiB.toFixed(0)} MiB`,
+        );
+      }
+      const ratio = got.local!.secs / got.s3!.secs;
+      ratios.push(ratio);
+      console.log(`run ${run} throughput ratio S3/local: ${ratio.toFixed(2)}x`);
+    }
+    if (runs > 1) {
+      const line = (name: string, rs: Result[], srv?: number[]): string =>
+        `median ${name.padEnd(24)} ${median(rs.map((r) => r.bytesIn / MiB / r.secs)).toFixed(1)} MiB/s in, runner CPU ${median(rs.map((r) => r.cpuSecs)).toFixed(1)} s${srv ? `, s3rver CPU ${median(srv).toFixed(1)} s` : ""}, peak RSS max ${Math.max(...rs.map((r) => r.maxRssMiB)).toFixed(0)} MiB`;
+      console.log(line("local directory", byTarget.local!));
+      console.log(line(s3Label, byTarget.s3!, serverCpu));
       console.log(
-        `${(target === "local" ? "local directory" : `S3 (s3rver, ${args.get("part-mib") ?? 8} MiB x ${args.get("queue") ?? 4})`).padEnd(24)} in ${(r.bytesIn / MiB).toFixed(0)} MiB, out ${(r.bytesOut / MiB).toFixed(0)} MiB, ${r.secs.toFixed(2)} s = ${(r.bytesIn / MiB / r.secs).toFixed(1)} MiB/s in, runner CPU ${r.cpuSecs.toFixed(1)} s, peak RSS ${r.maxRssMiB.toFixed(0)} MiB`,
+        `median throughput ratio S3/local: ${median(ratios).toFixed(2)}x (runs: ${ratios.map((x) => x.toFixed(2)).join(", ")})`,
       );
     }
-    const [local, remote] = results as [Result, Result];
-    console.log(`throughput ratio S3/local: ${(local.secs / remote.secs).toFixed(2)}x`);
   } finally {
     await s3.close();
+  }
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = Math.floor(s.length / 2);
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+}
+
+/** User + system CPU seconds of a process so far (Linux /proc; fields 14 and 15, in clock ticks of 1/100 s). */
+function processCpuSecs(pid: number): number {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    return (Number(fields[11]) + Number(fields[12])) / 100;
+  } catch {
+    return Number.NaN;
   }
 }
 

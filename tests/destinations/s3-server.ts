@@ -7,6 +7,8 @@ import { fileURLToPath } from "node:url";
 export interface TestS3Server {
   endpoint: string;
   port: number;
+  /** The s3rver process, so a benchmark can read its CPU time. */
+  pid: number;
   setTamperHeadLength(on: boolean): Promise<void>;
   /** Hold (never answer) or fail (500) UploadPart requests numbered above these; undefined clears. */
   setPartFaults(f: { holdAbove?: number; failAbove?: number }): Promise<void>;
@@ -33,6 +35,7 @@ export async function startS3Server(buckets: string[]): Promise<TestS3Server> {
   return {
     endpoint,
     port,
+    pid: child.pid as number,
     async setTamperHeadLength(on) {
       const r = await fetch(`${endpoint}/__cairn/tamper-head-length?on=${on ? 1 : 0}`, { method: "POST" });
       if (r.status !== 204) throw new Error(`s3rver control failed: ${r.status}`);
