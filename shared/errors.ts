@@ -17,6 +17,8 @@ export const ApiErrorCode = {
   OAuthExchangeFailed: "OAUTH_EXCHANGE_FAILED",
   /** Runner-relayed download: the runner did not start sending in time. */
   RelayTimeout: "RELAY_TIMEOUT",
+  /** Runner-relayed download: the runner's relay-upload job failed before sending (its code in `error.job`). */
+  RelayFailed: "RELAY_FAILED",
 } as const;
 export type ApiErrorCode = (typeof ApiErrorCode)[keyof typeof ApiErrorCode];
 

@@ -1,7 +1,8 @@
 /**
  * Runner-relayed downloads end to end: the real Worker, a real `cairn-runner` and a real FTP server.
  * The archive streams runner → relay Durable Object → client and equals the backup byte for byte;
- * reused links and relay ids, bad relay tokens and an offline runner are refused clearly.
+ * reused links and relay ids, bad relay tokens and an offline runner are refused clearly; a relay job that
+ * fails (archive gone) ends the waiting download at once with its error.
  */
 import { createHash, generateKeyPairSync, randomBytes } from "node:crypto";
 import { mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
@@ -194,17 +195,33 @@ describe("runner-relayed download", () => {
     expect(sha(body)).toBe(backup.sha256);
   });
 
-  it("a runner that cannot send (archive gone) ends the download with 504 RELAY_TIMEOUT and fails its job", async () => {
+  it("a runner that cannot send (archive gone) ends the download with 502 RELAY_FAILED naming the job's error", async () => {
     const file = join(runner.backupDir, backup.fileName);
     renameSync(file, `${file}.moved`);
     try {
       const dl = await api<Download>("POST", `/api/v1/backups/${backup.id}/download`, {});
       const res = await fetch(dl.url);
-      expect(res.status).toBe(504);
-      expect((await errorOf(res)).code).toBe("RELAY_TIMEOUT");
+      // RELAY_FAILED (not the 4 s RELAY_TIMEOUT this cluster is set to): the job's failure reached the relay.
+      expect(res.status).toBe(502);
+      const err = (await res.json()) as {
+        error: { code: string; message: string; job: { id: string; code: string } };
+      };
+      expect(err.error.code).toBe("RELAY_FAILED");
+      expect(err.error.job).toEqual({ id: dl.jobId, code: "NOT_FOUND" });
+      expect(err.error.message).toContain(backup.fileName);
       const j = await finished(dl.jobId);
       expect(j.state).toBe("FAILED");
-      expect(j.error?.message).toContain(backup.fileName);
+      expect(j.error?.code).toBe("NOT_FOUND");
+      // The link is spent: asking again gives the same answer, not a second wait.
+      const again = await fetch(dl.url);
+      expect(again.status).toBe(502);
+      expect((await errorOf(again)).code).toBe("RELAY_FAILED");
+      const relayId = new URL(dl.url).pathname.split("/").pop()!;
+      const log = await api<{
+        items: { status: string; target: { id: string } | null; details: Record<string, unknown> }[];
+      }>("GET", "/api/v1/activity?operation=backup.download.relay&limit=50");
+      const row = log.items.find((r) => r.target?.id === relayId);
+      expect(row).toMatchObject({ status: "failure", details: { jobId: dl.jobId, error: "NOT_FOUND" } });
     } finally {
       renameSync(`${file}.moved`, file);
     }

@@ -1,4 +1,5 @@
 import { DurableObject } from "cloudflare:workers";
+import { ApiErrorCode } from "../../../shared/errors";
 import { RELAY_WAIT_MS } from "../../../shared/protocol/relay";
 import { sha256Hex, timingSafeEqualString } from "../crypto/random";
 import type { Env } from "../env";
@@ -16,6 +17,17 @@ export interface RelayMeta {
   waitMs?: number;
 }
 
+/** Why the runner's relay-upload job ended without sending (its job error; never credentials). */
+export interface RelayFailure {
+  jobId: string;
+  code: string;
+  message: string;
+}
+
+/** The relay of one download, by relay id (`rly_...`). */
+export const relayStub = (env: Env, relayId: string) =>
+  env.DOWNLOAD_RELAY.get(env.DOWNLOAD_RELAY.idFromName(relayId));
+
 function deferred() {
   let resolve!: () => void;
   const promise = new Promise<void>((r) => (resolve = r));
@@ -24,6 +36,19 @@ function deferred() {
 
 const refuse = (status: number, code: string, message: string) =>
   Response.json({ error: { code, message } }, { status });
+
+/** 502 naming the job's own error, so the client learns why at once instead of at the wait's end. */
+const relayFailed = (f: RelayFailure) =>
+  Response.json(
+    {
+      error: {
+        code: ApiErrorCode.RelayFailed,
+        message: `the runner could not send the archive (${f.code}): ${f.message}`.slice(0, 600),
+        job: { id: f.jobId, code: f.code },
+      },
+    },
+    { status: 502 },
+  );
 
 /**
  * One per download (idFromName(relayId)): the rendezvous of the runner's streaming PUT and the browser's
@@ -36,6 +61,7 @@ export class DownloadRelay extends DurableObject<Env> {
   private readonly downloader = deferred();
   private uploaderGaveUp = false;
   private downloaderGaveUp = false;
+  private failure?: RelayFailure;
 
   async open(meta: RelayMeta): Promise<void> {
     if (await this.ctx.storage.get("meta")) throw new Error("relay id already in use");
@@ -56,7 +82,22 @@ export class DownloadRelay extends DurableObject<Env> {
       return { status: 403, code: "FORBIDDEN", message: "this relay belongs to another runner" };
     if (await this.ctx.storage.get("uploadClaimed"))
       return { status: 409, code: "CONFLICT", message: "this relay id was already used" };
+    if (await this.ctx.storage.get("failure"))
+      return { status: 409, code: "CONFLICT", message: "this relay was already reported failed" };
     return null;
+  }
+
+  /**
+   * The runner's relay-upload job ended without sending (archive missing, destination error, job
+   * rejected or interrupted): a waiting download answers 502 now, and so does one that arrives later.
+   * Once bytes flow, a failure is the stream's own error (the length is fixed), so this changes nothing.
+   */
+  async fail(f: RelayFailure): Promise<void> {
+    if (!(await this.ctx.storage.get("meta")) || this.stream) return;
+    const failure = { jobId: f.jobId, code: f.code.slice(0, 64), message: f.message.slice(0, 500) };
+    await this.ctx.storage.put("failure", failure);
+    this.failure = failure;
+    this.uploader.resolve();
   }
 
   override async alarm(): Promise<void> {
@@ -88,11 +129,14 @@ export class DownloadRelay extends DurableObject<Env> {
     if (!key || !timingSafeEqualString(await sha256Hex(key), meta.keyHash))
       return refuse(401, "UNAUTHORIZED", "bad download key");
     if (Date.now() > meta.expiresAt) return refuse(410, "CONFLICT", "download link expired");
+    const failed = this.failure ?? (await this.ctx.storage.get<RelayFailure>("failure"));
+    if (failed) return relayFailed(failed);
     if (await this.ctx.storage.get("downloadClaimed"))
       return refuse(409, "CONFLICT", "this download link was already used");
     await this.ctx.storage.put("downloadClaimed", true);
     this.downloader.resolve();
     const arrived = await this.waitFor(this.uploader.promise, meta);
+    if (this.failure && !this.stream) return relayFailed(this.failure);
     if (!arrived || this.uploaderGaveUp || !this.stream) {
       this.downloaderGaveUp = true;
       return refuse(
@@ -124,6 +168,8 @@ export class DownloadRelay extends DurableObject<Env> {
     if (!request.body) return refuse(400, "BAD_REQUEST", "no body");
     if (await this.ctx.storage.get("uploadClaimed"))
       return refuse(409, "CONFLICT", "this relay id was already used");
+    if (this.failure || (await this.ctx.storage.get("failure")))
+      return refuse(409, "CONFLICT", "this relay was already reported failed");
     await this.ctx.storage.put("uploadClaimed", true);
     this.stream = new FixedLengthStream(meta.size);
     this.uploader.resolve();

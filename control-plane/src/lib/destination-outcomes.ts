@@ -4,12 +4,14 @@ import { db } from "../db/client";
 import { activityLog, backupCopies, destinations, jobs } from "../db/schema";
 import type { Env } from "../env";
 import { newId } from "./ids";
+import { relayOutcome } from "../durable-objects/download-relay-outcome";
 
 /**
  * What a finished job means for destinations: Test Connection updates the destination's last status;
  * backup (auto-sync) and sync jobs settle their copy rows. A copy is `completed` only when the runner
  * reported it completed with size and sha256; anything else (job failed, cancelled, interrupted,
- * copy missing from the result) leaves it `failed`, never completed.
+ * copy missing from the result) leaves it `failed`, never completed. A failed relay-upload ends its
+ * waiting download at once (durable-objects/download-relay-outcome.ts).
  */
 export async function applyDestinationOutcome(
   env: Env,
@@ -25,6 +27,7 @@ export async function applyDestinationOutcome(
 ): Promise<void> {
   if (a.type === "test-destination") return testOutcome(env, a);
   if (a.type === "backup" || a.type === "sync") return copyOutcome(env, a);
+  if (a.type === "relay-upload") return relayOutcome(env, a);
 }
 
 async function testOutcome(

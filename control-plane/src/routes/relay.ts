@@ -1,5 +1,6 @@
 import { Hono } from "hono";
-import type { AppEnv, Env } from "../env";
+import { relayStub } from "../durable-objects/download-relay";
+import type { AppEnv } from "../env";
 import { unauthorized, validationFailed } from "../errors";
 import { activity, noteActivity } from "../lib/activity";
 import { verifyRelayToken } from "../lib/relay-token";
@@ -11,8 +12,7 @@ import { verifyRelayToken } from "../lib/relay-token";
  */
 const RELAY_ID = /^[A-Za-z0-9_-]{1,64}$/;
 
-export const relayStub = (env: Env, relayId: string) =>
-  env.DOWNLOAD_RELAY.get(env.DOWNLOAD_RELAY.idFromName(relayId));
+export { relayStub };
 
 export const relayRoutes = new Hono<AppEnv>();
 
