@@ -10,6 +10,8 @@ export interface TestS3Server {
   /** The s3rver process, so a benchmark can read its CPU time. */
   pid: number;
   setTamperHeadLength(on: boolean): Promise<void>;
+  /** HEAD reports multipart objects' ETags as AWS does (md5 of part MD5s -N), or a wrong one; undefined = s3rver's plain MD5. */
+  setMultipartEtag(mode: "aws" | "aws-wrong" | undefined): Promise<void>;
   /** Hold (never answer) or fail (500) UploadPart requests numbered above these; undefined clears. */
   setPartFaults(f: { holdAbove?: number; failAbove?: number }): Promise<void>;
   /** UploadPart requests passed to s3rver, and their bytes. `held` = requests being held now. */
@@ -38,6 +40,10 @@ export async function startS3Server(buckets: string[]): Promise<TestS3Server> {
     pid: child.pid as number,
     async setTamperHeadLength(on) {
       const r = await fetch(`${endpoint}/__cairn/tamper-head-length?on=${on ? 1 : 0}`, { method: "POST" });
+      if (r.status !== 204) throw new Error(`s3rver control failed: ${r.status}`);
+    },
+    async setMultipartEtag(mode) {
+      const r = await fetch(`${endpoint}/__cairn/multipart-etag?mode=${mode ?? ""}`, { method: "POST" });
       if (r.status !== 204) throw new Error(`s3rver control failed: ${r.status}`);
     },
     async setPartFaults(f) {

@@ -177,6 +177,52 @@ describe("s3 failures", () => {
     await dest.close();
   });
 
+  // s3rver reports a multipart object's ETag as the plain MD5 of the whole object and does not check
+  // Content-MD5: a part damaged on the way is stored and its ETag is the MD5 of the damaged bytes.
+  it("a part damaged on the way to a server that does not check Content-MD5 is INTEGRITY_MISMATCH, nothing is left", async () => {
+    const dest = new S3Destination(spec({ endpoint: `http://127.0.0.1:${proxy.port}`, prefix: "damaged" }));
+    // Past the request headers, inside the first part body of each connection.
+    proxy.flipByteAt = MiB;
+    const flipsBefore = proxy.flips;
+    let err: unknown;
+    try {
+      err = await writeObject(dest, "d.bin", randomBytes(12 * MiB)).then(
+        () => null,
+        (e: unknown) => e,
+      );
+    } finally {
+      proxy.flipByteAt = undefined;
+    }
+    expect(proxy.flips - flipsBefore).toBeGreaterThanOrEqual(1);
+    expect(err).toBeInstanceOf(DestinationError);
+    expect((err as DestinationError).code).toBe("INTEGRITY_MISMATCH");
+    expect((err as DestinationError).message).toContain("etags were not their MD5s");
+    expect(await dest.stat("d.bin")).toBeNull();
+    expect(await multipartUploads(dest)).toBe(0);
+    await dest.close();
+  });
+
+  it("AWS-style multipart ETags (md5 of part MD5s -N): the right one is accepted, a wrong one is INTEGRITY_MISMATCH", async () => {
+    const dest = new S3Destination(spec({ prefix: "aws-etag" }));
+    const body = randomBytes(12 * MiB);
+    try {
+      await server.setMultipartEtag("aws");
+      await writeObject(dest, "ok.bin", body);
+      await server.setMultipartEtag("aws-wrong");
+      const err = await writeObject(dest, "bad.bin", body).then(
+        () => null,
+        (e: unknown) => e,
+      );
+      expect((err as DestinationError).code).toBe("INTEGRITY_MISMATCH");
+      expect((err as DestinationError).message).toMatch(/etag [0-9a-f]{32}-3 vs [0-9a-f]{32}-3/);
+    } finally {
+      await server.setMultipartEtag(undefined);
+    }
+    expect(await dest.stat("ok.bin")).toMatchObject({ size: body.length });
+    expect(await dest.stat("bad.bin")).toBeNull();
+    await dest.close();
+  });
+
   // s3rver checks the access key id but not SigV4 signatures, so the wrong credential is the key id.
   it("wrong credentials are AUTH_FAILED, without the secret in the message", async () => {
     const dest = new S3Destination(

@@ -4,7 +4,11 @@
 // as a storage that lost data would. ListParts is answered from the upload store too. For resume tests:
 // POST /__cairn/parts?holdAbove=N&failAbove=M holds (never answers) or fails (500) UploadPart requests
 // with a part number above N / M (no value clears); GET /__cairn/stats counts the UploadPart requests
-// passed to s3rver and their bytes. Prints {"port":N} on stdout once listening.
+// passed to s3rver and their bytes. s3rver reports a multipart object's ETag as the plain MD5 of the
+// whole object; POST /__cairn/multipart-etag?mode=aws makes HEAD report it as AWS does,
+// md5(part MD5s)-N, and mode=aws-wrong reports that value with its first digit changed (no mode clears).
+// Prints {"port":N} on stdout once listening.
+import { createHash } from "node:crypto";
 import { mkdtemp, readdir, rm, stat, readFile } from "node:fs/promises";
 import http from "node:http";
 import { tmpdir } from "node:os";
@@ -23,9 +27,23 @@ await s3.configureBuckets();
 const handle = s3.callback();
 const uploadsDir = (bucket) => s3.store.getResourcePath(bucket, undefined, "uploads");
 let tamperHeadLength = false;
+let multipartEtagMode;
+/** "bucket/key" -> md5(part MD5s)-N of the multipart upload that made the object. */
+const multipartEtags = new Map();
 const parts = { holdAbove: undefined, failAbove: undefined, held: new Set(), requests: 0, bytes: 0 };
 const numberParam = (url, name) =>
   url.searchParams.get(name) ? Number(url.searchParams.get(name)) : undefined;
+
+async function awsMultipartEtag(bucket, uploadId) {
+  const dir = join(uploadsDir(bucket), uploadId);
+  const nums = (await readdir(dir))
+    .filter((x) => /^\d+\.md5$/.test(x))
+    .map((x) => Number(x.slice(0, -4)))
+    .sort((a, b) => a - b);
+  const md5s = await Promise.all(nums.map((n) => readFile(join(dir, `${n}.md5`), "utf8")));
+  const all = Buffer.concat(md5s.map((h) => Buffer.from(h, "hex")));
+  return `${createHash("md5").update(all).digest("hex")}-${nums.length}`;
+}
 
 async function listParts(bucket, uploadId) {
   const dir = join(uploadsDir(bucket), uploadId);
@@ -49,6 +67,11 @@ const server = http.createServer((req, res) => {
   const uploadId = url.searchParams.get("uploadId");
   if (url.pathname === "/__cairn/tamper-head-length") {
     tamperHeadLength = url.searchParams.get("on") === "1";
+    res.writeHead(204).end();
+    return;
+  }
+  if (url.pathname === "/__cairn/multipart-etag") {
+    multipartEtagMode = url.searchParams.get("mode") || undefined;
     res.writeHead(204).end();
     return;
   }
@@ -119,6 +142,25 @@ const server = http.createServer((req, res) => {
         );
       });
     return;
+  }
+  if (req.method === "POST" && uploadId) {
+    // CompleteMultipartUpload: note the AWS-style ETag before s3rver joins the parts and removes them.
+    const objectPath = decodeURIComponent(url.pathname.slice(1));
+    awsMultipartEtag(bucket, uploadId).then(
+      (etag) => {
+        multipartEtags.set(objectPath, etag);
+        handle(req, res);
+      },
+      () => handle(req, res),
+    );
+    return;
+  }
+  const awsEtag = multipartEtags.get(decodeURIComponent(url.pathname.slice(1)));
+  if (req.method === "HEAD" && multipartEtagMode && awsEtag) {
+    const reported =
+      multipartEtagMode === "aws-wrong" ? `${awsEtag[0] === "0" ? "1" : "0"}${awsEtag.slice(1)}` : awsEtag;
+    const setHeader = res.setHeader.bind(res);
+    res.setHeader = (k, v) => setHeader(k, k.toLowerCase() === "etag" ? `"${reported}"` : v);
   }
   if (req.method === "HEAD" && tamperHeadLength) {
     const setHeader = res.setHeader.bind(res);

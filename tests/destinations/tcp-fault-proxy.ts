@@ -1,10 +1,16 @@
-/** A loopback TCP proxy that can cut connections after N client bytes, to fake resets mid-upload. */
+/**
+ * A loopback TCP proxy that can cut connections after N client bytes, to fake resets mid-upload, or
+ * flip one client byte per connection, to fake data damaged on the way to a server that does not check it.
+ */
 import net from "node:net";
 
 export interface TcpFaultProxy {
   port: number;
   /** Connections whose client→server byte count passes this are reset; undefined = pass through. */
   cutAfterBytes?: number;
+  /** In every connection, the client→server byte at this offset is inverted; undefined = none. */
+  flipByteAt?: number;
+  flips: number;
   cuts: number;
   close(): Promise<void>;
 }
@@ -14,7 +20,7 @@ export async function startTcpFaultProxy(
   targetHost = "127.0.0.1",
 ): Promise<TcpFaultProxy> {
   const sockets = new Set<net.Socket>();
-  const proxy: TcpFaultProxy = { port: 0, cuts: 0, close: async () => {} };
+  const proxy: TcpFaultProxy = { port: 0, cuts: 0, flips: 0, close: async () => {} };
   const server = net.createServer((client) => {
     const upstream = net.connect(targetPort, targetHost);
     sockets.add(client).add(upstream);
@@ -24,6 +30,11 @@ export async function startTcpFaultProxy(
       upstream.resetAndDestroy();
     };
     client.on("data", (chunk: Buffer) => {
+      const flip = proxy.flipByteAt;
+      if (flip !== undefined && flip >= sent && flip < sent + chunk.length) {
+        chunk[flip - sent] = ~chunk[flip - sent]! & 0xff;
+        proxy.flips++;
+      }
       sent += chunk.length;
       if (proxy.cutAfterBytes !== undefined && sent > proxy.cutAfterBytes) {
         proxy.cuts++;

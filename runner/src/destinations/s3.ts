@@ -4,7 +4,7 @@
  * size; nothing is visible under the final key before CompleteMultipartUpload; any failure aborts the
  * multipart upload so no orphaned parts are left to bill.
  */
-import { createHash } from "node:crypto";
+import { createHash, type Hash } from "node:crypto";
 import { Writable, type Readable } from "node:stream";
 import { finished } from "node:stream/promises";
 import {
@@ -286,15 +286,20 @@ export class S3Destination implements Destination {
   }
 }
 
+/** What the stored object's ETag must be: the single PUT's MD5, or a multipart upload's. */
+type EtagExpectation =
+  | { single: string; multipart?: undefined; partsMatch?: undefined }
+  | { single?: undefined; multipart: string; partsMatch: boolean };
+
 class S3Writer implements ObjectWriter {
   readonly stream: Writable;
   private part?: Buffer;
   /** Part buffers whose upload finished, reused so memory stays at (queueSize + 1) parts without GC lag. */
   private readonly spare: Buffer[] = [];
   private partLen = 0;
+  /** MD5 of the part being filled, fed as bytes arrive (they are still in cache): the part's Content-MD5. */
+  private partMd5?: Hash;
   private total = 0;
-  /** MD5 of the whole object: some S3-compatible servers report it as a multipart ETag. */
-  private readonly wholeMd5 = createHash("md5");
   private uploadId?: string;
   private readonly parts: { PartNumber: number; ETag: string }[] = [];
   private readonly partMd5s: Buffer[] = [];
@@ -358,7 +363,6 @@ class S3Writer implements ObjectWriter {
     if (this.aborting || this.suspending)
       throw new DestinationError("CANCELLED", this.dest.url, `upload of ${this.name} was aborted`);
     this.total += chunk.length;
-    this.wholeMd5.update(chunk);
     // Copy into one part-sized buffer: each part costs exactly partSize, no concat copies.
     let off = 0;
     while (off < chunk.length) {
@@ -366,20 +370,27 @@ class S3Writer implements ObjectWriter {
         const size = this.nextPartSize();
         const spare = this.spare.pop();
         this.part = spare?.length === size ? spare : Buffer.allocUnsafe(size);
+        this.partMd5 = createHash("md5");
       }
       const n = chunk.copy(this.part, this.partLen, off);
+      this.partMd5!.update(this.part.subarray(this.partLen, this.partLen + n));
       this.partLen += n;
       off += n;
-      if (this.partLen === this.part.length) await this.startPart(this.take());
+      if (this.partLen === this.part.length) {
+        const { body, md5 } = this.take();
+        await this.startPart(body, md5);
+      }
     }
   }
 
-  /** The bytes gathered so far (a full part, or the tail at the end). */
-  private take(): Buffer {
-    const out = this.part ? this.part.subarray(0, this.partLen) : Buffer.alloc(0);
+  /** The bytes gathered so far (a full part, or the tail at the end) and their MD5. */
+  private take(): { body: Buffer; md5: Buffer } {
+    const body = this.part ? this.part.subarray(0, this.partLen) : Buffer.alloc(0);
+    const md5 = (this.partMd5 ?? createHash("md5")).digest();
     this.part = undefined;
+    this.partMd5 = undefined;
     this.partLen = 0;
-    return out;
+    return { body, md5 };
   }
 
   /**
@@ -401,7 +412,7 @@ class S3Writer implements ObjectWriter {
     return true;
   }
 
-  private async startPart(body: Buffer): Promise<void> {
+  private async startPart(body: Buffer, md5: Buffer): Promise<void> {
     if (this.uploadId === undefined && this.resumeToken && !this.confirmed) {
       const t = this.resumeToken;
       const adopting = this.adopt(t);
@@ -436,7 +447,6 @@ class S3Writer implements ObjectWriter {
     if (this.aborting || this.suspending)
       throw new DestinationError("CANCELLED", this.dest.url, `upload of ${this.name} was aborted`);
     const PartNumber = this.parts.length + this.inflight.size + 1;
-    const md5 = createHash("md5").update(body).digest();
     this.partMd5s[PartNumber - 1] = md5;
     const md5hex = md5.toString("hex");
     // The server holds this very part (same number, size and MD5 of the bytes): do not send it again.
@@ -544,11 +554,10 @@ class S3Writer implements ObjectWriter {
     }
   }
 
-  /** Send the rest and make the object visible; returns the ETags we would accept from S3. */
-  private async finish(): Promise<string[]> {
+  /** Send the rest and make the object visible; returns what the stored object's ETag must match. */
+  private async finish(): Promise<EtagExpectation> {
     if (this.uploadId === undefined) {
-      const body = this.take();
-      const md5 = createHash("md5").update(body).digest();
+      const { body, md5 } = this.take();
       await this.dest.send(`upload ${this.name}`, () =>
         this.dest.client.send(
           new PutObjectCommand({
@@ -564,9 +573,12 @@ class S3Writer implements ObjectWriter {
           { abortSignal: this.signal },
         ),
       );
-      return [md5.toString("hex")];
+      return { single: md5.toString("hex") };
     }
-    if (this.partLen > 0) await this.startPart(this.take());
+    if (this.partLen > 0) {
+      const { body, md5 } = this.take();
+      await this.startPart(body, md5);
+    }
     while (this.inflight.size > 0) await Promise.race(this.inflight);
     if (this.failure) throw this.failure;
     const parts = [...this.parts].sort((a, b) => a.PartNumber - b.PartNumber);
@@ -582,15 +594,28 @@ class S3Writer implements ObjectWriter {
       ),
     );
     this.uploadId = undefined;
-    // AWS reports md5(concat(part md5s))-N; s3rver and some other servers report the plain MD5.
-    return [
-      `${createHash("md5").update(Buffer.concat(this.partMd5s)).digest("hex")}-${parts.length}`,
-      this.wholeMd5.digest("hex"),
-    ];
+    return {
+      multipart: `${createHash("md5").update(Buffer.concat(this.partMd5s)).digest("hex")}-${parts.length}`,
+      partsMatch: parts.every(
+        (p) => p.ETag.replace(/"/g, "") === this.partMd5s[p.PartNumber - 1]?.toString("hex"),
+      ),
+    };
   }
 
-  /** Storage is untrusted: read back what it says it stored and compare with what we sent. */
-  private async verify(expectedEtags: string[]): Promise<ObjectInfo> {
+  /**
+   * Storage is untrusted: read back what it says it stored and compare with what we sent. The size
+   * must match. AWS (and MinIO, R2, ...) report a multipart object's ETag as md5(part MD5s)-N: that
+   * must be ours exactly. s3rver and a few other servers report the plain MD5 of the whole object
+   * instead; we do not hash every byte a second time to predict it (that pass cost as much CPU as
+   * the Content-MD5s themselves). There we require instead that every part's ETag was the MD5 we
+   * sent for it (the server stored each part's bytes as sent; servers that check Content-MD5 also
+   * refused a corrupt part on arrival), and CompleteMultipartUpload names each part by number and
+   * ETag, so the server joins exactly those parts in that order; a lost, repeated or cut part
+   * changes the size. Left unchecked there is only a server joining verified parts out of order:
+   * encrypted archives fail authentication on that (segment nonces count up), and the archive's
+   * sha256 in the backup record is checked when it is verified, restored or copied.
+   */
+  private async verify(expected: EtagExpectation): Promise<ObjectInfo> {
     const h = await this.dest.send(`check ${this.name}`, () =>
       this.dest.client.send(new HeadObjectCommand({ Bucket: this.spec.bucket, Key: this.key })),
     );
@@ -598,12 +623,22 @@ class S3Writer implements ObjectWriter {
     const etag = (h.ETag ?? "").replace(/"/g, "");
     // SSE-KMS ETags are not MD5s of the content, so only the size can be compared there.
     const etagComparable = this.spec.sse !== "aws:kms" && etag !== "";
-    if (size !== this.total || (etagComparable && !expectedEtags.includes(etag))) {
+    let etagProblem: string | undefined;
+    if (etagComparable) {
+      if (expected.single !== undefined) {
+        if (etag !== expected.single) etagProblem = `etag ${etag} vs ${expected.single}`;
+      } else if (/-\d+$/.test(etag)) {
+        if (etag !== expected.multipart) etagProblem = `etag ${etag} vs ${expected.multipart}`;
+      } else if (!expected.partsMatch) {
+        etagProblem = `etag ${etag} is not multipart and the parts' etags were not their MD5s`;
+      }
+    }
+    if (size !== this.total || etagProblem) {
       await this.dest.delete(this.name).catch(() => {});
       throw new DestinationError(
         "INTEGRITY_MISMATCH",
         this.dest.url,
-        `stored ${this.name} does not match what was sent (size ${size} vs ${this.total}${etagComparable ? `, etag ${etag} vs ${expectedEtags.join(" or ")}` : ""})`,
+        `stored ${this.name} does not match what was sent (size ${size} vs ${this.total}${etagProblem ? `, ${etagProblem}` : ""})`,
       );
     }
     return { name: this.name, size, mtime: h.LastModified };
