@@ -412,10 +412,6 @@ backupRoutes.post("/:id/restore", activity("backup.restore"), requireAuth("backu
   const { encryption, secrets } = await readJobFor(c, b, body.password);
   const hosting = hostingSelection(body);
   const targetRunnerId = body.runnerId ?? b.runnerId;
-  if (hosting && body.destinationId)
-    throw validationFailed(
-      "destinationId: hosting restores read the local archive; restore a remote copy with the CLI",
-    );
   const from = await archiveLocation(c.env, b, body.destinationId);
   // A remote copy is readable from any runner of the tenant; a local archive only from its own runner.
   if (targetRunnerId !== b.runnerId && !body.destinationId) {

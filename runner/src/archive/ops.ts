@@ -181,7 +181,7 @@ export async function* readEntries(
   };
   const run = forEachEntry(
     h,
-    { only, signal: o.signal },
+    { only, select: typeof o.filter === "function" ? o.filter : undefined, signal: o.signal },
     (entry) => {
       if (entry.t !== "file" || !pred(entry)) return null;
       const body = new PassThrough();

@@ -27,6 +27,8 @@ export function engineRestoreSource(o: {
   key: DecryptionKey;
   binding?: ArchiveBinding;
   signal?: AbortSignal;
+  /** Authenticate the selection before the restore writes (remote copies: the spool keeps the second read local). */
+  checkFirst?: boolean;
 }): RestoreSource {
   let manifest: ManifestEntry[] | undefined;
   const entries = async () => (manifest ??= (await openArchive(o)).manifest.entries);
@@ -37,6 +39,14 @@ export function engineRestoreSource(o: {
     async list() {
       return (await entries()).map(toHeader);
     },
+    ...(o.checkFirst && {
+      async check(filter: (name: string) => boolean, onBytes?: (n: number) => void) {
+        // Each body errors (CORRUPT) unless its frames and its SHA-256 match the manifest.
+        for await (const { body } of readEntries({ ...o, filter: (e: ManifestEntry) => filter(e.p) })) {
+          for await (const c of body) onBytes?.((c as Buffer).length);
+        }
+      },
+    }),
     async *read(filter) {
       for (const e of await entries()) {
         if (e.t !== "file" && filter(e.p)) yield { entry: toHeader(e), body: Readable.from([]) };

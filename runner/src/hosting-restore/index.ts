@@ -71,6 +71,14 @@ export interface HostingRestoreResult {
   renamed: { engine: string; from: string; to: string }[];
   /** Files of the pre-restore safety backup. */
   safetyBackup: string[];
+  /** When the archive itself could not be read or failed its checks: its error code (CORRUPT, WRONG_KEY, ...). */
+  code?: string;
+}
+
+/** An archive or destination error's code, when it has one of the usual shape. */
+function errorCode(e: unknown): string | undefined {
+  const c = (e as { code?: unknown } | null)?.code;
+  return typeof c === "string" && /^[A-Z0-9_]{1,64}$/.test(c) ? c : undefined;
 }
 
 const FILE_PHASES: { component: Component; phase: RestorePhase }[] = [
@@ -148,7 +156,7 @@ export async function restoreHosting(opts: HostingRestoreOptions): Promise<Hosti
     // Encrypted archives keep their manifest sealed: a wrong key surfaces here, before anything is written.
     error(`cannot open archive: ${(e as Error).message}`);
     p.enter("completed", 0);
-    return { ...result, status: "failed" };
+    return { ...result, status: "failed", code: errorCode(e) };
   }
   const inArchive = new Set<string>();
   for (const e of listing) {
@@ -175,13 +183,19 @@ export async function restoreHosting(opts: HostingRestoreOptions): Promise<Hosti
 
   const metas = new Map<string, DomainMeta>();
   const dumps = new Map<string, DumpInfo>();
-  for await (const { entry, body } of opts.source.read((n) => {
-    const pp = selected(n);
-    return !!pp && (pp.component === "meta" || (pp.component === "db" && n.endsWith("/dump.json")));
-  })) {
-    const pp = parseArchivePath(entry.name)!;
-    if (pp.component === "meta") metas.set(pp.domain!, await readJson<DomainMeta>(body));
-    else dumps.set(dirname(entry.name), await readJson<DumpInfo>(body));
+  try {
+    for await (const { entry, body } of opts.source.read((n) => {
+      const pp = selected(n);
+      return !!pp && (pp.component === "meta" || (pp.component === "db" && n.endsWith("/dump.json")));
+    })) {
+      const pp = parseArchivePath(entry.name)!;
+      if (pp.component === "meta") metas.set(pp.domain!, await readJson<DomainMeta>(body));
+      else dumps.set(dirname(entry.name), await readJson<DumpInfo>(body));
+    }
+  } catch (e) {
+    error(`cannot read the archive's domain records: ${(e as Error).message}`);
+    p.enter("completed", 0);
+    return { ...result, status: "failed", code: errorCode(e) };
   }
   const dbPlans = new Map<string, DbPlan>();
   if (components.has("db")) {
@@ -288,7 +302,31 @@ export async function restoreHosting(opts: HostingRestoreOptions): Promise<Hosti
   } catch (e) {
     error(`cannot decrypt: ${(e as Error).message}`);
     p.enter("completed", 0);
-    return { ...result, status: "failed" };
+    return { ...result, status: "failed", code: errorCode(e) };
+  }
+  // Sources that can (remote copies) read and authenticate the whole selection first: a damaged or
+  // tampered archive then fails here, with the live files and databases untouched.
+  if (opts.source.check) {
+    const total = p.bytesTotal;
+    let checked = 0;
+    let shown = 0;
+    p.emit({ message: `checking the selected archive entries (${total} bytes) before anything is written` });
+    try {
+      await opts.source.check(
+        (n) => !!selected(n),
+        (b) => {
+          checked += b;
+          if (checked - shown >= 8 * 1024 * 1024) {
+            shown = checked;
+            p.emit({ message: `checked ${checked} of ${total} bytes` });
+          }
+        },
+      );
+    } catch (e) {
+      error(`archive check failed, nothing was restored: ${(e as Error).message}`);
+      p.enter("completed", 0);
+      return { ...result, status: "failed", code: errorCode(e) };
+    }
   }
 
   // ---- pre-restore safety backup of whatever overwrite would replace

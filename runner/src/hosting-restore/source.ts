@@ -14,6 +14,11 @@ export interface RestoreSource {
   /** Called in the "decrypting" phase: checks the key (wrong password → error before anything is written). */
   unlock?(): Promise<void>;
   list(): Promise<EntryHeader[]>;
+  /**
+   * Optional: reads and authenticates every entry the filter selects, writing nothing, so a damaged
+   * archive fails the restore before the first file or database is replaced. `onBytes` counts file bytes.
+   */
+  check?(filter: (name: string) => boolean, onBytes?: (n: number) => void): Promise<void>;
   /** The caller consumes each body fully before asking for the next entry. */
   read(filter: (name: string) => boolean): AsyncIterable<{ entry: EntryHeader; body: Readable }>;
 }

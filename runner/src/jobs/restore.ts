@@ -14,6 +14,8 @@ import {
   type RestoreSource,
 } from "../hosting-restore";
 import { isHostRoot, loadHost } from "./hosting-host";
+import { RangeSpool } from "../hosting-restore/range-spool";
+import type { Destination } from "../destinations";
 import path from "node:path";
 
 export type RestoreArchive = (o: RestoreOptions) => Promise<RestoreResult>;
@@ -30,11 +32,6 @@ export function restoreHandler(loadEngine: () => Promise<RestoreArchive>): JobHa
     async validate(claims, secrets, config) {
       const p = restoreParams(claims);
       checkArchiveLocation(p.destination, p.fileName, secrets, config);
-      if (p.hosting && p.destination.kind === "remote")
-        throw new JobRejection(
-          JobRejectCode.InvalidParams,
-          "hosting restores read the local archive; restore a remote copy with the CLI",
-        );
       decryptionKey(p.encryption, secrets);
       await resolveAllowedTarget(p.target, config.allowedRoots);
     },
@@ -74,16 +71,46 @@ export function restoreHandler(loadEngine: () => Promise<RestoreArchive>): JobHa
 export type HostingSourceFactory = (
   p: RestoreJobParams,
   ctx: Parameters<JobHandler["run"]>[0],
-) => RestoreSource;
+) => Promise<OpenedHostingSource>;
 
-const engineSource: HostingSourceFactory = (p, ctx) =>
-  engineRestoreSource({
-    source: localArchivePath(ctx.config.backupDir, p.fileName),
-    fileName: p.fileName,
-    key: decryptionKey(p.encryption, ctx.secrets),
-    binding: p.binding,
-    signal: ctx.signal,
-  });
+export interface OpenedHostingSource {
+  source: RestoreSource;
+  /** Remote copies: what was read over the network (result field `remote`). */
+  stats?: () => Record<string, unknown>;
+  close(): Promise<void>;
+}
+
+/**
+ * The archive in the backup directory, or a remote copy (the server's disk may be gone: 3-2-1). A remote
+ * copy is read through a spool in the backup directory: the selection is fetched once with ranged reads
+ * and authenticated before anything is written, then restored from the spool, which is removed at the end.
+ */
+const engineSource: HostingSourceFactory = async (p, ctx) => {
+  const key = decryptionKey(p.encryption, ctx.secrets);
+  const base = { key, binding: p.binding, signal: ctx.signal };
+  if (p.destination.kind === "local")
+    return {
+      source: engineRestoreSource({ ...base, source: localArchivePath(ctx.config.backupDir, p.fileName) }),
+      close: async () => {},
+    };
+  const loc = await openArchiveLocation(p.destination, p.fileName, ctx.secrets, ctx.config);
+  const spool = new RangeSpool(
+    loc.source as Destination,
+    path.join(ctx.config.backupDir, "restore-spool", ctx.jobId.replace(/[^A-Za-z0-9_-]/g, "_")),
+  );
+  return {
+    source: engineRestoreSource({ ...base, source: spool, fileName: p.fileName, checkFirst: true }),
+    stats: () => ({
+      url: spool.url,
+      bytesFetched: spool.bytesFetched,
+      archiveBytes: spool.archiveBytes(p.fileName),
+    }),
+    close: async () => {
+      await spool.close().catch(() => {});
+      await loc.close();
+    },
+  };
+};
 
 /**
  * Phased hosting restore (docs/HOSTING.md). `target` equal to the host's layout root restores in place
@@ -102,8 +129,9 @@ export async function runHostingRestore(
   const warnings: string[] = [];
   const errors: string[] = [];
   const phases: { phase: RestorePhase; at: string }[] = [];
+  const opened = await source(p, ctx);
   const r = await restoreHosting({
-    source: source(p, ctx),
+    source: opened.source,
     domains: sel.domains,
     components: sel.components,
     conflict: p.conflict,
@@ -132,13 +160,14 @@ export async function runHostingRestore(
         ...(e.phase === "completed" && { final: true }),
       });
     },
-  });
+  }).finally(() => opened.close());
   if (ctx.signal.aborted) throw new JobFailure("CANCELLED", "restore cancelled");
   // A restore with any error is not a success, even when other components went back fine.
   if (r.status !== "completed") {
     const head = r.errors.slice(0, 5).join("; ");
     throw new JobFailure(
-      r.status === "partial" ? "RESTORE_PARTIAL" : "RESTORE_FAILED",
+      // An archive that failed its checks (CORRUPT, WRONG_KEY, NOT_FOUND, ...) says so in the job's code.
+      r.status === "partial" ? "RESTORE_PARTIAL" : (r.code ?? "RESTORE_FAILED"),
       `${r.status === "partial" ? "restore partly failed" : "restore failed"} (${r.errors.length} error(s)): ${head}`,
     );
   }
@@ -150,6 +179,7 @@ export async function runHostingRestore(
       restored: r.restored.slice(0, 500),
       renamed: r.renamed,
       safetyBackup: r.safetyBackup,
+      ...(opened.stats && { remote: opened.stats() }),
     },
     warnings: r.warnings.length ? r.warnings : undefined,
   };
