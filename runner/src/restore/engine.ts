@@ -3,24 +3,14 @@
  * place. Nothing touches the live tree until the whole selection has checked out.
  */
 import {
-  closeSync,
-  fchmodSync,
-  fchownSync,
-  futimesSync,
   lchownSync,
-  linkSync,
   lstatSync,
-  lutimesSync,
   mkdirSync,
-  openSync,
   realpathSync,
   renameSync,
   statfsSync,
-  symlinkSync,
-  writeSync,
   chmodSync,
   utimesSync,
-  constants as FS,
 } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
 import { dirname, join } from "node:path";
@@ -31,6 +21,7 @@ import { forEachEntry, selectEntries, type EntrySink } from "../archive/entries"
 import type { ManifestEntry } from "../archive/manifest-types";
 import type { Kdf, ScryptLimits } from "../archive/crypto";
 import { checkEntryPath, checkSymlinkTarget, MAX_ENTRIES, safeMode } from "./safety";
+import { StageWriter } from "./stage-writer";
 
 export type ConflictAction = "skip" | "overwrite" | "rename";
 
@@ -67,7 +58,7 @@ interface Placed {
 
 export async function restoreArchive(o: RestoreOptions): Promise<RestoreResult> {
   let staging: string | null = null;
-  const openFdsOf = { current: new Set<number>() };
+  let writer: StageWriter | null = null;
   try {
     const h = await openArchive({
       source: o.source,
@@ -118,7 +109,9 @@ export async function restoreArchive(o: RestoreOptions): Promise<RestoreResult> 
     const seen = new Set<string>();
     const dirs: ManifestEntry[] = [];
     const placed: Placed[] = [];
-    const openFds = openFdsOf.current;
+    const w = (writer = new StageWriter());
+    // Files are created with their final mode; only bits the umask strips need a chmod afterwards.
+    const umask = process.umask();
     let bytes = 0;
     let fileCount = 0;
     let lastProgress = 0;
@@ -135,7 +128,7 @@ export async function restoreArchive(o: RestoreOptions): Promise<RestoreResult> 
         // directory we created stays there (47k files/GiB made this ~10% of the restore's main thread).
         const parent = parts.slice(0, -1).join("/");
         if (!madeDirs.has(parent)) {
-          mkdirSync(join(stage, ...parts.slice(0, -1)), { recursive: true, mode: 0o700 });
+          w.mkdirp(join(stage, ...parts.slice(0, -1)));
           madeDirs.add(parent);
         }
       }
@@ -147,74 +140,76 @@ export async function restoreArchive(o: RestoreOptions): Promise<RestoreResult> 
       "4": "block device",
       "6": "FIFO",
     };
-    await forEachEntry(h, { only: o.only, signal: o.signal }, (e, header): EntrySink | null => {
-      const parts = checkEntryPath(e.p);
-      const t = header.typeflag;
-      if (t !== "0" && t !== "7" && t !== "1" && t !== "2" && t !== "5") {
-        throw unsafe(
-          `entry ${e.p} is a ${DEVICE_TYPES[t] ?? `special file (type ${JSON.stringify(t)})`}: device nodes, FIFOs and other special files are refused`,
-        );
-      }
-      if (seen.has(e.p)) throw unsafe(`entry ${e.p} appears twice in the archive`);
-      seen.add(e.p);
-      ensureParents(parts);
-      const dest = join(stage, ...parts);
-      placed.push({ e });
-      if (e.t === "directory") {
-        mkdirSync(dest, { mode: 0o700 });
-        madeDirs.add(e.p);
-        dirs.push(e);
-        return null;
-      }
-      if (e.t === "symlink") {
-        checkSymlinkTarget(e.p, e.l ?? "");
-        symlinkSync(e.l!, dest);
-        symlinks.add(e.p);
-        if (keepOwner) lchownSync(dest, e.u, e.g);
-        lutimesSync(dest, e.mt, e.mt);
-        return null;
-      }
-      if (e.t === "hardlink") {
-        const l = e.l ?? "";
-        checkEntryPath(l);
-        if (!files.has(l))
+    await forEachEntry(
+      h,
+      { only: o.only, signal: o.signal },
+      (e, header): EntrySink | null => {
+        const parts = checkEntryPath(e.p);
+        const t = header.typeflag;
+        if (t !== "0" && t !== "7" && t !== "1" && t !== "2" && t !== "5") {
           throw unsafe(
-            `hardlink ${e.p} -> ${l}: target is not a regular file restored earlier from this archive`,
+            `entry ${e.p} is a ${DEVICE_TYPES[t] ?? `special file (type ${JSON.stringify(t)})`}: device nodes, FIFOs and other special files are refused`,
           );
-        linkSync(join(stage, ...l.split("/")), dest);
+        }
+        if (seen.has(e.p)) throw unsafe(`entry ${e.p} appears twice in the archive`);
+        seen.add(e.p);
+        ensureParents(parts);
+        const dest = join(stage, ...parts);
+        placed.push({ e });
+        if (e.t === "directory") {
+          w.mkdir(dest);
+          madeDirs.add(e.p);
+          dirs.push(e);
+          return null;
+        }
+        if (e.t === "symlink") {
+          checkSymlinkTarget(e.p, e.l ?? "");
+          w.symlink(e.l!, dest, keepOwner ? { uid: e.u, gid: e.g } : null, e.mt);
+          symlinks.add(e.p);
+          return null;
+        }
+        if (e.t === "hardlink") {
+          const l = e.l ?? "";
+          checkEntryPath(l);
+          if (!files.has(l))
+            throw unsafe(
+              `hardlink ${e.p} -> ${l}: target is not a regular file restored earlier from this archive`,
+            );
+          w.link(join(stage, ...l.split("/")), dest);
+          files.add(e.p);
+          return null;
+        }
+        const mode = safeMode(e.m);
+        w.open(dest, mode);
         files.add(e.p);
-        return null;
-      }
-      const fd = openSync(dest, FS.O_WRONLY | FS.O_CREAT | FS.O_EXCL | FS.O_NOFOLLOW, 0o600);
-      openFds.add(fd);
-      files.add(e.p);
-      return {
-        write(c: Buffer) {
-          writeSync(fd, c);
-          bytes += c.length;
-          if (bytes > declared)
-            throw new ArchiveError("CORRUPT", "archive holds more data than its manifest declares");
-          if (o.onProgress && bytes - lastProgress >= 8 * 1024 * 1024) {
-            lastProgress = bytes;
-            o.onProgress({
-              bytes,
-              files: fileCount,
-              totalBytes: declared,
-              currentFile: e.p,
-              phase: "restore",
-            });
-          }
-        },
-        end() {
-          fchmodSync(fd, safeMode(e.m));
-          if (keepOwner) fchownSync(fd, e.u, e.g);
-          futimesSync(fd, e.mt, e.mt);
-          openFds.delete(fd);
-          closeSync(fd);
-          fileCount++;
-        },
-      };
-    });
+        return {
+          write(c: Buffer) {
+            w.write(c);
+            bytes += c.length;
+            if (bytes > declared)
+              throw new ArchiveError("CORRUPT", "archive holds more data than its manifest declares");
+            if (o.onProgress && bytes - lastProgress >= 8 * 1024 * 1024) {
+              lastProgress = bytes;
+              o.onProgress({
+                bytes,
+                files: fileCount,
+                totalBytes: declared,
+                currentFile: e.p,
+                phase: "restore",
+              });
+            }
+          },
+          end() {
+            w.close(mode & umask ? mode : -1, keepOwner ? { uid: e.u, gid: e.g } : null, e.mt);
+            fileCount++;
+          },
+        };
+      },
+      () => w.flush(),
+    );
+    // Verify-before-commit: every op has run and every hash has matched before anything moves.
+    await w.finish();
+    writer = null;
 
     // Directory metadata last, deepest first, so creating children did not disturb it.
     for (const d of [...dirs].reverse()) {
@@ -250,13 +245,7 @@ export async function restoreArchive(o: RestoreOptions): Promise<RestoreResult> 
       warnings: [...m.warnings, ...committed.warnings],
     };
   } catch (err) {
-    for (const fd of openFdsOf.current) {
-      try {
-        closeSync(fd);
-      } catch {
-        /* already closed */
-      }
-    }
+    if (writer) await writer.abort().catch(() => {});
     if (staging) await rm(staging, { recursive: true, force: true }).catch(() => {});
     throw toArchiveError(err);
   }
