@@ -3,10 +3,11 @@
  * endpoint that the client uses: token (refresh_token and authorization_code grants), files.list with
  * `q` (parents, name, mimeType, trashed), files.get (metadata and `alt=media` with Range), files.create
  * (folders), files.delete, and resumable uploads (session POST, chunk PUT with Content-Range, 308 +
- * Range, status query `bytes *\/total`, session cancel with DELETE). Fault switches for the tests.
+ * Range, status query `bytes *\/total`, session cancel with DELETE). Fault switches for the tests, and
+ * `tamperSessions()` to change bytes an open session holds (as a faulty or hostile store would).
  */
 import { createHash, randomBytes, type Hash } from "node:crypto";
-import { appendFileSync, createReadStream, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { appendFileSync, createReadStream, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import http from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -67,7 +68,14 @@ export interface FakeDrive {
     sessionsOpen: () => number;
     resets: number;
     codeExchanges: number;
+    /** Body bytes received by chunk PUTs and kept by sessions (what uploads put on the wire). */
+    chunkBytes: number;
   };
+  /**
+   * Flip one byte (at `offset`) in what every open session holds; the session's MD5 is recomputed
+   * from the changed bytes, as Drive would report the checksum of what it stores. Returns sessions changed.
+   */
+  tamperSessions(offset?: number): number;
   /** Expire every access token now (forces the client through a 401 and a refresh). */
   revokeAccessTokens(): void;
   close(): Promise<void>;
@@ -131,6 +139,7 @@ export async function startFakeDrive(): Promise<FakeDrive> {
     appendFileSync(s.path, data);
     s.md5.update(data);
     s.receivedLen += data.length;
+    stats.chunkBytes += data.length;
   };
   const sessions = new Map<string, Session>();
   const tokens = new Set<string>();
@@ -159,6 +168,7 @@ export async function startFakeDrive(): Promise<FakeDrive> {
     statusQueries: 0,
     resets: 0,
     codeExchanges: 0,
+    chunkBytes: 0,
     sessionsOpen: () => sessions.size,
   };
   /** Codes minted by the consent endpoint: one-time, bound to redirect_uri and the PKCE challenge. */
@@ -474,6 +484,18 @@ export async function startFakeDrive(): Promise<FakeDrive> {
     faults,
     stats,
     revokeAccessTokens: () => tokens.clear(),
+    tamperSessions(offset = 1000) {
+      let n = 0;
+      for (const s of sessions.values()) {
+        if (s.receivedLen <= offset) continue;
+        const held = readFileSync(s.path);
+        held[offset] = (held[offset] as number) ^ 0xff;
+        writeFileSync(s.path, held);
+        s.md5 = createHash("md5").update(held);
+        n++;
+      }
+      return n;
+    },
     async close() {
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));

@@ -24,6 +24,8 @@ export interface TestFtpServer {
   /** PEM of the self-signed certificate (TLS servers only). */
   cert?: string;
   faults: FtpFaults;
+  /** Upload bytes the server wrote to disk (STOR and APPE together). */
+  stats: { bytesStored: number };
   close(): Promise<void>;
 }
 
@@ -58,6 +60,7 @@ export async function startFtpServer(opts: { tls: boolean; root?: string }): Pro
   const dir = await mkdtemp(join(tmpdir(), "cairn-ftp-"));
   const root = opts.root ?? dir;
   const faults: FtpFaults = {};
+  const stats = { bytesStored: 0 };
   const files = opts.tls ? makeSelfSignedCert(dir) : undefined;
   const tlsOptions = files ? { key: await readFile(files.key), cert: await readFile(files.cert) } : false;
   const port = await freePort();
@@ -70,8 +73,13 @@ export async function startFtpServer(opts: { tls: boolean; root?: string }): Pro
       o?: { append?: boolean; start?: unknown },
     ): ReturnType<FileSystem["write"]> {
       const res = super.write(fileName, o) as { stream: Writable & { path?: string }; clientPath: string };
-      if (!faults.mode) return res;
       const real = res.stream;
+      const realWrite = real.write.bind(real) as (chunk: Buffer, ...rest: unknown[]) => boolean;
+      real.write = ((chunk: Buffer, ...rest: unknown[]) => {
+        stats.bytesStored += chunk.length;
+        return realWrite(chunk, ...rest);
+      }) as typeof real.write;
+      if (!faults.mode) return res;
       const connection = this.connection as unknown as {
         commandSocket: { destroy(): void };
         connector: { socket?: { destroy(): void } };
@@ -133,6 +141,7 @@ export async function startFtpServer(opts: { tls: boolean; root?: string }): Pro
     password,
     cert: files ? await readFile(files.cert, "utf8") : undefined,
     faults,
+    stats,
     async close() {
       await server.close();
       await rm(dir, { recursive: true, force: true });

@@ -1,21 +1,36 @@
 /**
  * FTP and FTPS (explicit TLS, `AUTH TLS`) through basic-ftp, always passive. Objects are uploaded to
  * `.<name>.part-<random>`, size-checked, then renamed, so no half object appears under the final
- * name. FTP cannot continue an interrupted stream upload, so a reset mid-upload fails the copy (after
- * which the temp file is removed); connecting and the other commands are retried with backoff.
+ * name. Within one upload a reset fails the copy (the stream is gone; the temp file is removed), but a
+ * caller that keeps it (`keepOnFailure`, then `suspend()`) lets the next job continue it: SIZE, read the
+ * held bytes back and compare their sha256, then APPE the rest (see resume-tokens.ts). Connecting and
+ * the other commands are retried with backoff.
  */
-import { randomBytes } from "node:crypto";
+import { createHash, randomBytes } from "node:crypto";
 import { posix } from "node:path";
-import { Transform, type Readable, type Writable } from "node:stream";
+import { Transform, Writable, type Readable } from "node:stream";
 import { finished } from "node:stream/promises";
 import { Client, FTPError } from "basic-ftp";
 import { checkObjectName, isTempName } from "./names";
+import { PrefixHash } from "./prefix-hash";
 import { runProbe } from "./probe";
-import { DEFAULT_RETRY, isTransient, withRetry, type RetryPolicy } from "./retry";
-import { DestinationError, type Destination, type ObjectInfo, type ObjectWriter } from "./types";
+import { parseTempFileToken, type TempFileToken } from "./resume-tokens";
+import { DEFAULT_RETRY, isTransient, sleep, withRetry, type RetryPolicy } from "./retry";
+import {
+  DestinationError,
+  type Destination,
+  type ObjectInfo,
+  type ObjectWriter,
+  type WriterOptions,
+} from "./types";
 import { specUrl, type FtpSpec } from "./url";
 
 const TLS_TRUST = /certificate|self[- ]signed|unable to verify|ERR_TLS|altnames/i;
+/**
+ * Sent bytes whose hash stays available for a resume token. After a cut the server holds what reached
+ * its disk, which trails what we passed on by the stream and socket buffers of both sides.
+ */
+const HASH_WINDOW = 16 * 1024 * 1024;
 
 export class FtpDestination implements Destination {
   readonly url: string;
@@ -112,11 +127,19 @@ export class FtpDestination implements Destination {
     }
   }
 
-  async createWriter(
-    name: string,
-    opts: { signal?: AbortSignal; sizeHint?: number } = {},
-  ): Promise<ObjectWriter> {
+  async createWriter(name: string, opts: WriterOptions = {}): Promise<ObjectWriter> {
     const final = this.path(name);
+    const writerOpts = { signal: opts.signal, keepOnFailure: opts.keepOnFailure ?? false };
+    const token =
+      opts.resume === undefined ? undefined : parseTempFileToken(opts.resume, "ftp-temp", name, final);
+    if (token) {
+      // The upload connection opens when the source reaches the held offset (hashing a long prefix
+      // must not leave an idle transfer to time out).
+      if (await this.op(`resume ${name}`, (c) => this.heldPrefixMatches(c, token)))
+        return new FtpWriter(this, undefined, name, token.temp, final, writerOpts, token);
+      // Missing, of another size, or not the bytes we sent: never build on it. Start again from zero.
+      await this.op(`remove temp of ${name}`, (c) => c.remove(token.temp, true)).catch(() => {});
+    }
     const temp = posix.join(
       posix.dirname(final),
       `.${posix.basename(final)}.part-${randomBytes(6).toString("hex")}`,
@@ -129,7 +152,54 @@ export class FtpDestination implements Destination {
       client.close();
       throw this.mapError(`create ${name}`, err);
     }
-    return new FtpWriter(this, client, name, temp, final, opts.signal);
+    return new FtpWriter(this, client, name, temp, final, writerOpts);
+  }
+
+  /**
+   * APPE continues at the server's end of file and FTP cannot truncate, so the temp must hold exactly
+   * `offset` bytes; they are downloaded and hashed (the storage is untrusted: SIZE proves nothing).
+   */
+  async heldPrefixMatches(client: Client, t: TempFileToken): Promise<boolean> {
+    let size: number;
+    try {
+      size = await client.size(t.temp);
+    } catch (err) {
+      if (err instanceof FTPError && err.code === 550) return false;
+      throw err;
+    }
+    if (size !== t.offset) return false;
+    const hash = createHash("sha256");
+    let read = 0;
+    const sink = new Writable({
+      write(chunk: Buffer, _enc, cb) {
+        hash.update(chunk);
+        read += chunk.length;
+        cb();
+      },
+    });
+    await client.downloadTo(sink, t.temp);
+    return read === t.offset && hash.digest("hex") === t.sha256;
+  }
+
+  /** Removes the temp file of a suspended upload that will not be resumed. */
+  async discardSuspended(token: unknown): Promise<void> {
+    const name = (token as { name?: unknown } | null)?.name;
+    if (typeof name !== "string") return;
+    let final: string;
+    try {
+      final = this.path(name);
+    } catch {
+      return;
+    }
+    const t = parseTempFileToken(token, "ftp-temp", name, final);
+    if (!t) return;
+    await this.op(`remove temp of ${name}`, async (c) => {
+      try {
+        await c.remove(t.temp);
+      } catch (err) {
+        if (!(err instanceof FTPError && err.code === 550)) throw err;
+      }
+    });
   }
 
   async createReadStream(name: string, range?: { start: number; end?: number }): Promise<Readable> {
@@ -226,37 +296,92 @@ export class FtpDestination implements Destination {
 }
 
 class FtpWriter implements ObjectWriter {
-  readonly stream: Writable;
-  private readonly upload: Promise<unknown>;
+  readonly stream: Transform;
+  /** Set once the transfer starts: at once for a new upload, at the held offset for a resumed one. */
+  private upload?: Promise<unknown>;
+  /** Source bytes seen (a resumed writer counts the held prefix too): the size the object must have. */
   private written = 0;
+  /** Hashes what passes; keeps the last HASH_WINDOW bytes only for a writer that may be suspended. */
+  private readonly hashed: PrefixHash;
+  /** The held prefix checked against the source (always true for a new upload). */
+  private crossed: boolean;
+  private readonly keepOnFailure: boolean;
   private aborting?: Promise<void>;
+  private suspending?: Promise<TempFileToken | undefined>;
   private tempRemoved = false;
   private done = false;
+  skippedBytes = 0;
 
   constructor(
     private readonly dest: FtpDestination,
-    private readonly client: Client,
+    private client: Client | undefined,
     private readonly name: string,
     private readonly temp: string,
     private readonly final: string,
-    signal?: AbortSignal,
+    opts: { signal?: AbortSignal; keepOnFailure: boolean },
+    /** The adopted token of a resumed upload: the temp holds (verified) exactly its first `offset` bytes. */
+    private readonly resumed?: TempFileToken,
   ) {
+    this.keepOnFailure = opts.keepOnFailure;
+    this.hashed = new PrefixHash(opts.keepOnFailure ? HASH_WINDOW : 0);
+    this.crossed = resumed === undefined;
     // Count in a transform: a 'data' listener would start the flow before the upload is attached.
-    const pass = new Transform({
+    this.stream = new Transform({
       highWaterMark: 1024 * 1024,
       transform: (chunk: Buffer, _enc, cb) => {
+        const start = this.written;
         this.written += chunk.length;
-        cb(null, chunk);
+        this.hashed.update(chunk);
+        if (this.crossed) return cb(null, chunk);
+        const t = this.resumed as TempFileToken;
+        if (this.written < t.offset) return cb();
+        if (this.hashed.digestAt(t.offset) !== t.sha256)
+          return cb(
+            new DestinationError(
+              "INTEGRITY_MISMATCH",
+              this.dest.url,
+              `upload of ${this.name}: the source's first ${t.offset} bytes differ from the ones held from the earlier attempt`,
+            ),
+          );
+        this.crossed = true;
+        this.skippedBytes = t.offset;
+        this.startUpload("APPE");
+        cb(null, chunk.subarray(t.offset - start));
+      },
+      // The transfer may destroy this stream with a raw socket error: callers see it mapped.
+      destroy: (err, cb) => cb(err ? this.dest.mapError(`upload of ${this.name}`, err) : null),
+      flush: (cb) => {
+        if (this.crossed) return cb();
+        cb(
+          new DestinationError(
+            "INTEGRITY_MISMATCH",
+            this.dest.url,
+            `upload of ${this.name}: the source ended at ${this.written} bytes, before the ${this.resumed?.offset} already held`,
+          ),
+        );
       },
     });
-    this.stream = pass;
-    this.upload = client.uploadFrom(pass, temp);
-    this.upload.catch((err: unknown) => {
-      // The server gave up (reset, disk full): fail the writer's stream and clean up the temp file.
-      if (!pass.destroyed) pass.destroy(this.dest.mapError(`upload of ${this.name}`, err));
-      void this.abort(err).catch(() => {});
+    if (!resumed) this.startUpload("STOR");
+    opts.signal?.addEventListener("abort", () => void this.abort(opts.signal?.reason).catch(() => {}), {
+      once: true,
     });
-    signal?.addEventListener("abort", () => void this.abort(signal.reason).catch(() => {}), { once: true });
+  }
+
+  private startUpload(command: "STOR" | "APPE"): void {
+    const run = async () => {
+      this.client ??= await this.dest.connect();
+      return command === "STOR"
+        ? this.client.uploadFrom(this.stream, this.temp)
+        : this.client.appendFrom(this.stream, this.temp);
+    };
+    const upload = run();
+    this.upload = upload;
+    upload.catch((err: unknown) => {
+      // The server gave up (reset, disk full): fail the writer's stream; clean up the temp file unless
+      // the caller keeps it for a later attempt (it then calls suspend() or abort() itself).
+      if (!this.stream.destroyed) this.stream.destroy(this.dest.mapError(`upload of ${this.name}`, err));
+      if (!this.keepOnFailure && !this.suspending) void this.abort(err).catch(() => {});
+    });
   }
 
   async commit(): Promise<ObjectInfo> {
@@ -264,13 +389,14 @@ class FtpWriter implements ObjectWriter {
       await finished(this.stream);
       await this.upload;
     } catch (err) {
-      await this.abort(err).catch(() => {});
+      if (!this.keepOnFailure) await this.abort(err).catch(() => {});
       throw this.dest.mapError(`upload of ${this.name}`, err);
     }
-    if (this.aborting)
+    if (this.aborting || this.suspending)
       throw new DestinationError("CANCELLED", this.dest.url, `upload of ${this.name} was aborted`);
     try {
-      const size = await this.client.size(this.temp);
+      const client = this.client as Client;
+      const size = await client.size(this.temp);
       if (size !== this.written) {
         throw new DestinationError(
           "INTEGRITY_MISMATCH",
@@ -279,14 +405,14 @@ class FtpWriter implements ObjectWriter {
         );
       }
       try {
-        await this.client.rename(this.temp, this.final);
+        await client.rename(this.temp, this.final);
       } catch {
         // Some servers refuse to rename over an existing file.
-        await this.client.remove(this.final, true);
-        await this.client.rename(this.temp, this.final);
+        await client.remove(this.final, true);
+        await client.rename(this.temp, this.final);
       }
       this.done = true;
-      this.client.close();
+      client.close();
       return { name: this.name, size };
     } catch (err) {
       await this.abort(err).catch(() => {});
@@ -294,17 +420,58 @@ class FtpWriter implements ObjectWriter {
     }
   }
 
+  /** SIZE until two reads agree: after a cut the server may still be writing what it had received. */
+  private async settledSize(): Promise<number> {
+    let last = -1;
+    for (let i = 0; i < 10; i++) {
+      const size = await this.dest.op(`check ${this.name}`, (c) => c.size(this.temp));
+      if (size === last) return size;
+      last = size;
+      await sleep(200);
+    }
+    return last;
+  }
+
+  /**
+   * Stop and keep the temp file for a later job: the token names it with the size the server settled
+   * on and the sha256 of our first that many bytes. When that size left the hash window (or nothing
+   * arrived) the temp is removed and undefined returned.
+   */
+  suspend(): Promise<TempFileToken | undefined> {
+    if (this.done || this.aborting) return Promise.resolve(undefined);
+    this.suspending ??= (async () => {
+      if (!this.stream.destroyed) this.stream.destroy();
+      this.client?.close();
+      await this.upload?.catch(() => {});
+      // Still checking the source against the adopted prefix: nothing was appended.
+      if (!this.crossed) return this.resumed;
+      const size = await this.settledSize().catch(() => 0);
+      const sha256 = size > 0 ? this.hashed.digestAt(size) : undefined;
+      if (sha256 === undefined) {
+        await this.removeTemp().catch(() => {});
+        return undefined;
+      }
+      return { kind: "ftp-temp" as const, name: this.name, temp: this.temp, offset: size, sha256 };
+    })();
+    return this.suspending;
+  }
+
+  private async removeTemp(): Promise<void> {
+    await this.dest.op(`remove temp of ${this.name}`, (c) => c.remove(this.temp, true));
+  }
+
   abort(_reason?: unknown): Promise<void> {
     if (this.done) return Promise.resolve();
     const previous = this.aborting;
     this.aborting = (async () => {
       await previous?.catch(() => {});
+      await this.suspending?.catch(() => {});
       if (this.tempRemoved) return;
       if (!this.stream.destroyed) this.stream.destroy();
-      this.client.close();
-      await this.upload.catch(() => {});
+      this.client?.close();
+      await this.upload?.catch(() => {});
       // The upload's connection is gone; remove the temp file over a fresh one.
-      await this.dest.op(`remove temp of ${this.name}`, (c) => c.remove(this.temp, true));
+      await this.removeTemp();
       this.tempRemoved = true;
     })();
     // A failed cleanup (server unreachable) is not remembered as done: a later abort() tries again.

@@ -4,6 +4,8 @@
  * in memory); the file exists only once the last chunk is accepted, which `commit()` sends, so nothing
  * is visible before commit. After a reset or 5xx the session is asked how much it holds
  * (`Content-Range: bytes *\/total`) and the upload continues from there, with bounded retries.
+ * Across jobs, `suspend()` returns the session URI and a later `createWriter(..., { resume })` asks the
+ * session the same question and sends only the rest; the whole object's MD5 is checked at commit.
  */
 import { createHash } from "node:crypto";
 import { Readable, Writable } from "node:stream";
@@ -13,6 +15,7 @@ import { refreshAccessToken } from "./gdrive-oauth";
 import { checkObjectName } from "./names";
 import { runProbe } from "./probe";
 import { withMappedErrors } from "./read-stream";
+import { parseGdriveSessionToken, type GdriveSessionToken } from "./resume-tokens";
 import { DEFAULT_RETRY, isTransient, withRetry, type RetryPolicy } from "./retry";
 import {
   DestinationError,
@@ -20,6 +23,7 @@ import {
   type DestinationErrorCode,
   type ObjectInfo,
   type ObjectWriter,
+  type WriterOptions,
 } from "./types";
 import { specUrl, type GdriveSpec } from "./url";
 
@@ -232,12 +236,19 @@ export class GdriveDestination implements Destination {
     return files.sort((a, b) => ((a.modifiedTime ?? "") < (b.modifiedTime ?? "") ? 1 : -1));
   }
 
-  async createWriter(
-    name: string,
-    opts: { signal?: AbortSignal; sizeHint?: number } = {},
-  ): Promise<ObjectWriter> {
+  async createWriter(name: string, opts: WriterOptions = {}): Promise<ObjectWriter> {
     checkObjectName(this.url, name);
     await this.checkRoot();
+    const writerOpts = { signal: opts.signal, keepOnFailure: opts.keepOnFailure ?? false };
+    const token =
+      opts.resume === undefined
+        ? undefined
+        : parseGdriveSessionToken(opts.resume, name, this.spec.uploadBase);
+    if (token) {
+      const held = await this.sessionStatus(token.session, opts.sizeHint);
+      if (held) return new GdriveWriter(this, name, token.session, writerOpts, held);
+      // Expired or cancelled: a new session from zero.
+    }
     const slash = name.lastIndexOf("/");
     const parent = (await this.folderId(slash < 0 ? "" : name.slice(0, slash), true)) as string;
     const res = await this.request(
@@ -256,7 +267,61 @@ export class GdriveDestination implements Destination {
     const session = res.headers.get("location");
     if (!session)
       throw new DestinationError("PROTOCOL_ERROR", this.url, `upload of ${name}: no session URL returned`);
-    return new GdriveWriter(this, name, session, opts.signal);
+    return new GdriveWriter(this, name, session, writerOpts);
+  }
+
+  /**
+   * What an upload session holds (`PUT` with `Content-Range: bytes *\/TOTAL`, Drive v3): 308 with the
+   * Range it has, or 200/201 when it already completed (then the file's metadata); null when the
+   * session is gone (404/410: expired or cancelled). Retried on network faults and 5xx.
+   */
+  async sessionStatus(session: string, total?: number): Promise<{ offset: number; file?: DriveFile } | null> {
+    try {
+      return await withRetry(
+        this.retry,
+        async () => {
+          const res = await fetch(session, {
+            method: "PUT",
+            headers: { "content-range": `bytes */${total ?? "*"}` },
+            signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS),
+          });
+          if (res.status === 308) {
+            await res.body?.cancel();
+            return { offset: rangeEnd(res.headers.get("range")) };
+          }
+          if (res.status === 200 || res.status === 201) {
+            const file = (await res.json()) as DriveFile;
+            return { offset: Number(file.size ?? 0), file };
+          }
+          if (res.status === 404 || res.status === 410) {
+            await res.body?.cancel();
+            return null;
+          }
+          if (res.status >= 500 || res.status === 429) {
+            await res.body?.cancel();
+            throw new RetryableHttp(res.status, `session status HTTP ${res.status}`);
+          }
+          throw await this.mapHttp("upload session status", res);
+        },
+        {
+          retryable: (err) =>
+            err instanceof RetryableHttp || (!(err instanceof DestinationError) && isTransient(err)),
+        },
+      );
+    } catch (err) {
+      throw this.mapError("upload session status", err);
+    }
+  }
+
+  /** Cancels a suspended upload session that will not be resumed (an unfinished session never becomes a file). */
+  async discardSuspended(token: unknown): Promise<void> {
+    const name = (token as { name?: unknown } | null)?.name;
+    const t =
+      typeof name === "string" ? parseGdriveSessionToken(token, name, this.spec.uploadBase) : undefined;
+    if (!t) return;
+    await fetch(t.session, { method: "DELETE", signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS) }).then((r) =>
+      r.body?.cancel(),
+    );
   }
 
   async createReadStream(name: string, range?: { start: number; end?: number }): Promise<Readable> {
@@ -344,17 +409,32 @@ class GdriveWriter implements ObjectWriter {
   private chunkLen = 0;
   /** Bytes the session has confirmed. */
   private offset = 0;
+  /** MD5 of every source byte, the held ones included: compared with Drive's md5Checksum at commit. */
   private readonly md5 = createHash("md5");
   private total = 0;
   private aborting?: Promise<void>;
+  private suspending?: Promise<GdriveSessionToken | undefined>;
+  /** Cuts the chunk in flight on pause (the session keeps what arrived). */
+  private readonly requests = new AbortController();
+  private sending?: Promise<unknown>;
   private done = false;
+  private readonly keepOnFailure: boolean;
+  /** A resumed session: source bytes below this are held already and not sent. */
+  private readonly heldBytes: number;
+  /** A resumed session that had already completed: its file, checked at commit. */
+  private readonly completed?: DriveFile;
+  skippedBytes = 0;
 
   constructor(
     private readonly dest: GdriveDestination,
     private readonly name: string,
     private readonly session: string,
-    signal?: AbortSignal,
+    opts: { signal?: AbortSignal; keepOnFailure: boolean },
+    held?: { offset: number; file?: DriveFile },
   ) {
+    this.keepOnFailure = opts.keepOnFailure;
+    this.offset = this.heldBytes = held?.offset ?? 0;
+    this.completed = held?.file;
     this.chunk = Buffer.allocUnsafe(dest.spec.chunkSize);
     this.stream = new Writable({
       highWaterMark: 1024 * 1024,
@@ -362,27 +442,37 @@ class GdriveWriter implements ObjectWriter {
         this.accept(data).then(
           () => cb(),
           (err: Error) => {
-            void this.abort(err).catch(() => {});
+            // Kept for a later attempt when the caller asked (it then calls suspend() or abort()).
+            if (!this.keepOnFailure && !this.suspending) void this.abort(err).catch(() => {});
             cb(err);
           },
         );
       },
     });
+    const signal = opts.signal;
     signal?.addEventListener("abort", () => void this.abort(signal.reason).catch(() => {}), { once: true });
   }
 
-  private async accept(data: Buffer): Promise<void> {
-    if (this.aborting)
+  private async accept(input: Buffer): Promise<void> {
+    if (this.aborting || this.suspending)
       throw new DestinationError("CANCELLED", this.dest.url, `upload of ${this.name} was aborted`);
-    this.md5.update(data);
-    this.total += data.length;
+    this.md5.update(input);
+    const before = this.total;
+    this.total += input.length;
+    let data = input;
+    if (before < this.heldBytes || this.completed) {
+      const skip = this.completed ? input.length : Math.min(input.length, this.heldBytes - before);
+      this.skippedBytes += skip;
+      data = input.subarray(skip);
+    }
     let off = 0;
     while (off < data.length) {
       const n = data.copy(this.chunk, this.chunkLen, off);
       this.chunkLen += n;
       off += n;
       if (this.chunkLen === this.chunk.length) {
-        await this.send(this.chunk, false);
+        this.sending = this.send(this.chunk, false);
+        await this.sending;
         this.chunkLen = 0;
       }
     }
@@ -433,7 +523,7 @@ class GdriveWriter implements ObjectWriter {
           headers: { "content-range": range },
           body,
           // A stalled chunk is retried (after asking the session what it has) instead of hanging the backup.
-          signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS),
+          signal: AbortSignal.any([AbortSignal.timeout(REQUEST_TIMEOUT_MS), this.requests.signal]),
         });
         if (res.status === 308) {
           await res.body?.cancel();
@@ -456,6 +546,7 @@ class GdriveWriter implements ObjectWriter {
       {
         retryable: (err) =>
           !this.aborting &&
+          !this.suspending &&
           (err instanceof RetryableHttp || (!(err instanceof DestinationError) && isTransient(err))),
       },
     ).catch((err: unknown) => {
@@ -467,16 +558,20 @@ class GdriveWriter implements ObjectWriter {
     try {
       await finished(this.stream);
     } catch (err) {
-      await this.abort(err).catch(() => {});
+      if (!this.keepOnFailure) await this.abort(err).catch(() => {});
       throw this.dest.mapError(`upload of ${this.name}`, err);
     }
-    if (this.aborting)
+    if (this.aborting || this.suspending)
       throw new DestinationError("CANCELLED", this.dest.url, `upload of ${this.name} was aborted`);
-    let file: DriveFile | undefined;
+    let file: DriveFile | undefined = this.completed;
     try {
-      file = await this.send(this.chunk.subarray(0, this.chunkLen), true);
+      if (!file) {
+        this.sending = this.send(this.chunk.subarray(0, this.chunkLen), true);
+        file = (await this.sending) as DriveFile | undefined;
+      }
     } catch (err) {
-      await this.abort(err).catch(() => {});
+      if (!this.keepOnFailure || (err as DestinationError).code !== "CONNECTION_FAILED")
+        await this.abort(err).catch(() => {});
       throw err;
     }
     this.done = true;
@@ -503,9 +598,33 @@ class GdriveWriter implements ObjectWriter {
     return { name: this.name, size, mtime: file.modifiedTime ? new Date(file.modifiedTime) : undefined };
   }
 
+  /**
+   * Stop and keep the session for a later job: the chunk in flight is cut on pause (kept to the end
+   * after a failure, `finishInflight`), then the session is asked what it holds.
+   */
+  suspend(opts: { finishInflight?: boolean } = {}): Promise<GdriveSessionToken | undefined> {
+    if (this.done || this.aborting) return Promise.resolve(undefined);
+    this.suspending ??= (async () => {
+      if (!this.stream.destroyed) this.stream.destroy();
+      if (!opts.finishInflight) this.requests.abort();
+      await this.sending?.catch(() => {});
+      const held = await this.dest.sessionStatus(this.session).catch(() => undefined);
+      // Gone (expired, cancelled): nothing is kept on the server.
+      if (held === null) return undefined;
+      return {
+        kind: "gdrive-session" as const,
+        name: this.name,
+        session: this.session,
+        offset: held?.offset ?? this.offset,
+      };
+    })();
+    return this.suspending;
+  }
+
   abort(_reason?: unknown): Promise<void> {
     if (this.done) return Promise.resolve();
     this.aborting ??= (async () => {
+      await this.suspending?.catch(() => {});
       if (!this.stream.destroyed) this.stream.destroy();
       // Cancelling the session discards what it holds; an unfinished session never becomes a file.
       await fetch(this.session, { method: "DELETE" })

@@ -2,9 +2,10 @@
  * SFTP (OpenSSH and others) through ssh2. Objects are written to `.<name>.part-<random>` beside the
  * final name and renamed only when complete and size-checked, so a reader never sees half an object.
  * A dropped connection mid-upload reconnects and continues at the last acknowledged offset (bounded
- * retries); when that fails the temp file is removed and the error names the cause.
+ * retries); when that fails the temp file is removed and the error names the cause, unless the caller
+ * keeps it (`keepOnFailure`) and `suspend()`s: the next job then continues it (see resume-tokens.ts).
  */
-import { randomBytes } from "node:crypto";
+import { createHash, randomBytes } from "node:crypto";
 import { readFile } from "node:fs/promises";
 import { posix } from "node:path";
 import { Writable, type Readable } from "node:stream";
@@ -12,10 +13,18 @@ import { finished } from "node:stream/promises";
 import { Client, type SFTPWrapper } from "ssh2";
 import { checkKnownHosts, checkTofu } from "./host-keys";
 import { checkObjectName, isTempName } from "./names";
+import { PrefixHash } from "./prefix-hash";
 import { runProbe } from "./probe";
 import { withMappedErrors } from "./read-stream";
 import { DEFAULT_RETRY, isTransient, sleep, withRetry, type RetryPolicy } from "./retry";
-import { DestinationError, type Destination, type ObjectInfo, type ObjectWriter } from "./types";
+import { parseTempFileToken, type TempFileToken } from "./resume-tokens";
+import {
+  DestinationError,
+  type Destination,
+  type ObjectInfo,
+  type ObjectWriter,
+  type WriterOptions,
+} from "./types";
 import { specUrl, type SftpSpec } from "./url";
 
 // SFTP status codes (draft-ietf-secsh-filexfer-02), as ssh2 puts them on `err.code`.
@@ -25,6 +34,11 @@ const FX_FAILURE = 4;
 /** Unit of resumption after a dropped connection: at most this much is sent again. */
 const WRITE_PIECE = 256 * 1024;
 const MAX_INFLIGHT = 8;
+/**
+ * Sent bytes whose hash stays available for a resume token: the acknowledged run trails what was
+ * queued by at most MAX_INFLIGHT pieces plus one write batch.
+ */
+const HASH_WINDOW = 8 * 1024 * 1024;
 
 interface Session {
   client: Client;
@@ -76,7 +90,7 @@ export class SftpDestination implements Destination {
       isTransient(err) ||
       e?.level === "client-socket" ||
       e?.level === "client-timeout" ||
-      /not connected|No response|closed/i.test(msg)
+      /not connected|No response|closed|Connection lost/i.test(msg)
     )
       return new DestinationError("CONNECTION_FAILED", this.url, `${what}: ${msg}`, { cause: err });
     return new DestinationError("PROTOCOL_ERROR", this.url, `${what}: ${msg}`, { cause: err });
@@ -147,7 +161,10 @@ export class SftpDestination implements Destination {
       retryable: (err) =>
         !this.hostKeyProblem &&
         (err as { level?: string }).level !== "client-authentication" &&
-        (isTransient(err) || (err as { level?: string }).level === "client-socket"),
+        (isTransient(err) ||
+          (err as { level?: string }).level === "client-socket" ||
+          // A connection dropped mid-handshake (reset by a middlebox, server restarting).
+          /Connection lost before handshake/i.test((err as Error).message ?? "")),
     }).catch((err: unknown) => {
       throw this.mapError("connect", err);
     });
@@ -197,11 +214,19 @@ export class SftpDestination implements Destination {
     });
   }
 
-  async createWriter(
-    name: string,
-    opts: { signal?: AbortSignal; sizeHint?: number } = {},
-  ): Promise<ObjectWriter> {
+  async createWriter(name: string, opts: WriterOptions = {}): Promise<ObjectWriter> {
     const final = this.path(name);
+    const writerOpts = { signal: opts.signal, keepOnFailure: opts.keepOnFailure ?? false };
+    const token =
+      opts.resume === undefined ? undefined : parseTempFileToken(opts.resume, "sftp-temp", name, final);
+    if (token) {
+      if (await this.adoptTemp(token))
+        return new SftpWriter(this, name, token.temp, final, writerOpts, token);
+      // Missing, short or not the bytes we sent: never build on it. Start again from zero.
+      await this.op(`remove temp of ${name}`, (sftp) =>
+        call<void>((cb) => sftp.unlink(token.temp, () => cb(undefined, undefined))),
+      ).catch(() => {});
+    }
     const temp = posix.join(
       posix.dirname(final),
       `.${posix.basename(final)}.part-${randomBytes(6).toString("hex")}`,
@@ -213,7 +238,55 @@ export class SftpDestination implements Destination {
       const handle = await call<Buffer>((cb) => sftp.open(temp, "w", 0o600, cb));
       await call<void>((cb) => sftp.close(handle, (e) => cb(e, undefined)));
     });
-    return new SftpWriter(this, name, temp, final, opts.signal);
+    return new SftpWriter(this, name, temp, final, writerOpts);
+  }
+
+  /**
+   * A suspended temp file is continued only when the server still has at least `offset` bytes and
+   * reading them back hashes to what we sent: the storage is untrusted, its size proves nothing. Bytes
+   * past `offset` (sent but never acknowledged) are cut off.
+   */
+  async adoptTemp(t: TempFileToken): Promise<boolean> {
+    return this.op(`resume ${t.name}`, async (sftp) => {
+      let size: number;
+      try {
+        size = (await call<{ size: number }>((cb) => sftp.stat(t.temp, cb))).size;
+      } catch (err) {
+        if ((err as { code?: unknown }).code === FX_NO_SUCH_FILE) return false;
+        throw err;
+      }
+      if (size < t.offset) return false;
+      const hash = createHash("sha256");
+      let read = 0;
+      const rs = sftp.createReadStream(t.temp, { start: 0, end: t.offset - 1 });
+      for await (const chunk of rs) {
+        hash.update(chunk as Buffer);
+        read += (chunk as Buffer).length;
+      }
+      if (read !== t.offset || hash.digest("hex") !== t.sha256) return false;
+      if (size > t.offset)
+        await call<void>((cb) => sftp.setstat(t.temp, { size: t.offset }, (e) => cb(e, undefined)));
+      return true;
+    });
+  }
+
+  /** Removes the temp file of a suspended upload that will not be resumed. */
+  async discardSuspended(token: unknown): Promise<void> {
+    const name = (token as { name?: unknown } | null)?.name;
+    if (typeof name !== "string") return;
+    let final: string;
+    try {
+      final = this.path(name);
+    } catch {
+      return;
+    }
+    const t = parseTempFileToken(token, "sftp-temp", name, final);
+    if (!t) return;
+    await this.op(`remove temp of ${name}`, (sftp) =>
+      call<void>((cb) => sftp.unlink(t.temp, (e) => cb(e, undefined))),
+    ).catch((err: unknown) => {
+      if (!(err instanceof DestinationError && err.code === "NOT_FOUND")) throw err;
+    });
   }
 
   async createReadStream(name: string, range?: { start: number; end?: number }): Promise<Readable> {
@@ -313,8 +386,21 @@ interface OpenFile {
 
 class SftpWriter implements ObjectWriter {
   readonly stream: Writable;
-  /** Bytes handed to the server so far (each piece has its own offset). */
+  /** Bytes handed to the server so far (each piece has its own offset); a resumed writer starts at its offset. */
   private written = 0;
+  /**
+   * Every byte from the source, for the sha256 of the acknowledged prefix in a resume token; keeps the
+   * last HASH_WINDOW bytes only for a writer that may be suspended (keepOnFailure).
+   */
+  private readonly hashed: PrefixHash;
+  /** End of the run of pieces the server acknowledged without a gap (what a resume can build on). */
+  private acked = 0;
+  private readonly ackedAhead = new Map<number, number>();
+  /** Resumed writers: the source has reached the held offset and its bytes there hash as recorded. */
+  private crossed: boolean;
+  private readonly keepOnFailure: boolean;
+  private suspending?: Promise<TempFileToken | undefined>;
+  skippedBytes = 0;
   private handleP?: Promise<OpenFile>;
   private current?: OpenFile;
   /** Pieces in flight: pipelining hides the round trip per write request on a distant server. */
@@ -333,20 +419,48 @@ class SftpWriter implements ObjectWriter {
     private readonly name: string,
     private readonly temp: string,
     private readonly final: string,
-    signal?: AbortSignal,
+    opts: { signal?: AbortSignal; keepOnFailure: boolean },
+    /** The adopted token of a resumed upload: the temp holds (verified) its first `offset` bytes. */
+    private readonly resumed?: TempFileToken,
   ) {
+    this.keepOnFailure = opts.keepOnFailure;
+    this.hashed = new PrefixHash(opts.keepOnFailure ? HASH_WINDOW : 0);
+    this.crossed = resumed === undefined;
+    this.written = this.acked = resumed?.offset ?? 0;
     const failed = (cb: (err?: Error | null) => void) => (err: Error) => {
-      // Do not leave the temp file behind even if the caller never calls abort().
-      void this.abort(err).catch(() => {});
+      // Do not leave the temp file behind even if the caller never calls abort(), unless the caller
+      // keeps it for a later attempt (it then calls suspend() or abort() itself).
+      if (!this.keepOnFailure && !this.suspending) void this.abort(err).catch(() => {});
       cb(this.dest.mapError(`upload of ${this.name}`, err));
     };
+    let pos = 0;
     this.stream = new Writable({
       highWaterMark: 1024 * 1024,
       writev: (chunks, cb) => {
-        const buf = Buffer.concat(chunks.map((c) => c.chunk as Buffer));
+        let buf = Buffer.concat(chunks.map((c) => c.chunk as Buffer));
+        this.hashed.update(buf);
+        const start = pos;
+        pos += buf.length;
+        if (!this.crossed) {
+          if (pos < this.written) return cb();
+          try {
+            this.checkSourcePrefix();
+          } catch (err) {
+            return failed(cb)(err as Error);
+          }
+          buf = buf.subarray(this.written - start);
+        }
         this.writeAt(buf).then(() => cb(), failed(cb));
       },
       final: (cb) => {
+        if (!this.crossed)
+          return failed(cb)(
+            new DestinationError(
+              "INTEGRITY_MISMATCH",
+              this.dest.url,
+              `upload of ${this.name}: the source ended at ${pos} bytes, before the ${this.written} already held`,
+            ),
+          );
         // Every piece was acknowledged; a close that fails on a dropped connection loses nothing
         // (the server closes the file itself), and commit() still checks the stored size.
         this.drain()
@@ -354,7 +468,41 @@ class SftpWriter implements ObjectWriter {
           .then(() => cb(), failed(cb));
       },
     });
-    signal?.addEventListener("abort", () => void this.abort(signal.reason).catch(() => {}), { once: true });
+    opts.signal?.addEventListener("abort", () => void this.abort(opts.signal?.reason).catch(() => {}), {
+      once: true,
+    });
+  }
+
+  /**
+   * The source reached the offset the server holds: its bytes so far must be the ones sent before
+   * (same sha256), or appending would join two different objects.
+   */
+  private checkSourcePrefix(): void {
+    const t = this.resumed as TempFileToken;
+    if (this.hashed.digestAt(t.offset) !== t.sha256)
+      throw new DestinationError(
+        "INTEGRITY_MISMATCH",
+        this.dest.url,
+        `upload of ${this.name}: the source's first ${t.offset} bytes differ from the ones held from the earlier attempt`,
+      );
+    this.crossed = true;
+    this.skippedBytes = t.offset;
+  }
+
+  private get stopping(): boolean {
+    return this.aborting !== undefined || this.suspending !== undefined;
+  }
+
+  private ack(position: number, length: number): void {
+    this.ackedAhead.set(position, position + length);
+    for (
+      let end = this.ackedAhead.get(this.acked);
+      end !== undefined;
+      end = this.ackedAhead.get(this.acked)
+    ) {
+      this.ackedAhead.delete(this.acked);
+      this.acked = end;
+    }
   }
 
   /** The open temp file, reopened (r+, keeping what the server has) after a dropped connection. */
@@ -384,7 +532,7 @@ class SftpWriter implements ObjectWriter {
   /** Queue `buf` at the current offset in pieces; waits only while MAX_INFLIGHT pieces are pending. */
   private async writeAt(buf: Buffer): Promise<void> {
     for (let off = 0; off < buf.length; off += WRITE_PIECE) {
-      if (this.aborting)
+      if (this.stopping)
         throw new DestinationError("CANCELLED", this.dest.url, `upload of ${this.name} was aborted`);
       while (this.inflight.size >= MAX_INFLIGHT) await Promise.race(this.inflight);
       if (this.failure) throw this.failure;
@@ -423,6 +571,7 @@ class SftpWriter implements ObjectWriter {
           h.sftp.write(h.handle, piece, 0, piece.length, position, (e) => cb(e, undefined)),
         );
         this.progressed = true;
+        this.ack(position, piece.length);
         release?.();
         return;
       } catch (err) {
@@ -443,7 +592,7 @@ class SftpWriter implements ObjectWriter {
           );
         }
         const mapped = this.dest.mapError(`upload of ${this.name}`, err);
-        if (mapped.code !== "CONNECTION_FAILED" || this.aborting) throw mapped;
+        if (mapped.code !== "CONNECTION_FAILED" || this.stopping) throw mapped;
         // The session may not have noticed yet that its socket is gone: make the next call reconnect.
         if (sftp) this.dest.dropSession(sftp);
         if (!this.dropped.has(hp)) {
@@ -473,10 +622,10 @@ class SftpWriter implements ObjectWriter {
     try {
       await finished(this.stream);
     } catch (err) {
-      await this.abort(err).catch(() => {});
+      if (!this.keepOnFailure) await this.abort(err).catch(() => {});
       throw this.dest.mapError(`upload of ${this.name}`, err);
     }
-    if (this.aborting)
+    if (this.stopping)
       throw new DestinationError("CANCELLED", this.dest.url, `upload of ${this.name} was aborted`);
     try {
       const size = await this.dest.op(`check ${this.name}`, (sftp) =>
@@ -501,9 +650,44 @@ class SftpWriter implements ObjectWriter {
       this.done = true;
       return { name: this.name, size: this.written };
     } catch (err) {
-      await this.abort(err).catch(() => {});
-      throw this.dest.mapError(`upload of ${this.name}`, err);
+      const mapped = this.dest.mapError(`upload of ${this.name}`, err);
+      // A complete temp file the server still has is worth keeping when the caller asked to.
+      if (!this.keepOnFailure || mapped.code !== "CONNECTION_FAILED") await this.abort(err).catch(() => {});
+      throw mapped;
     }
+  }
+
+  /**
+   * Stop and keep the temp file for a later job: the token names it with the acknowledged run and its
+   * sha256. Pieces in flight are let finish (at most MAX_INFLIGHT x 256 KiB). Nothing worth keeping
+   * (or its hash left the window) removes the temp and returns undefined.
+   */
+  suspend(): Promise<TempFileToken | undefined> {
+    if (this.done || this.aborting) return Promise.resolve(undefined);
+    this.suspending ??= (async () => {
+      if (!this.stream.destroyed) this.stream.destroy();
+      while (this.inflight.size > 0) await Promise.allSettled([...this.inflight]);
+      await this.closeHandle().catch(() => {});
+      // Still checking the source against the adopted prefix: the server holds exactly that.
+      if (!this.crossed) return this.resumed;
+      const sha256 = this.acked > 0 ? this.hashed.digestAt(this.acked) : undefined;
+      if (sha256 === undefined) {
+        await this.removeTemp().catch(() => {});
+        return undefined;
+      }
+      return { kind: "sftp-temp" as const, name: this.name, temp: this.temp, offset: this.acked, sha256 };
+    })();
+    return this.suspending;
+  }
+
+  private async removeTemp(): Promise<void> {
+    await this.dest
+      .op(`remove temp of ${this.name}`, (sftp) =>
+        call<void>((cb) => sftp.unlink(this.temp, (e) => cb(e, undefined))),
+      )
+      .catch((err: unknown) => {
+        if (!(err instanceof DestinationError && err.code === "NOT_FOUND")) throw err;
+      });
   }
 
   abort(_reason?: unknown): Promise<void> {
@@ -515,14 +699,9 @@ class SftpWriter implements ObjectWriter {
       if (!this.stream.destroyed) this.stream.destroy();
       // Pending pieces stop retrying once aborting is set; let them settle before closing the file.
       while (this.inflight.size > 0) await Promise.allSettled([...this.inflight]);
+      await this.suspending?.catch(() => {});
       await this.closeHandle().catch(() => {});
-      await this.dest
-        .op(`remove temp of ${this.name}`, (sftp) =>
-          call<void>((cb) => sftp.unlink(this.temp, (e) => cb(e, undefined))),
-        )
-        .catch((err: unknown) => {
-          if (!(err instanceof DestinationError && err.code === "NOT_FOUND")) throw err;
-        });
+      await this.removeTemp();
       this.tempRemoved = true;
     })();
     // A failed cleanup (server unreachable) is not remembered as done: a later abort() tries again.

@@ -15,7 +15,7 @@ import type { RunnerConfig } from "../config";
 import { JobRejection } from "../daemon/job-verifier";
 import type { Destination } from "../destinations";
 import { LocalDestination } from "../destinations/local";
-import { parseS3ResumeToken } from "../destinations/s3-resume";
+import { resumeTokenBytes } from "../destinations/resume-tokens";
 import { SyncResumeStore, type SavedSync } from "./sync-resume-store";
 import { localArchivePath } from "./archive-file";
 import { openRemote, remoteSpec } from "./remote-destination";
@@ -78,8 +78,36 @@ function transient(err: unknown): boolean {
   return (err as { code?: unknown } | null)?.code === "CONNECTION_FAILED";
 }
 
-function heldBytes(token: unknown): number {
-  return parseS3ResumeToken(token)?.parts.reduce((n, p) => n + p.size, 0) ?? 0;
+interface ResumeState {
+  store: SyncResumeStore;
+  backupId: string;
+  destinationId: string;
+  saved?: SavedSync;
+  /** The backup's recorded size: sizes Drive's session and S3's parts up front. */
+  size: number;
+}
+
+/**
+ * copyResumable, and once more from zero when a resumed attempt fails its integrity check (held bytes
+ * that were not what we sent, or a source that changed since): never a corrupt object, never a failure
+ * that a plain upload would have avoided.
+ */
+async function copyResumable(
+  from: Destination,
+  to: Destination,
+  name: string,
+  signal: AbortSignal,
+  resume: ResumeState,
+  onBytes?: (n: number) => void,
+): Promise<{ size: number; sha256: string; skipped: number; restarted: boolean }> {
+  try {
+    return { ...(await copyAttempt(from, to, name, signal, resume, onBytes)), restarted: false };
+  } catch (err) {
+    if (!resume.saved || (err as { code?: unknown } | null)?.code !== "INTEGRITY_MISMATCH" || signal.aborted)
+      throw err;
+    const again = await copyAttempt(from, to, name, signal, { ...resume, saved: undefined }, onBytes);
+    return { ...again, restarted: true };
+  }
 }
 
 /**
@@ -87,12 +115,12 @@ function heldBytes(token: unknown): number {
  * failure, a resumable writer is suspended and its token saved for the next attempt; on cancel or any
  * other failure the upload (and an earlier suspended one) is aborted and the saved state dropped.
  */
-async function copyResumable(
+async function copyAttempt(
   from: Destination,
   to: Destination,
   name: string,
   signal: AbortSignal,
-  resume: { store: SyncResumeStore; backupId: string; destinationId: string; saved?: SavedSync },
+  resume: ResumeState,
   onBytes?: (n: number) => void,
 ): Promise<{ size: number; sha256: string; skipped: number }> {
   const { store, backupId, destinationId, saved } = resume;
@@ -108,7 +136,12 @@ async function copyResumable(
   });
   // The writer only sees real cancels: a pause must not abort the multipart upload.
   const cancel = new AbortController();
-  const w = await to.createWriter(name, { signal: cancel.signal, resume: saved?.token, keepOnFailure: true });
+  const w = await to.createWriter(name, {
+    signal: cancel.signal,
+    resume: saved?.token,
+    keepOnFailure: true,
+    sizeHint: resume.size,
+  });
   // Pause also stops a commit that is waiting on parts in flight (suspend cuts them).
   const onAbort = () => {
     if (!pausedBy(signal)) cancel.abort(signal.reason);
@@ -134,7 +167,7 @@ async function copyResumable(
         await store.save(backupId, destinationId, {
           fileName: name,
           url: to.url,
-          bytesDone: heldBytes(token),
+          bytesDone: resumeTokenBytes(token),
           token,
         });
       else await store.remove(backupId, destinationId);
@@ -227,11 +260,16 @@ export function syncHandler(): JobHandler {
           to,
           p.fileName,
           ctx.signal,
-          { store, backupId, destinationId, saved },
+          { store, backupId, destinationId, saved, size: p.size },
           (n) => report({ bytes: n, files: 0, totalBytes: p.size, phase: "upload", currentFile: p.fileName }),
         );
         if (sent.skipped > 0)
           ctx.log.info("sync resumed", { jobId: ctx.jobId, destinationId, skippedBytes: sent.skipped });
+        if (sent.restarted)
+          ctx.log.warn("sync resume refused: held bytes or source did not check out, uploaded from zero", {
+            jobId: ctx.jobId,
+            destinationId,
+          });
         const bad = async (msg: string): Promise<never> => {
           await to.delete(p.fileName).catch(() => {});
           throw new JobFailure("INTEGRITY_MISMATCH", msg);
