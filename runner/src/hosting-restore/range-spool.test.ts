@@ -1,0 +1,112 @@
+import { createHash, randomBytes } from "node:crypto";
+import { existsSync } from "node:fs";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import type { Readable } from "node:stream";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { LocalDestination } from "../destinations/local";
+import { RangeSpool } from "./range-spool";
+
+/** A local destination that counts the bytes it serves (the "network"). */
+class Counting extends LocalDestination {
+  served = 0;
+  requests: string[] = [];
+  constructor(
+    dir: string,
+    readonly ranges = true,
+  ) {
+    super(dir);
+    (this as { supportsRanges: boolean }).supportsRanges = ranges;
+  }
+  override async createReadStream(name: string, range?: { start: number; end?: number }) {
+    if (!this.ranges && range) throw new Error("ranges not supported");
+    this.requests.push(range ? `${range.start}-${range.end ?? ""}` : "all");
+    const s = await super.createReadStream(name, range);
+    s.on("data", (c: Buffer) => (this.served += c.length));
+    return s;
+  }
+}
+
+/** SHA-256 of everything read (vitest's deep equality on large Buffers is slow). */
+async function all(s: Readable): Promise<string> {
+  const h = createHash("sha256");
+  for await (const c of s) h.update(c as Buffer);
+  return h.digest("hex");
+}
+const of = (b: Buffer) => createHash("sha256").update(b).digest("hex");
+
+let dir: string;
+const data = randomBytes(300_000);
+
+beforeAll(async () => {
+  dir = await mkdtemp(path.join(tmpdir(), "cairn-spool-"));
+  await writeFile(path.join(dir, "a.bin"), data);
+});
+afterAll(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+describe("RangeSpool", () => {
+  it("fetches each byte once: overlapping reads are stitched from the spool and the remote's gaps", async () => {
+    const remote = new Counting(dir);
+    const spool = new RangeSpool(remote, path.join(dir, "spool1"));
+    expect(await all(await spool.createReadStream("a.bin", { start: 1000, end: 1999 }))).toBe(
+      of(data.subarray(1000, 2000)),
+    );
+    expect(await all(await spool.createReadStream("a.bin", { start: 5000, end: 5999 }))).toBe(
+      of(data.subarray(5000, 6000)),
+    );
+    // Spans both spooled runs and the gaps around them; open-ended to the end of the object.
+    expect(await all(await spool.createReadStream("a.bin", { start: 500 }))).toBe(of(data.subarray(500)));
+    expect(remote.requests).toEqual(["1000-1999", "5000-5999", "500-999", "2000-4999", "6000-299999"]);
+    expect(remote.served).toBe(data.length - 500);
+    expect(spool.bytesFetched).toBe(data.length - 500);
+    // A second pass is served from disk alone.
+    expect(await all(await spool.createReadStream("a.bin", { start: 700, end: 250_000 }))).toBe(
+      of(data.subarray(700, 250_001)),
+    );
+    expect(remote.served).toBe(data.length - 500);
+    expect(spool.archiveBytes("a.bin")).toBe(data.length);
+    await spool.close();
+    expect(existsSync(path.join(dir, "spool1"))).toBe(false);
+  });
+
+  it("a reader that stops early keeps what was fetched; a later read fetches only the rest", async () => {
+    const remote = new Counting(dir);
+    const spool = new RangeSpool(remote, path.join(dir, "spool2"));
+    const s = await spool.createReadStream("a.bin", { start: 0 });
+    let got = 0;
+    for await (const c of s) {
+      got += (c as Buffer).length;
+      if (got >= 1) break;
+    }
+    expect(await all(await spool.createReadStream("a.bin"))).toBe(of(data));
+    // What the first reader took stays spooled; the second read fetches only the rest.
+    expect(spool.bytesFetched).toBe(data.length);
+    await spool.close();
+  });
+
+  it("a destination without ranges is fetched whole, once", async () => {
+    const remote = new Counting(dir, false);
+    const spool = new RangeSpool(remote, path.join(dir, "spool3"));
+    expect(await all(await spool.createReadStream("a.bin", { start: 10, end: 19 }))).toBe(
+      of(data.subarray(10, 20)),
+    );
+    expect(await all(await spool.createReadStream("a.bin", { start: 200_000 }))).toBe(
+      of(data.subarray(200_000)),
+    );
+    expect(remote.requests).toEqual(["all"]);
+    expect(remote.served).toBe(data.length);
+    await spool.close();
+  });
+
+  it("a missing object is NOT_FOUND, stat is null, and the spool refuses writes", async () => {
+    const spool = new RangeSpool(new Counting(dir), path.join(dir, "spool4"));
+    expect(await spool.stat("nope.bin")).toBeNull();
+    await expect(spool.createReadStream("nope.bin")).rejects.toMatchObject({ code: "NOT_FOUND" });
+    await expect(spool.createWriter()).rejects.toMatchObject({ code: "PROTOCOL_ERROR" });
+    await spool.close();
+    expect(existsSync(path.join(dir, "spool4"))).toBe(false);
+  });
+});
