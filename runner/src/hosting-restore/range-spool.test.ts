@@ -1,6 +1,7 @@
 import { createHash, randomBytes } from "node:crypto";
 import { existsSync } from "node:fs";
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { execFileSync } from "node:child_process";
+import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import type { Readable } from "node:stream";
@@ -108,5 +109,28 @@ describe("RangeSpool", () => {
     await expect(spool.createWriter()).rejects.toMatchObject({ code: "PROTOCOL_ERROR" });
     await spool.close();
     expect(existsSync(path.join(dir, "spool4"))).toBe(false);
+  });
+
+  it("a full disk under the spool is NO_SPACE naming the spool, not a bare ENOSPC", async (t) => {
+    // A 64 KiB tmpfs is a real full disk; mounting one needs root (CAP_SYS_ADMIN).
+    const small = path.join(dir, "small");
+    await mkdir(small);
+    try {
+      execFileSync("mount", ["-t", "tmpfs", "-o", "size=64k", "tmpfs", small], { stdio: "pipe" });
+    } catch (e) {
+      console.log(`skipped: cannot mount a tmpfs here (${(e as Error).message.split("\n")[0]})`);
+      t.skip();
+    }
+    try {
+      const spool = new RangeSpool(new Counting(dir), path.join(small, "spool5"));
+      const err = await spool
+        .createReadStream("a.bin")
+        .then(all, (e: unknown) => e)
+        .catch((e: unknown) => e);
+      await spool.close();
+      expect(err).toMatchObject({ code: "NO_SPACE", message: expect.stringContaining("restore spool") });
+    } finally {
+      execFileSync("umount", [small]);
+    }
   });
 });

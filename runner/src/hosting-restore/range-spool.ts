@@ -128,7 +128,7 @@ export class RangeSpool implements Destination {
         // Never more than was asked for: the spool must not hold bytes past the range it claims.
         const piece = (c as Buffer).subarray(0, Math.max(0, end + 1 - pos));
         if (!piece.length) break;
-        await f.fh.write(piece, 0, piece.length, pos);
+        await this.writeAt(f, piece, pos);
         addRun(f.have, pos, pos + piece.length);
         pos += piece.length;
         this.bytesFetched += piece.length;
@@ -138,6 +138,25 @@ export class RangeSpool implements Destination {
       src.destroy();
     }
     if (pos <= end) throw new DestinationError("PROTOCOL_ERROR", this.url, `read ${name}: range ended early`);
+  }
+
+  /** Positional write of all of `b`: a short write (disk full) must never be taken for spooled bytes. */
+  private async writeAt(f: Spooled, b: Buffer, at: number): Promise<void> {
+    try {
+      for (let off = 0; off < b.length;) {
+        const { bytesWritten } = await f.fh.write(b, off, b.length - off, at + off);
+        if (bytesWritten === 0) throw Object.assign(new Error("write returned 0 bytes"), { code: "ENOSPC" });
+        off += bytesWritten;
+      }
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== "ENOSPC") throw err;
+      throw new DestinationError(
+        "NO_SPACE",
+        this.dir,
+        "no space left for the restore spool (it holds the selected part of the archive); free space or restore fewer domains",
+        { cause: err },
+      );
+    }
   }
 
   async list(prefix?: string): Promise<ObjectInfo[]> {
