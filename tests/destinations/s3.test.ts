@@ -109,6 +109,15 @@ describe("s3 failures", () => {
     await dest.close();
   });
 
+  it("parts reuse keep-alive connections instead of opening one per part", async () => {
+    const dest = new S3Destination(spec({ endpoint: `http://127.0.0.1:${proxy.port}`, prefix: "keepalive" }));
+    const before = proxy.connections;
+    // 6 parts of 5 MiB, 2 in flight, plus create, complete and head.
+    await writeObject(dest, "k.bin", randomBytes(30 * MiB));
+    expect(proxy.connections - before).toBeLessThanOrEqual(dest.spec.queueSize + 1);
+    await dest.close();
+  });
+
   it("a size hint raises the part size so huge objects stay within 10,000 parts", async () => {
     const dest = new S3Destination(spec({ prefix: "hint" }));
     let parts = 0;

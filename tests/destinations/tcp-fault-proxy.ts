@@ -12,6 +12,8 @@ export interface TcpFaultProxy {
   flipByteAt?: number;
   flips: number;
   cuts: number;
+  /** Client connections accepted so far. */
+  connections: number;
   close(): Promise<void>;
 }
 
@@ -20,8 +22,9 @@ export async function startTcpFaultProxy(
   targetHost = "127.0.0.1",
 ): Promise<TcpFaultProxy> {
   const sockets = new Set<net.Socket>();
-  const proxy: TcpFaultProxy = { port: 0, cuts: 0, flips: 0, close: async () => {} };
+  const proxy: TcpFaultProxy = { port: 0, cuts: 0, flips: 0, connections: 0, close: async () => {} };
   const server = net.createServer((client) => {
+    proxy.connections++;
     const upstream = net.connect(targetPort, targetHost);
     sockets.add(client).add(upstream);
     let sent = 0;

@@ -120,6 +120,11 @@ export class S3Destination implements Destination {
       // Flexible checksums use aws-chunked trailers many S3-compatible servers reject; we check MD5 ETags.
       requestChecksumCalculation: "WHEN_REQUIRED",
       responseChecksumValidation: "WHEN_REQUIRED",
+      // With "Expect: 100-continue" (the SDK's default for bodies of 2 MiB and more) the SDK's Node
+      // handler sends each part on a fresh agent without keep-alive: a new TCP (and TLS) connection
+      // per part. A part refused after its body was sent costs one part of bandwidth; a handshake per
+      // part costs CPU on both ends every time.
+      expectContinueHeader: false,
     };
     this.client = new S3Client(config);
     // Part bodies already carry a signed Content-MD5 that the server checks; hashing every byte a
