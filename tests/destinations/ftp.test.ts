@@ -1,7 +1,9 @@
 /** FTP and FTPS (explicit TLS) destinations against a real ftp-srv started by this file on loopback. */
 import { randomBytes } from "node:crypto";
-import { mkdir, readdir, writeFile } from "node:fs/promises";
-import { join } from "node:path";
+import { mkdir, readdir, stat, writeFile } from "node:fs/promises";
+import { join, posix } from "node:path";
+import { Readable } from "node:stream";
+import { pipeline } from "node:stream/promises";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { FTPError } from "basic-ftp";
 import { FtpDestination } from "../../runner/src/destinations/ftp";
@@ -103,6 +105,50 @@ for (const tls of [false, true]) {
       const body = randomBytes(1000);
       await writeObject(dest, "after-reset.bin", body);
       expect((await readAll(await dest.createReadStream("after-reset.bin"))).equals(body)).toBe(true);
+    });
+
+    describe("resume across writers (suspend token)", () => {
+      /** Writes `held` bytes, waits until the server has them on disk, suspends. */
+      async function suspendedAfter(name: string, body: Buffer, held: number) {
+        const dest = new FtpDestination(spec());
+        const w = await dest.createWriter(name, { keepOnFailure: true });
+        w.stream.write(body.subarray(0, held));
+        const dir = join(server.root, "data");
+        for (let i = 0; i < 400; i++) {
+          const temp = (await readdir(dir)).find((f) => f.startsWith(`.${name}.part-`));
+          if (temp && (await stat(join(dir, temp))).size === held) break;
+          await new Promise((r) => setTimeout(r, 25));
+        }
+        const token = (await w.suspend?.()) as { offset: number; temp: string };
+        return { dest, token };
+      }
+
+      it("continues with APPE: only the rest is stored, the object is byte-identical", async () => {
+        const body = randomBytes(3 * MiB);
+        const { dest, token } = await suspendedAfter("again.bin", body, 2 * MiB);
+        expect(token).toMatchObject({ kind: "ftp-temp", offset: 2 * MiB });
+        const before = server.stats.bytesStored;
+        const w = await dest.createWriter("again.bin", { resume: token, keepOnFailure: true });
+        await pipeline(Readable.from([body]), w.stream);
+        await w.commit();
+        expect(w.skippedBytes).toBe(2 * MiB);
+        expect(server.stats.bytesStored - before).toBe(MiB);
+        expect((await readAll(await dest.createReadStream("again.bin"))).equals(body)).toBe(true);
+      });
+
+      it("a source whose first bytes differ from the held ones is INTEGRITY_MISMATCH; nothing is appended", async () => {
+        const body = randomBytes(3 * MiB);
+        const { dest, token } = await suspendedAfter("swap.bin", body, 2 * MiB);
+        const w = await dest.createWriter("swap.bin", { resume: token, keepOnFailure: true });
+        const other = Buffer.from(body);
+        other[5] = (other[5] as number) ^ 1;
+        const err = await failure(pipeline(Readable.from([other]), w.stream));
+        expect(err.code).toBe("INTEGRITY_MISMATCH");
+        const dir = join(server.root, "data");
+        expect((await stat(join(dir, posix.basename(token.temp)))).size).toBe(2 * MiB);
+        await w.abort();
+        expect((await readdir(dir)).filter((f) => f.includes("swap.bin"))).toEqual([]);
+      });
     });
 
     if (tls) {

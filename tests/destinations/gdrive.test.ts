@@ -3,6 +3,8 @@ import { randomBytes } from "node:crypto";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { Readable } from "node:stream";
+import { pipeline } from "node:stream/promises";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { GdriveDestination } from "../../runner/src/destinations/gdrive";
 import { buildAuthorizationUrl, exchangeAuthorizationCode } from "../../runner/src/destinations/gdrive-oauth";
@@ -133,6 +135,40 @@ describe("gdrive", () => {
     }
     expect(err.code).toBe("INTEGRITY_MISMATCH");
     expect(await dest.stat("md5.bin")).toBeNull();
+  });
+
+  it("resume across writers: the session is asked what it holds and only the rest is sent", async () => {
+    const dest = new GdriveDestination(await spec());
+    const body = randomBytes(3 * MiB + 100);
+    const first = await dest.createWriter("across.bin", { keepOnFailure: true });
+    // 2.5 MiB written with 1 MiB chunks: two chunks reach the session.
+    await new Promise<void>((resolve, reject) =>
+      first.stream.write(body.subarray(0, 2.5 * MiB), (e) => (e ? reject(e) : resolve())),
+    );
+    const token = await first.suspend?.();
+    expect(token).toMatchObject({ kind: "gdrive-session", name: "across.bin", offset: 2 * MiB });
+    const before = drive.stats.chunkBytes;
+    const w = await dest.createWriter("across.bin", { resume: token, keepOnFailure: true });
+    await pipeline(Readable.from([body]), w.stream);
+    await w.commit();
+    expect(w.skippedBytes).toBe(2 * MiB);
+    expect(drive.stats.chunkBytes - before).toBe(body.length - 2 * MiB);
+    expect((await readAll(await dest.createReadStream("across.bin"))).equals(body)).toBe(true);
+  });
+
+  it("resume across writers: bytes changed in the held session fail the MD5 at commit, no file is left", async () => {
+    const dest = new GdriveDestination(await spec());
+    const body = randomBytes(3 * MiB + 100);
+    const first = await dest.createWriter("changed.bin", { keepOnFailure: true });
+    await new Promise<void>((resolve, reject) =>
+      first.stream.write(body.subarray(0, 2.5 * MiB), (e) => (e ? reject(e) : resolve())),
+    );
+    const token = await first.suspend?.();
+    expect(drive.tamperSessions(4096)).toBeGreaterThanOrEqual(1);
+    const w = await dest.createWriter("changed.bin", { resume: token, keepOnFailure: true });
+    await pipeline(Readable.from([body]), w.stream);
+    expect((await failure(w.commit())).code).toBe("INTEGRITY_MISMATCH");
+    expect(await dest.stat("changed.bin")).toBeNull();
   });
 
   it("a full Drive is NO_SPACE", async () => {

@@ -1,7 +1,7 @@
 /** SFTP destination against a real OpenSSH sshd started by this file on a free loopback port. */
 import { execFileSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { mkdir, readdir, readFile, writeFile } from "node:fs/promises";
+import { mkdir, readdir, readFile, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
@@ -179,6 +179,45 @@ describe.skipIf(unavailable !== undefined)("sftp", () => {
       ).not.toEqual([]);
       await w.abort();
       expect((await readdir(data)).filter((f) => f.includes("cut.bin"))).toEqual([]);
+      await dest.close();
+    });
+  });
+
+  describe("resume across writers (suspend token)", () => {
+    async function suspendedAfter(name: string, body: Buffer, held: number) {
+      const dest = new SftpDestination(spec());
+      const w = await dest.createWriter(name, { keepOnFailure: true });
+      await new Promise<void>((resolve, reject) =>
+        w.stream.write(body.subarray(0, held), (e) => (e ? reject(e) : resolve())),
+      );
+      const token = (await w.suspend?.()) as { offset: number; temp: string };
+      return { dest, token };
+    }
+
+    it("continues the temp file: only the rest is written, the object is byte-identical", async () => {
+      const body = randomBytes(3 * MiB);
+      const { dest, token } = await suspendedAfter("again.bin", body, 2 * MiB);
+      expect(token).toMatchObject({ kind: "sftp-temp", offset: 2 * MiB });
+      const w = await dest.createWriter("again.bin", { resume: token, keepOnFailure: true });
+      await pipeline(Readable.from([body]), w.stream);
+      await w.commit();
+      expect(w.skippedBytes).toBe(2 * MiB);
+      expect((await readAll(await dest.createReadStream("again.bin"))).equals(body)).toBe(true);
+      expect((await readdir(data)).filter((f) => f.includes("again.bin.part-"))).toEqual([]);
+      await dest.close();
+    });
+
+    it("a source whose first bytes differ from the held ones is INTEGRITY_MISMATCH; nothing is appended", async () => {
+      const body = randomBytes(3 * MiB);
+      const { dest, token } = await suspendedAfter("swap.bin", body, 2 * MiB);
+      const w = await dest.createWriter("swap.bin", { resume: token, keepOnFailure: true });
+      const other = Buffer.from(body);
+      other[5] = (other[5] as number) ^ 1;
+      const err = await failure(pipeline(Readable.from([other]), w.stream));
+      expect(err.code).toBe("INTEGRITY_MISMATCH");
+      expect((await stat(token.temp)).size).toBe(2 * MiB);
+      await w.abort();
+      expect((await readdir(data)).filter((f) => f.includes("swap.bin"))).toEqual([]);
       await dest.close();
     });
   });

@@ -1,7 +1,8 @@
 /**
  * Where a paused or transiently failed sync keeps its destination's resume token between jobs:
  * one file per (backup, destination) in the runner's state dir, written atomically (temp + rename)
- * with mode 0600. Tokens carry upload ids and part checksums, never credentials.
+ * with mode 0600. Tokens carry upload ids, temp paths, checksums, a Drive upload session URI (a
+ * capability for that one upload only), never account credentials; they never leave this file.
  */
 import { mkdir, readFile, rename, rm, writeFile } from "node:fs/promises";
 import path from "node:path";

@@ -51,6 +51,10 @@ afterAll(async () => {
 interface RunOpts {
   /** Pause the job (job.cancel mode pause) once this many source bytes went through. */
   pauseAt?: number;
+  /** Cancel the job (a real cancel) once this many source bytes went through. */
+  cancelAt?: number;
+  restart?: boolean;
+  discard?: boolean;
 }
 
 function run(key: string, target: RemoteJobDestination, secrets: JobSecrets, opts: RunOpts = {}) {
@@ -71,6 +75,8 @@ function run(key: string, target: RemoteJobDestination, secrets: JobSecrets, opt
         sha256: archive.sha256,
         source: { kind: "local" },
         target,
+        ...(opts.restart && { restart: true }),
+        ...(opts.discard && { discard: true }),
       },
     },
   };
@@ -84,6 +90,8 @@ function run(key: string, target: RemoteJobDestination, secrets: JobSecrets, opt
     progress: (p) => {
       if (opts.pauseAt !== undefined && p.bytes >= opts.pauseAt && !controller.signal.aborted)
         controller.abort(new JobFailure("PAUSED", "paused by the control plane"));
+      if (opts.cancelAt !== undefined && p.bytes >= opts.cancelAt && !controller.signal.aborted)
+        controller.abort(new JobFailure("CANCELLED", "cancelled by the control plane"));
     },
     log,
   };
@@ -99,8 +107,8 @@ async function savedToken(key: string, destinationId: string): Promise<Record<st
   return (JSON.parse(await readFile(file, "utf8")) as { token: Record<string, unknown> }).token;
 }
 
-/** The job must end because of the pause (AbortError or the destination's CANCELLED), not otherwise. */
-async function expectPaused(job: Promise<unknown>): Promise<void> {
+/** The job must end because of the abort (AbortError or the destination's CANCELLED), not otherwise. */
+async function expectStoppedByAbort(job: Promise<unknown>): Promise<void> {
   const err = (await job.then(
     () => new Error("the job finished although it was paused"),
     (e: unknown) => e,
@@ -201,7 +209,7 @@ describe.skipIf(sshUnavailable !== undefined)("sync resume: sftp (OpenSSH)", () 
   it("a paused sync resumes: the temp file's verified prefix is not sent again, the object is identical", async () => {
     const p = await place("sftp_pause");
     const first = run("sftp_pause", p.target, p.secrets, { pauseAt: 10 * MiB });
-    await expectPaused(first.job);
+    await expectStoppedByAbort(first.job);
     const token = await savedToken("sftp_pause", p.destinationId);
     expect(token).toMatchObject({ kind: "sftp-temp", name: archive.fileName });
     const held = token.offset as number;
@@ -263,7 +271,7 @@ describe.skipIf(sshUnavailable !== undefined)("sync resume: sftp (OpenSSH)", () 
 
   it("a changed byte in the held temp file is detected: the upload restarts from zero, never corrupt", async () => {
     const p = await place("sftp_tamper");
-    await expectPaused(run("sftp_tamper", p.target, p.secrets, { pauseAt: 10 * MiB }).job);
+    await expectStoppedByAbort(run("sftp_tamper", p.target, p.secrets, { pauseAt: 10 * MiB }).job);
     const [temp] = await tempFiles(p.folder);
     expect(temp).toBeDefined();
     await flipByte(path.join(p.folder, temp as string));
@@ -279,6 +287,16 @@ describe.skipIf(sshUnavailable !== undefined)("sync resume: sftp (OpenSSH)", () 
     });
     // The tampered temp is removed, not left beside the object.
     expect(await tempFiles(p.folder)).toEqual([]);
+  });
+
+  it("cancel (not pause) of a resumed sync removes the temp file and the saved state", async () => {
+    const p = await place("sftp_cancel");
+    await expectStoppedByAbort(run("sftp_cancel", p.target, p.secrets, { pauseAt: 6 * MiB }).job);
+    expect(await tempFiles(p.folder)).toHaveLength(1);
+    await expectStoppedByAbort(run("sftp_cancel", p.target, p.secrets, { cancelAt: 12 * MiB }).job);
+    expect(await tempFiles(p.folder)).toEqual([]);
+    expect(await readdir(p.folder)).toEqual([]);
+    await expect(stat(stateFile("sftp_cancel", p.destinationId))).rejects.toMatchObject({ code: "ENOENT" });
   });
 });
 
@@ -345,7 +363,7 @@ describe("sync resume: ftp (ftp-srv)", () => {
 
   it("a paused sync resumes from the size the server settled on", async () => {
     const p = await place("ftp_pause");
-    await expectPaused(run("ftp_pause", p.target, p.secrets, { pauseAt: 10 * MiB }).job);
+    await expectStoppedByAbort(run("ftp_pause", p.target, p.secrets, { pauseAt: 10 * MiB }).job);
     const token = await savedToken("ftp_pause", p.destinationId);
     const held = token.offset as number;
     expect(held).toBeGreaterThan(0);
@@ -357,6 +375,27 @@ describe("sync resume: ftp (ftp-srv)", () => {
       size: archive.size,
       sha256: archive.sha256,
     });
+  });
+
+  it("discard (copy deleted) removes the kept temp file and copies nothing", async () => {
+    const p = await place("ftp_discard");
+    await failByReset("ftp_discard", p);
+    const before = ftp.stats.bytesStored;
+    const out = await run("ftp_discard", p.target, p.secrets, { discard: true }).job;
+    expect(out.result).toEqual({ destinationId: p.destinationId, discarded: true });
+    expect(ftp.stats.bytesStored).toBe(before);
+    expect(await readdir(p.folder)).toEqual([]);
+    await expect(stat(stateFile("ftp_discard", p.destinationId))).rejects.toMatchObject({ code: "ENOENT" });
+  });
+
+  it("retry from zero removes the kept temp file and sends everything", async () => {
+    const p = await place("ftp_restart");
+    await failByReset("ftp_restart", p);
+    const before = ftp.stats.bytesStored;
+    const out = await run("ftp_restart", p.target, p.secrets, { restart: true }).job;
+    expect(out.result).toMatchObject({ status: "completed", sha256: archive.sha256, resumedBytes: 0 });
+    expect(ftp.stats.bytesStored - before).toBe(archive.size);
+    expect(await readdir(p.folder)).toEqual([archive.fileName]);
   });
 
   it("a changed byte in the held temp file is detected: the upload restarts from zero, never corrupt", async () => {
@@ -424,7 +463,7 @@ describe("sync resume: google drive (local Drive v3 server)", () => {
 
   it("a paused sync resumes the upload session: held chunks are not sent again, the object is identical", async () => {
     const p = place("drive_pause");
-    await expectPaused(run("drive_pause", p.target, p.secrets, { pauseAt: 10 * MiB }).job);
+    await expectStoppedByAbort(run("drive_pause", p.target, p.secrets, { pauseAt: 10 * MiB }).job);
     const raw = await readFile(stateFile("drive_pause", p.destinationId), "utf8");
     // The session URI is kept (0600); the account's secrets are not.
     expect(raw).not.toContain(drive.clientSecret);
@@ -446,9 +485,23 @@ describe("sync resume: google drive (local Drive v3 server)", () => {
     expect(drive.stats.sessionsOpen()).toBe(0);
   });
 
+  it("an expired session (404) is not resumed: a new session uploads everything", async () => {
+    const p = place("drive_gone");
+    await expectStoppedByAbort(run("drive_gone", p.target, p.secrets, { pauseAt: 10 * MiB }).job);
+    const token = await savedToken("drive_gone", p.destinationId);
+    // What Drive does to a session after a week: it is gone.
+    await (await fetch(String(token.session), { method: "DELETE" })).body?.cancel();
+    expect(drive.stats.sessionsOpen()).toBe(0);
+    const before = drive.stats.chunkBytes;
+    const out = await run("drive_gone", p.target, p.secrets).job;
+    expect(out.result).toMatchObject({ status: "completed", sha256: archive.sha256, resumedBytes: 0 });
+    expect(drive.stats.chunkBytes - before).toBe(archive.size);
+    expect((await storedBytes(p)).equals(data)).toBe(true);
+  });
+
   it("changed bytes in the held session are caught by the MD5 at commit: uploaded again from zero, never corrupt", async () => {
     const p = place("drive_tamper");
-    await expectPaused(run("drive_tamper", p.target, p.secrets, { pauseAt: 10 * MiB }).job);
+    await expectStoppedByAbort(run("drive_tamper", p.target, p.secrets, { pauseAt: 10 * MiB }).job);
     const held = (await savedToken("drive_tamper", p.destinationId)).offset as number;
     expect(held).toBeGreaterThan(1000);
     expect(drive.tamperSessions(1000)).toBe(1);
