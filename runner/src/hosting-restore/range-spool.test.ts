@@ -1,13 +1,13 @@
 import { createHash, randomBytes } from "node:crypto";
 import { existsSync } from "node:fs";
 import { execFileSync } from "node:child_process";
-import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, rm, utimes, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import type { Readable } from "node:stream";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { LocalDestination } from "../destinations/local";
-import { RangeSpool } from "./range-spool";
+import { RangeSpool, sweepStaleSpools } from "./range-spool";
 
 /** A local destination that counts the bytes it serves (the "network"). */
 class Counting extends LocalDestination {
@@ -132,5 +132,22 @@ describe("RangeSpool", () => {
     } finally {
       execFileSync("umount", [small]);
     }
+  });
+
+  it("sweeps spools nothing wrote to for a day, keeps a live one", async () => {
+    const parent = path.join(dir, "spools");
+    const old = new Date(Date.now() - 25 * 3600_000);
+    await mkdir(path.join(parent, "job_dead"), { recursive: true });
+    await writeFile(path.join(parent, "job_dead", "0.spool"), "x");
+    await utimes(path.join(parent, "job_dead", "0.spool"), old, old);
+    await utimes(path.join(parent, "job_dead"), old, old);
+    await mkdir(path.join(parent, "job_live"), { recursive: true });
+    await writeFile(path.join(parent, "job_live", "0.spool"), "x");
+    // Old directory, but its file is being written: live.
+    await utimes(path.join(parent, "job_live"), old, old);
+    expect(await sweepStaleSpools(parent, 24 * 3600_000)).toEqual(["job_dead"]);
+    expect(existsSync(path.join(parent, "job_dead"))).toBe(false);
+    expect(existsSync(path.join(parent, "job_live", "0.spool"))).toBe(true);
+    expect(await sweepStaleSpools(path.join(dir, "no-such-dir"), 1)).toEqual([]);
   });
 });

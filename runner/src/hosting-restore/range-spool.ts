@@ -1,5 +1,5 @@
 import { createReadStream } from "node:fs";
-import { mkdir, open, rm, type FileHandle } from "node:fs/promises";
+import { mkdir, open, readdir, rm, stat, type FileHandle } from "node:fs/promises";
 import { join } from "node:path";
 import { Readable } from "node:stream";
 import {
@@ -181,4 +181,29 @@ export class RangeSpool implements Destination {
     this.files.clear();
     await rm(this.dir, { recursive: true, force: true });
   }
+}
+
+/**
+ * Removes spools that a crashed or killed runner left under `parent`: a live spool is written to as its
+ * restore reads, so one whose newest file is older than `maxAgeMs` belongs to no running job.
+ */
+export async function sweepStaleSpools(
+  parent: string,
+  maxAgeMs: number,
+  now = Date.now(),
+): Promise<string[]> {
+  const removed: string[] = [];
+  for (const name of await readdir(parent).catch(() => [] as string[])) {
+    const dir = join(parent, name);
+    const files = await readdir(dir).catch(() => null);
+    if (!files) continue;
+    let newest = (await stat(dir)).mtimeMs;
+    for (const f of files)
+      newest = Math.max(newest, (await stat(join(dir, f)).catch(() => null))?.mtimeMs ?? 0);
+    if (now - newest > maxAgeMs) {
+      await rm(dir, { recursive: true, force: true });
+      removed.push(name);
+    }
+  }
+  return removed;
 }

@@ -14,7 +14,7 @@ import {
   type RestoreSource,
 } from "../hosting-restore";
 import { isHostRoot, loadHost } from "./hosting-host";
-import { RangeSpool } from "../hosting-restore/range-spool";
+import { RangeSpool, sweepStaleSpools } from "../hosting-restore/range-spool";
 import type { Destination } from "../destinations";
 import path from "node:path";
 
@@ -67,6 +67,9 @@ export function restoreHandler(loadEngine: () => Promise<RestoreArchive>): JobHa
   };
 }
 
+/** A spool nothing wrote to for this long was left by a runner that died mid-restore. */
+const STALE_SPOOL_MS = 24 * 3600_000;
+
 /** Tests inject a source (e.g. a plain tar); production reads the Cairn archive through the engine. */
 export type HostingSourceFactory = (
   p: RestoreJobParams,
@@ -93,10 +96,13 @@ const engineSource: HostingSourceFactory = async (p, ctx) => {
       source: engineRestoreSource({ ...base, source: localArchivePath(ctx.config.backupDir, p.fileName) }),
       close: async () => {},
     };
+  const spools = path.join(ctx.config.backupDir, "restore-spool");
+  const stale = await sweepStaleSpools(spools, STALE_SPOOL_MS).catch(() => []);
+  if (stale.length) ctx.log.info("removed stale restore spools", { count: stale.length });
   const loc = await openArchiveLocation(p.destination, p.fileName, ctx.secrets, ctx.config);
   const spool = new RangeSpool(
     loc.source as Destination,
-    path.join(ctx.config.backupDir, "restore-spool", ctx.jobId.replace(/[^A-Za-z0-9_-]/g, "_")),
+    path.join(spools, ctx.jobId.replace(/[^A-Za-z0-9_-]/g, "_")),
   );
   return {
     source: engineRestoreSource({ ...base, source: spool, fileName: p.fileName, checkFirst: true }),
