@@ -9,6 +9,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { chromium, type Browser, type Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { startFakeDrive, type FakeDrive } from "../destinations/fake-gdrive-server";
 import { S3RVER_CREDENTIALS, startS3Server, type TestS3Server } from "../destinations/s3-server";
 import {
   ADMIN,
@@ -32,6 +33,7 @@ const SECRET = S3RVER_CREDENTIALS.secretAccessKey;
 let cluster: Cluster;
 let runner: RunnerHandle;
 let s3: TestS3Server;
+let drive: FakeDrive;
 let browser: Browser;
 let page: Page;
 const pageErrors: string[] = [];
@@ -48,7 +50,7 @@ interface Backup {
   fileName: string;
   size: number;
   sha256: string;
-  copies: { destinationId: string; status: string }[];
+  copies: { destinationId: string; status: string; jobId: string }[];
 }
 
 const api = <T>(method: string, path: string, body?: unknown) => cluster.api.request<T>(method, path, body);
@@ -61,7 +63,7 @@ async function signIn(p: Page, who: { email: string; password: string }) {
   await p.fill("#email", who.email);
   await p.fill("#password", who.password);
   await p.click("#login-form button[type=submit]");
-  await p.waitForSelector("#app-view:not(.hidden)");
+  await p.waitForSelector("#app-view:not(.hidden)", { timeout: 15_000 });
 }
 
 async function addS3Destination(name: string, prefix: string): Promise<Destination> {
@@ -86,7 +88,7 @@ async function addS3Destination(name: string, prefix: string): Promise<Destinati
 }
 
 beforeAll(async () => {
-  [cluster, s3] = await Promise.all([startCluster(), startS3Server(["e2e"])]);
+  [cluster, s3, drive] = await Promise.all([startCluster(), startS3Server(["e2e"]), startFakeDrive()]);
   const site = join(cluster.dir, "console-site");
   mkdirSync(site, { recursive: true });
   writeFileSync(join(site, "index.html"), "<h1>copies</h1>\n");
@@ -119,7 +121,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await browser?.close();
   await runner?.stop();
-  await Promise.all([cluster?.close(), s3?.close()]);
+  await Promise.all([cluster?.close(), s3?.close(), drive?.close()]);
 });
 
 describe.skipIf(!haveChromium)("console: destinations, copies, sync monitor", () => {
@@ -241,18 +243,20 @@ describe.skipIf(!haveChromium)("console: destinations, copies, sync monitor", ()
     expect(await page.textContent(`${row} [data-f=status]`)).toBe("paused");
     expect(await page.textContent("#monitor-msg")).toBe("Pause: auto-synced → s3rver-second");
     const paused = await api<Backup>("GET", `/api/v1/backups/${backup.id}`);
-    expect(paused.copies.find((c) => c.destinationId === second.id)?.status).toBe("paused");
+    const pausedCopy = paused.copies.find((c) => c.destinationId === second.id)!;
+    expect(pausedCopy.status).toBe("paused");
+    // A resume is accepted once the paused job has ended.
+    await waitFor("paused job ended", async () =>
+      ["CANCELLED", "FAILED", "SUCCEEDED"].includes(
+        (await api<{ state: string }>("GET", `/api/v1/jobs/${pausedCopy.jobId}`)).state,
+      ),
+    );
 
     await s3.setPartFaults({});
-    // The paused job has to end before a resume is accepted; the console shows the refusal meanwhile.
+    await page.click(`${row} .resume-btn`);
+    await expect.poll(() => page.textContent("#monitor-msg")).toBe("Resume: auto-synced → s3rver-second");
     await expect
-      .poll(
-        async () => {
-          if (await page.isVisible(`${row} .resume-btn`)) await page.click(`${row} .resume-btn`);
-          return page.textContent(`${row} [data-f=status]`);
-        },
-        { timeout: 60_000, intervals: [1000] },
-      )
+      .poll(() => page.textContent(`${row} [data-f=status]`), { timeout: 30_000 })
       .toBe("completed");
     expect(await page.textContent(`${row} [data-f=pct]`)).toBe("100%");
     const done = await api<Backup>("GET", `/api/v1/backups/${backup.id}`);
@@ -264,6 +268,71 @@ describe.skipIf(!haveChromium)("console: destinations, copies, sync monitor", ()
     );
     expect(pageErrors).toEqual([]);
   }, 120_000);
+
+  it("a failed copy shows its error; Retry after fixing the credentials completes it", async () => {
+    const wrong = await api<Destination>("POST", "/api/v1/destinations", {
+      name: "s3rver-wrong-key",
+      kind: "s3",
+      config: { bucket: "e2e", prefix: "console-retry", endpoint: s3.endpoint, pathStyle: true },
+      // s3rver refuses an unknown access key id (it does not check the secret).
+      credentials: { accessKeyId: "NOT-A-KEY", secretAccessKey: "not-the-secret" },
+    });
+    const brow = backupRow(backup.id);
+    await expect
+      .poll(
+        () => page.$$eval(`${brow} .sync-target option`, (o) => o.map((x) => (x as HTMLOptionElement).value)),
+        { timeout: 10_000 },
+      )
+      .toContain(wrong.id);
+    await page.selectOption(`${brow} .sync-target`, wrong.id);
+    await page.click(`${brow} .sync-btn`);
+    const row = monitorRow(backup.id, wrong.id);
+    await page.waitForSelector(`${row} .retry-btn`, { timeout: 30_000 });
+    expect(await page.textContent(`${row} [data-f=status]`)).toMatch(/^failed \(\w+: .+\)$/);
+    expect(await page.textContent(`${brow} [data-f=copies]`)).toContain("s3rver-wrong-key: failed");
+
+    await api("PATCH", `/api/v1/destinations/${wrong.id}`, { credentials: S3RVER_CREDENTIALS });
+    await page.click(`${row} .retry-btn`);
+    await expect
+      .poll(() => page.textContent(`${row} [data-f=status]`), { timeout: 30_000 })
+      .toBe("completed");
+    expect(await page.textContent("#monitor-msg")).toBe("Retry: auto-synced → s3rver-wrong-key");
+    const after = await api<Backup>("GET", `/api/v1/backups/${backup.id}`);
+    expect(after.copies.find((c) => c.destinationId === wrong.id)?.status).toBe("completed");
+    expect(pageErrors).toEqual([]);
+  }, 60_000);
+
+  it("Authorize with Google runs the consent round trip; the destination then tests OK", async () => {
+    const gd = await api<Destination>("POST", "/api/v1/destinations", {
+      name: "drive",
+      kind: "gdrive",
+      config: {
+        folderId: drive.rootId,
+        apiBase: drive.apiBase,
+        uploadBase: drive.uploadBase,
+        tokenUrl: drive.tokenUrl,
+        authUrl: drive.authUrl,
+      },
+      credentials: { clientId: drive.clientId, clientSecret: drive.clientSecret },
+    });
+    await page.reload();
+    const row = `#dest-rows tr[data-key="${gd.id}"]`;
+    await page.waitForSelector(`${row} .dest-auth`);
+    // Consent screen (fake, pre-approved) → the Worker's callback → back on the console.
+    await Promise.all([
+      page.waitForURL((u) => u.pathname === "/" && u.hash === "#destinations", { timeout: 15_000 }),
+      page.click(`${row} .dest-auth`),
+    ]);
+    await expect
+      .poll(() => page.textContent("#dest-msg"))
+      .toBe(`Google Drive access granted for destination ${gd.id}; run Test connection to check it.`);
+    expect(new URL(page.url()).search).toBe("");
+    await page.waitForSelector("#test-runner option", { state: "attached" });
+    await page.click(`${row} .dest-test`);
+    await expect.poll(() => page.textContent(`${row} [data-f=test]`), { timeout: 30_000 }).toBe("OK");
+    expect(await page.content()).not.toContain(drive.clientSecret);
+    expect(pageErrors).toEqual([]);
+  }, 60_000);
 
   it("Download hands out the presigned link (bytes match) and shows the 429 when over the limit", async () => {
     await api("PUT", "/api/v1/settings", { "download.perHour": 1 });

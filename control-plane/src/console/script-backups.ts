@@ -14,8 +14,8 @@ function renderAutosync() {
 }
 
 function copyLabel(b, c) {
-  const size = c.size || b.size;
-  const pct = c.status === "running" && size ? " " + Math.min(100, (c.bytesDone * 100) / size).toFixed(0) + "%" : "";
+  const n = liveCopy(b, c);
+  const pct = c.status === "running" && n.pct != null ? " " + n.pct.toFixed(0) + "%" : "";
   return destName(c.destinationId) + ": " + c.status + pct;
 }
 
@@ -70,18 +70,21 @@ function monitorRows() {
       if (c.status !== "completed" || Date.parse(c.updatedAt) > recent) rows.push({ b, c });
   return rows;
 }
-function copyNumbers(b, c) {
-  const m = c.monitor || {}, size = c.size || b.size, sample = state.samples.get(b.id + ":" + c.destinationId);
-  const pct = c.status === "completed" ? 100 : m.percent != null ? m.percent : size ? Math.min(100, (c.bytesDone * 100) / size) : null;
-  const active = c.status === "running" || c.status === "pending";
-  const rate = active ? (m.bytesPerSecond != null ? m.bytesPerSecond : sample && sample.rate) : null;
-  const eta = active ? (m.etaSeconds != null ? m.etaSeconds : rate && size ? (size - c.bytesDone) / rate : null) : null;
-  return { pct, rate, eta, file: active ? m.currentFile || "" : "" };
+/** One copy as the monitor shows it: a sync job's live progress when it runs, else the copy row. */
+function liveCopy(b, c) {
+  const active = c.status === "running" || c.status === "pending", j = c.jobId ? state.jobs.get(c.jobId) : undefined;
+  const sync = (j ? j.type === "sync" : false) || !!c.monitor, p = active && j && j.type === "sync" ? j.progress : null;
+  const m = c.monitor || {}, size = c.size || b.size, bytes = p ? p.bytes : c.bytesDone;
+  const pct = c.status === "completed" ? 100 : p && p.percent != null ? p.percent : m.percent != null ? m.percent : size ? Math.min(100, (bytes * 100) / size) : null;
+  const sample = state.samples.get(b.id + ":" + c.destinationId);
+  const rate = !active ? null : p && p.rate > 0 ? p.rate : m.bytesPerSecond != null ? m.bytesPerSecond : sample ? sample.rate : null;
+  const eta = !active ? null : p && p.etaSeconds != null ? p.etaSeconds : m.etaSeconds != null ? m.etaSeconds : rate && size ? (size - bytes) / rate : null;
+  return { sync, bytes, pct, rate, eta, file: !active ? "" : (p && p.message) || m.currentFile || "" };
 }
 function renderMonitor() {
   const rows = monitorRows();
   $("monitor-empty").classList.toggle("hidden", rows.length > 0);
-  keyedRows($("monitor"), rows, (r) => r.b.id + ":" + r.c.destinationId, (r) => r.c.status + "|" + !!r.c.monitor, ({ b, c }) => {
+  keyedRows($("monitor"), rows, (r) => r.b.id + ":" + r.c.destinationId, (r) => r.c.status + "|" + liveCopy(r.b, r.c).sync, ({ b, c }) => {
     const act = (label, cls, fn) => el("button", { type: "button", class: cls, on: { click: () => copyAction(b, c, label, fn) } }, label);
     const path = "/api/v1/backups/" + enc(b.id) + "/copies/" + enc(c.destinationId);
     return el("tr", { "data-backup": b.id, "data-dest": c.destinationId }, el("td", null, b.name), el("td", null, destName(c.destinationId)),
@@ -89,15 +92,15 @@ function renderMonitor() {
       el("td", { "data-f": "rate" }), el("td", { "data-f": "eta" }), el("td", { "data-f": "file" }),
       el("td", null,
         // Only a sync job can pause; a copy written during its backup is retried after it ends.
-        (c.status === "running" || c.status === "pending") && c.monitor && act("Pause", "pause-btn", () => post(path + "/pause")),
+        (c.status === "running" || c.status === "pending") && liveCopy(b, c).sync && act("Pause", "pause-btn", () => post(path + "/pause")),
         c.status === "paused" && act("Resume", "resume-btn", () => post(path + "/resume")),
         c.status === "failed" && act("Retry", "retry-btn", () => post(path + "/resume"))));
   }, (tr, { b, c }) => {
-    const n = copyNumbers(b, c);
+    const n = liveCopy(b, c);
     setText(field(tr, "status"), c.status + (c.error ? " (" + c.error.code + ": " + c.error.message + ")" : ""), "s-" + c.status);
     const bar = field(tr, "bar");
     if (n.pct == null) bar.removeAttribute("value"); else bar.value = n.pct;
-    setText(field(tr, "pct"), n.pct == null ? fmtSize(c.bytesDone) : n.pct.toFixed(n.pct === 100 ? 0 : 1) + "%");
+    setText(field(tr, "pct"), n.pct == null ? fmtSize(n.bytes) : n.pct.toFixed(n.pct === 100 ? 0 : 1) + "%");
     setText(field(tr, "rate"), fmtRate(n.rate)); setText(field(tr, "eta"), fmtEta(n.eta)); setText(field(tr, "file"), n.file);
   });
 }

@@ -7,7 +7,7 @@ export const coreScript = String.raw`
 "use strict";
 const $ = (id) => document.getElementById(id);
 const state = { user: null, runners: [], backups: [], details: new Map(), stale: new Set(), dests: null,
-  testResults: new Map(), samples: new Map(), polling: null, busy: false, tick: 0, watchedJob: null };
+  testResults: new Map(), samples: new Map(), jobs: new Map(), polling: null, busy: false, tick: 0, watchedJob: null };
 const TERMINAL = ["SUCCEEDED", "FAILED", "CANCELLED", "INTERRUPTED"];
 
 class ApiError extends Error { constructor(status, code, message) { super(message); this.status = status; this.code = code; } }
@@ -71,7 +71,10 @@ function fmtEta(s) { if (s == null || !isFinite(s)) return ""; s = Math.round(s)
 function errText(e) { return e instanceof ApiError && e.status === 429 ? "Limit reached (429 " + (e.code || "RATE_LIMITED") + "): " + e.message : e.message; }
 function flash(id, text, isErr) { setText($(id), text, isErr ? "err" : "msg"); }
 
-/** Backups whose copies may have moved since the last look get their detail (copies) fetched again. */
+/**
+ * Backups whose copies may have moved since the last look get their detail (copies) fetched again;
+ * the jobs behind active copies are read too, since GET /jobs/:id answers from the runner's live session.
+ */
 async function loadDetails() {
   const all = state.tick % 5 === 0;
   const want = state.backups.filter((b) => {
@@ -81,15 +84,17 @@ async function loadDetails() {
   });
   state.stale.clear();
   const got = await Promise.all(want.map((b) => api("/api/v1/backups/" + enc(b.id)).catch(() => null)));
+  for (const d of got) if (d) state.details.set(d.id, d);
+  const active = new Set();
+  for (const b of state.backups) for (const c of copiesOf(b)) if (c.jobId && (c.status === "pending" || c.status === "running")) active.add(c.jobId);
+  const jobs = await Promise.all(Array.from(active, (id) => api("/api/v1/jobs/" + enc(id)).catch(() => null)));
+  state.jobs = new Map(jobs.filter(Boolean).map((j) => [j.id, j]));
   const now = Date.now();
-  for (const d of got) if (d) {
-    state.details.set(d.id, d);
-    for (const c of d.copies) {
-      // Copies written during a backup carry no monitor: their speed comes from successive samples.
-      const k = d.id + ":" + c.destinationId, prev = state.samples.get(k);
-      const rate = prev && now > prev.t && c.bytesDone >= prev.bytes ? (c.bytesDone - prev.bytes) * 1000 / (now - prev.t) : undefined;
-      state.samples.set(k, { t: now, bytes: c.bytesDone, rate: prev && c.bytesDone === prev.bytes ? prev.rate : rate });
-    }
+  for (const b of state.backups) for (const c of copiesOf(b)) {
+    // Copies written during a backup report no rate of their own: it comes from successive samples.
+    const k = b.id + ":" + c.destinationId, prev = state.samples.get(k), bytes = liveCopy(b, c).bytes;
+    const rate = prev && now > prev.t && bytes > prev.bytes ? (bytes - prev.bytes) * 1000 / (now - prev.t) : prev && bytes === prev.bytes ? prev.rate : undefined;
+    state.samples.set(k, { t: now, bytes, rate });
   }
 }
 
@@ -99,6 +104,8 @@ async function refresh() {
   try {
     const [runners, backups] = await Promise.all([api("/api/v1/runners"), api("/api/v1/backups?limit=20")]);
     state.runners = runners; state.backups = backups;
+    // Destinations change rarely (and may change from another session): re-read them every 5 s.
+    if (state.tick % 5 === 4 && !state.destsDenied) await loadDestinations();
     await loadDetails();
     renderRunners(); renderDestinations(); renderBackups(); renderMonitor();
     if (state.watchedJob) {
@@ -133,7 +140,7 @@ async function showApp(user) {
 }
 function showLogin() {
   if (state.polling) { clearInterval(state.polling); state.polling = null; }
-  state.user = null; state.dests = null; state.details.clear();
+  state.user = null; state.dests = null; state.destsDenied = false; state.details.clear();
   $("app-view").classList.add("hidden"); $("login-view").classList.remove("hidden"); $("who").textContent = "";
 }
 `;

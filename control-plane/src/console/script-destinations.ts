@@ -48,9 +48,12 @@ function readDestForm() {
 }
 
 async function loadDestinations() {
-  try { state.dests = await api("/api/v1/destinations"); }
-  catch (e) { state.dests = null; if (e.status !== 403) flash("dest-msg", e.message, true); }
-  renderDestinations(); renderAutosync();
+  try { state.dests = await api("/api/v1/destinations"); state.destsDenied = false; }
+  catch (e) { if (e.status === 403) { state.dests = null; state.destsDenied = true; } else flash("dest-msg", e.message, true); }
+  renderDestinations();
+  // Rebuilt only when the list changed, so ticked boxes stay ticked.
+  const ids = (state.dests || []).map((d) => d.id + (d.disabled ? "-" : "")).join(",");
+  if ($("autosync").dataset.ids !== ids) { $("autosync").dataset.ids = ids; renderAutosync(); }
 }
 const destName = (id) => { const d = state.dests && state.dests.find((x) => x.id === id); return d ? d.name : id; };
 function destWhere(d) {
