@@ -30,11 +30,11 @@ function renderBackups() {
       const free = (state.dests || []).filter((d) => !taken.has(d.id) && !d.disabled);
       if (free.length) {
         const sel = el("select", { class: "sync-target", "aria-label": "Sync to" }, el("option", { value: "" }, "Sync to…"), ...free.map((d) => el("option", { value: d.id }, d.name)));
-        actions.append(sel, el("button", { type: "button", class: "sync-btn", on: { click: () => sel.value && syncTo(b, sel.value) } }, "Sync"), " ");
+        actions.append(sel, el("button", { type: "button", class: "sync-btn", on: { click: guarded(() => sel.value && syncTo(b, sel.value)) } }, "Sync"), " ");
       }
       const from = el("select", { class: "download-from", "aria-label": "Download from" }, el("option", { value: "" }, "this server"),
         ...copies.filter((c) => c.status === "completed").map((c) => el("option", { value: c.destinationId }, destName(c.destinationId))));
-      actions.append(from, el("button", { type: "button", class: "download-btn", on: { click: () => download(b, from.value) } }, "Download"));
+      actions.append(from, el("button", { type: "button", class: "download-btn", on: { click: guarded(() => download(b, from.value)) } }, "Download"));
     }
     return el("tr", null, el("td", null, b.name), el("td", null, b.kind), el("td", { "data-f": "status" }), el("td", { "data-f": "file" }),
       el("td", { "data-f": "size" }), el("td", null, fmtTime(b.createdAt)), el("td", { "data-f": "copies" }), actions);
@@ -85,7 +85,7 @@ function renderMonitor() {
   const rows = monitorRows();
   $("monitor-empty").classList.toggle("hidden", rows.length > 0);
   keyedRows($("monitor"), rows, (r) => r.b.id + ":" + r.c.destinationId, (r) => r.c.status + "|" + liveCopy(r.b, r.c).sync, ({ b, c }) => {
-    const act = (label, cls, fn) => el("button", { type: "button", class: cls, on: { click: () => copyAction(b, c, label, fn) } }, label);
+    const act = (label, cls, fn) => el("button", { type: "button", class: cls, on: { click: guarded(() => copyAction(b, c, label, fn)) } }, label);
     const path = "/api/v1/backups/" + enc(b.id) + "/copies/" + enc(c.destinationId);
     return el("tr", { "data-backup": b.id, "data-dest": c.destinationId }, el("td", null, b.name), el("td", null, destName(c.destinationId)),
       el("td", { "data-f": "status" }), el("td", null, el("progress", { max: "100", "data-f": "bar" }), " ", el("span", { "data-f": "pct" })),

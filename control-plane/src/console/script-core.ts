@@ -40,6 +40,8 @@ function options(sel, items, keep) {
   const cur = sel.value; sel.replaceChildren(...items.map(([v, t]) => el("option", { value: v }, t)));
   if (keep && items.some(([v]) => v === cur)) sel.value = cur;
 }
+/** A click handler that disables its button until the action settles: no double submits. */
+const guarded = (fn) => async (ev) => { const btn = ev.currentTarget; btn.disabled = true; try { await fn(); } finally { btn.disabled = false; } };
 /** Only http(s) links from the API become hrefs or navigations. */
 const safeUrl = (u) => typeof u === "string" && /^https?:\/\//i.test(u);
 

@@ -74,11 +74,11 @@ function renderDestinations() {
   keyedRows($("dest-rows"), state.dests, (d) => d.id, (d) => d.kind, (d) => el("tr", null,
     el("td", { "data-f": "name" }), el("td", null, d.kind), el("td", { "data-f": "where" }), el("td", { "data-f": "creds" }), el("td", { "data-f": "test" }),
     el("td", null,
-      el("button", { type: "button", class: "dest-test", on: { click: () => testDestination(d) } }, "Test connection"),
-      d.kind === "gdrive" && el("button", { type: "button", class: "dest-auth", on: { click: () => authorizeDrive(d) } }, "Authorize with Google"),
-      el("button", { type: "button", class: "dest-delete", on: { click: () => deleteDestination(d) } }, "Delete"))),
+      el("button", { type: "button", class: "dest-test", on: { click: guarded(() => testDestination(d)) } }, "Test connection"),
+      d.kind === "gdrive" && el("button", { type: "button", class: "dest-auth", on: { click: guarded(() => authorizeDrive(d)) } }, "Authorize with Google"),
+      el("button", { type: "button", class: "dest-delete", on: { click: guarded(() => deleteDestination(d)) } }, "Delete"))),
   (tr, d) => {
-    setText(field(tr, "name"), d.name); setText(field(tr, "where"), destWhere(d));
+    setText(field(tr, "name"), d.name + (d.disabled ? " (disabled)" : "")); setText(field(tr, "where"), destWhere(d));
     setText(field(tr, "creds"), d.hasCredentials ? "set (write-only)" : "none");
     const [t, cls] = lastTestText(d); setText(field(tr, "test"), t, cls);
   });
@@ -91,12 +91,17 @@ async function testDestination(d) {
   try {
     const { job } = await post("/api/v1/destinations/" + enc(d.id) + "/test", { runnerId });
     let j = job;
-    while (!TERMINAL.includes(j.state)) {
+    // A job for an offline runner waits in the queue; stop watching after a minute and say so.
+    const until = Date.now() + 60000;
+    while (!TERMINAL.includes(j.state) && Date.now() < until) {
       state.testResults.set(d.id, ["testing… (" + j.state + ")", "muted"]); renderDestinations();
       await new Promise((r) => setTimeout(r, 500));
       j = await api("/api/v1/jobs/" + enc(job.id));
     }
-    state.testResults.set(d.id, j.state === "SUCCEEDED" ? ["OK", "s-ok"] : ["FAILED: " + (j.error ? j.error.code + ": " + j.error.message : j.state), "s-failed"]);
+    const when = " · " + fmtTime(j.finishedAt);
+    state.testResults.set(d.id, j.state === "SUCCEEDED" ? ["OK" + when, "s-ok"]
+      : TERMINAL.includes(j.state) ? ["FAILED: " + (j.error ? j.error.code + ": " + j.error.message : j.state) + when, "s-failed"]
+      : ["no answer yet (job " + j.state + "); is the runner online?", "s-failed"]);
   } catch (e) { state.testResults.set(d.id, ["FAILED: " + e.message, "s-failed"]); }
   renderDestinations();
   state.dests = await api("/api/v1/destinations").catch(() => state.dests);
