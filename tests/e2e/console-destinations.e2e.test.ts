@@ -148,7 +148,7 @@ describe.skipIf(!haveChromium)("console: destinations, copies, sync monitor", ()
     dest = await addS3Destination("s3rver-main", "console");
     // After the save the secret is nowhere: not in any field, not in the page, not in the API's answer.
     for (const v of await page.$$eval("#dest-fields input, #dest-fields textarea", (els) =>
-      els.map((e) => (e as HTMLInputElement).value),
+      els.map((e) => (e as unknown as { value: string }).value),
     ))
       expect(v).not.toBe(SECRET);
     expect(await page.inputValue("#dest-creds-secretAccessKey")).toBe("");
@@ -188,7 +188,7 @@ describe.skipIf(!haveChromium)("console: destinations, copies, sync monitor", ()
     await page.waitForSelector(row);
     expect(await page.textContent(`${row} [data-f=where]`)).toContain(`<img src=x onerror="window.__xss=1">`);
     expect(await page.$$("#dest-rows img")).toHaveLength(0);
-    expect(await page.evaluate(() => (window as unknown as { __xss?: number }).__xss)).toBeUndefined();
+    expect(await page.evaluate(() => (globalThis as unknown as { __xss?: number }).__xss)).toBeUndefined();
 
     await page.click(`${row} .dest-delete`);
     await page.waitForSelector(row, { state: "detached" });
@@ -282,7 +282,10 @@ describe.skipIf(!haveChromium)("console: destinations, copies, sync monitor", ()
     const brow = backupRow(backup.id);
     await expect
       .poll(
-        () => page.$$eval(`${brow} .sync-target option`, (o) => o.map((x) => (x as HTMLOptionElement).value)),
+        () =>
+          page.$$eval(`${brow} .sync-target option`, (o) =>
+            o.map((x) => (x as unknown as { value: string }).value),
+          ),
         { timeout: 10_000 },
       )
       .toContain(wrong.id);

@@ -11,7 +11,7 @@ const HOST = [F("host", "Host", { required: true }), F("port", "Port", { type: "
 const DEST_FORMS = {
   s3: { kind: "s3", label: "Amazon S3", config: [F("bucket", "Bucket", { required: true }), F("prefix", "Prefix"), F("region", "Region", { placeholder: "us-east-1" }),
     F("storageClass", "Storage class", { type: "select", options: ["", "STANDARD", "STANDARD_IA", "GLACIER_IR", "GLACIER", "DEEP_ARCHIVE"] })], creds: S3_KEYS },
-  "s3-compatible": { kind: "s3", label: "S3-compatible", config: [F("endpoint", "Endpoint URL", { required: true, placeholder: "https://s3.example.com" }),
+  "s3-compatible": { kind: "s3", label: "S3-compatible", config: [F("endpoint", "Endpoint URL", { required: true, placeholder: "https URL of the S3 API" }),
     F("bucket", "Bucket", { required: true }), F("prefix", "Prefix"), F("region", "Region"), F("pathStyle", "Path-style URLs", { type: "checkbox", checked: true })], creds: S3_KEYS },
   gcs: { kind: "gcs", label: "Google Cloud Storage (HMAC key)", config: [F("bucket", "Bucket", { required: true }), F("prefix", "Prefix")], creds: S3_KEYS.slice(0, 2) },
   sftp: { kind: "sftp", label: "SFTP", config: HOST.concat([F("knownHosts", "known_hosts lines (empty: trust on first use)", { type: "textarea" })]),
