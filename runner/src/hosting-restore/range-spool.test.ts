@@ -1,7 +1,7 @@
 import { createHash, randomBytes } from "node:crypto";
 import { existsSync } from "node:fs";
 import { execFileSync } from "node:child_process";
-import { mkdir, mkdtemp, rm, utimes, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, readdir, rm, utimes, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import type { Readable } from "node:stream";
@@ -99,6 +99,40 @@ describe("RangeSpool", () => {
     );
     expect(remote.requests).toEqual(["all"]);
     expect(remote.served).toBe(data.length);
+    await spool.close();
+  });
+
+  it("two objects opened at the same time get their own spool files", async () => {
+    const other = randomBytes(200_000);
+    await writeFile(path.join(dir, "b.bin"), other);
+    const spool = new RangeSpool(new Counting(dir), path.join(dir, "spool6"));
+    const [a, b] = await Promise.all([
+      spool.createReadStream("a.bin").then(all),
+      spool.createReadStream("b.bin").then(all),
+    ]);
+    expect(a).toBe(of(data));
+    expect(b).toBe(of(other));
+    // Served again from the spool: each object's bytes are still its own.
+    expect(await all(await spool.createReadStream("a.bin"))).toBe(of(data));
+    expect(await all(await spool.createReadStream("b.bin"))).toBe(of(other));
+    expect((await readdir(path.join(dir, "spool6"))).sort()).toEqual(["0.spool", "1.spool"]);
+    await spool.close();
+  });
+
+  it("a failed stat is not remembered: the next read asks the remote again", async () => {
+    const remote = new Counting(dir);
+    const real = remote.stat.bind(remote);
+    let fail = true;
+    remote.stat = async (name: string) => {
+      if (fail) throw Object.assign(new Error("connection reset"), { code: "CONNECTION_FAILED" });
+      return real(name);
+    };
+    const spool = new RangeSpool(remote, path.join(dir, "spool7"));
+    await expect(spool.createReadStream("a.bin")).rejects.toMatchObject({ code: "CONNECTION_FAILED" });
+    fail = false;
+    expect(await all(await spool.createReadStream("a.bin", { start: 0, end: 99 }))).toBe(
+      of(data.subarray(0, 100)),
+    );
     await spool.close();
   });
 

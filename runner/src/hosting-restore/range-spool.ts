@@ -47,6 +47,8 @@ export class RangeSpool implements Destination {
   bytesFetched = 0;
   private readonly files = new Map<string, Promise<Spooled | null>>();
   private readonly sizes = new Map<string, number>();
+  /** Next spool file number, taken before any await: objects opened at once never share a file. */
+  private nextFile = 0;
 
   constructor(
     private readonly remote: Destination,
@@ -58,17 +60,22 @@ export class RangeSpool implements Destination {
   private spooled(name: string): Promise<Spooled | null> {
     let p = this.files.get(name);
     if (!p) {
-      p = (async () => {
+      // Numbered, not named after the object: a remote name never becomes a local path.
+      const path = join(this.dir, `${this.nextFile++}.spool`);
+      const opening = (async () => {
         const info = await this.remote.stat(name);
         if (!info) return null;
         this.sizes.set(name, info.size);
         await mkdir(this.dir, { recursive: true, mode: 0o700 });
-        // Numbered, not named after the object: a remote name never becomes a local path.
-        const path = join(this.dir, `${this.files.size}.spool`);
         const fh = await open(path, "w+", 0o600);
-        return { info, path, fh, have: [] };
+        return { info, path, fh, have: [] as [number, number][] };
       })();
-      this.files.set(name, p);
+      // A failed look-up (connection reset) is not remembered: the next read asks again.
+      opening.catch(() => {
+        if (this.files.get(name) === opening) this.files.delete(name);
+      });
+      this.files.set(name, opening);
+      p = opening;
     }
     return p;
   }
