@@ -8,6 +8,6 @@ input,select,button,textarea{font:inherit;padding:4px 7px;margin:2px}textarea{wi
 .hidden{display:none}.err{color:#b00020}.msg{color:#0a5c8a}.muted{color:#6b7384}
 .fields label{display:inline-block;margin:3px 10px 3px 0}.fields .sec{font-weight:600;margin-top:6px}
 .copy{display:inline-block;margin:0 6px 2px 0;padding:0 5px;border-radius:3px;background:#eef0f3}
-progress{width:110px;vertical-align:middle}
+progress{width:110px;vertical-align:middle}#autosync label{margin-right:10px}
 .s-online,.s-completed,.s-SUCCEEDED,.s-ok{color:#0a7d32}.s-failed,.s-FAILED,.s-INTERRUPTED{color:#b00020}.s-paused{color:#9a6700}
 `;
