@@ -1,6 +1,6 @@
 /** FTP and FTPS (explicit TLS) destinations against a real ftp-srv started by this file on loopback. */
 import { randomBytes } from "node:crypto";
-import { mkdir, readdir, stat, writeFile } from "node:fs/promises";
+import { appendFile, mkdir, readdir, stat, writeFile } from "node:fs/promises";
 import { join, posix } from "node:path";
 import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
@@ -134,6 +134,21 @@ for (const tls of [false, true]) {
         expect(w.skippedBytes).toBe(2 * MiB);
         expect(server.stats.bytesStored - before).toBe(MiB);
         expect((await readAll(await dest.createReadStream("again.bin"))).equals(body)).toBe(true);
+      });
+
+      it("a temp longer than the token's offset is not appended to (FTP cannot cut it): uploaded again from zero", async () => {
+        const body = randomBytes(3 * MiB);
+        const { dest, token } = await suspendedAfter("long.bin", body, 2 * MiB);
+        const dir = join(server.root, "data");
+        await appendFile(join(dir, posix.basename(token.temp)), Buffer.from("x"));
+        const before = server.stats.bytesStored;
+        const w = await dest.createWriter("long.bin", { resume: token, keepOnFailure: true });
+        await pipeline(Readable.from([body]), w.stream);
+        await w.commit();
+        expect(w.skippedBytes).toBe(0);
+        expect(server.stats.bytesStored - before).toBe(body.length);
+        expect((await readAll(await dest.createReadStream("long.bin"))).equals(body)).toBe(true);
+        expect((await readdir(dir)).filter((f) => f.includes("long.bin"))).toEqual(["long.bin"]);
       });
 
       it("a source whose first bytes differ from the held ones is INTEGRITY_MISMATCH; nothing is appended", async () => {

@@ -1,7 +1,7 @@
 /** SFTP destination against a real OpenSSH sshd started by this file on a free loopback port. */
 import { execFileSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { mkdir, readdir, readFile, stat, writeFile } from "node:fs/promises";
+import { appendFile, mkdir, readdir, readFile, stat, truncate, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
@@ -204,6 +204,33 @@ describe.skipIf(unavailable !== undefined)("sftp", () => {
       expect(w.skippedBytes).toBe(2 * MiB);
       expect((await readAll(await dest.createReadStream("again.bin"))).equals(body)).toBe(true);
       expect((await readdir(data)).filter((f) => f.includes("again.bin.part-"))).toEqual([]);
+      await dest.close();
+    });
+
+    it("bytes past the token's offset (sent, never acknowledged) are cut off before the rest is written", async () => {
+      const body = randomBytes(3 * MiB);
+      const { dest, token } = await suspendedAfter("tail.bin", body, 2 * MiB);
+      await appendFile(token.temp, randomBytes(100_000));
+      const w = await dest.createWriter("tail.bin", { resume: token, keepOnFailure: true });
+      expect((await stat(token.temp)).size).toBe(2 * MiB);
+      await pipeline(Readable.from([body]), w.stream);
+      await w.commit();
+      expect(w.skippedBytes).toBe(2 * MiB);
+      expect((await readAll(await dest.createReadStream("tail.bin"))).equals(body)).toBe(true);
+      await dest.close();
+    });
+
+    it("a temp shorter than the token's offset is not built on: removed, uploaded again from zero", async () => {
+      const body = randomBytes(3 * MiB);
+      const { dest, token } = await suspendedAfter("short.bin", body, 2 * MiB);
+      await truncate(token.temp, MiB);
+      const w = await dest.createWriter("short.bin", { resume: token, keepOnFailure: true });
+      await expect(stat(token.temp)).rejects.toMatchObject({ code: "ENOENT" });
+      await pipeline(Readable.from([body]), w.stream);
+      await w.commit();
+      expect(w.skippedBytes).toBe(0);
+      expect((await readAll(await dest.createReadStream("short.bin"))).equals(body)).toBe(true);
+      expect((await readdir(data)).filter((f) => f.includes("short.bin.part-"))).toEqual([]);
       await dest.close();
     });
 
