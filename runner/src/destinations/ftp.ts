@@ -14,7 +14,7 @@ import { Client, FTPError } from "basic-ftp";
 import { checkObjectName, isTempName } from "./names";
 import { PrefixHash } from "./prefix-hash";
 import { runProbe } from "./probe";
-import { parseTempFileToken, type TempFileToken } from "./resume-tokens";
+import { parseTempFileToken, suspendedTempToken, type TempFileToken } from "./resume-tokens";
 import { DEFAULT_RETRY, isTransient, sleep, withRetry, type RetryPolicy } from "./retry";
 import {
   DestinationError,
@@ -183,17 +183,9 @@ export class FtpDestination implements Destination {
 
   /** Removes the temp file of a suspended upload that will not be resumed. */
   async discardSuspended(token: unknown): Promise<void> {
-    const name = (token as { name?: unknown } | null)?.name;
-    if (typeof name !== "string") return;
-    let final: string;
-    try {
-      final = this.path(name);
-    } catch {
-      return;
-    }
-    const t = parseTempFileToken(token, "ftp-temp", name, final);
+    const t = suspendedTempToken(token, "ftp-temp", (n) => this.path(n));
     if (!t) return;
-    await this.op(`remove temp of ${name}`, async (c) => {
+    await this.op(`remove temp of ${t.name}`, async (c) => {
       try {
         await c.remove(t.temp);
       } catch (err) {

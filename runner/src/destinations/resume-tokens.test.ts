@@ -2,7 +2,12 @@
 import { createHash, randomBytes } from "node:crypto";
 import { describe, expect, it } from "vitest";
 import { PrefixHash } from "./prefix-hash";
-import { parseGdriveSessionToken, parseTempFileToken, resumeTokenBytes } from "./resume-tokens";
+import {
+  parseGdriveSessionToken,
+  parseTempFileToken,
+  resumeTokenBytes,
+  suspendedTempToken,
+} from "./resume-tokens";
 
 const sha = (b: Buffer) => createHash("sha256").update(b).digest("hex");
 
@@ -56,6 +61,38 @@ describe("temp-file tokens", () => {
     ["a malformed hash", { sha256: "xyz" }],
   ])("refuses %s", (_what, change) => {
     expect(parseTempFileToken({ ...good, ...change }, "sftp-temp", "a/b.tar.zst", final)).toBeUndefined();
+  });
+});
+
+describe("suspended temp-file tokens (discard)", () => {
+  const token = {
+    kind: "ftp-temp",
+    name: "b.tar.zst",
+    temp: "/srv/backups/.b.tar.zst.part-0123456789ab",
+    offset: 10,
+    sha256: "0".repeat(64),
+  };
+  const path = (n: string) => {
+    if (n.split("/").includes("..")) throw new Error("invalid object name");
+    return `/srv/backups/${n}`;
+  };
+
+  it("names the temp beside the object the token is for", () => {
+    expect(suspendedTempToken(token, "ftp-temp", path)).toEqual(token);
+  });
+
+  it.each([
+    ["an invalid object name", { name: "../b.tar.zst" }],
+    ["no name", { name: undefined }],
+    ["a temp elsewhere", { temp: "/etc/.b.tar.zst.part-0123456789ab" }],
+    ["the other protocol", { kind: "sftp-temp" }],
+  ])("refuses %s", (_what, change) => {
+    expect(suspendedTempToken({ ...token, ...change }, "ftp-temp", path)).toBeUndefined();
+  });
+
+  it("refuses a token that is not an object", () => {
+    expect(suspendedTempToken(null, "ftp-temp", path)).toBeUndefined();
+    expect(suspendedTempToken("x", "ftp-temp", path)).toBeUndefined();
   });
 });
 

@@ -52,6 +52,26 @@ export function parseTempFileToken(
   return r.data;
 }
 
+/**
+ * A saved temp-file token of `kind` that a discard may act on: its object name must be valid here
+ * (`path` throws otherwise) and its temp must sit beside that object's final path.
+ */
+export function suspendedTempToken(
+  token: unknown,
+  kind: TempFileToken["kind"],
+  path: (name: string) => string,
+): TempFileToken | undefined {
+  const name = (token as { name?: unknown } | null)?.name;
+  if (typeof name !== "string") return undefined;
+  let final: string;
+  try {
+    final = path(name);
+  } catch {
+    return undefined;
+  }
+  return parseTempFileToken(token, kind, name, final);
+}
+
 /** The session token for `name` when its URI is an upload session of this Drive API (same origin and path). */
 export function parseGdriveSessionToken(
   token: unknown,

@@ -17,7 +17,7 @@ import { PrefixHash } from "./prefix-hash";
 import { runProbe } from "./probe";
 import { withMappedErrors } from "./read-stream";
 import { DEFAULT_RETRY, isTransient, sleep, withRetry, type RetryPolicy } from "./retry";
-import { parseTempFileToken, type TempFileToken } from "./resume-tokens";
+import { parseTempFileToken, suspendedTempToken, type TempFileToken } from "./resume-tokens";
 import {
   DestinationError,
   type Destination,
@@ -272,17 +272,9 @@ export class SftpDestination implements Destination {
 
   /** Removes the temp file of a suspended upload that will not be resumed. */
   async discardSuspended(token: unknown): Promise<void> {
-    const name = (token as { name?: unknown } | null)?.name;
-    if (typeof name !== "string") return;
-    let final: string;
-    try {
-      final = this.path(name);
-    } catch {
-      return;
-    }
-    const t = parseTempFileToken(token, "sftp-temp", name, final);
+    const t = suspendedTempToken(token, "sftp-temp", (n) => this.path(n));
     if (!t) return;
-    await this.op(`remove temp of ${name}`, (sftp) =>
+    await this.op(`remove temp of ${t.name}`, (sftp) =>
       call<void>((cb) => sftp.unlink(t.temp, (e) => cb(e, undefined))),
     ).catch((err: unknown) => {
       if (!(err instanceof DestinationError && err.code === "NOT_FOUND")) throw err;
