@@ -44,6 +44,8 @@ export interface DriveFaults {
   fail503Count?: number;
   /** Report a wrong md5Checksum for completed uploads. */
   corruptMd5?: boolean;
+  /** Leave md5Checksum out of the metadata of completed uploads. */
+  omitMd5?: boolean;
   /** Refuse new upload sessions with 403 storageQuotaExceeded. */
   quotaExceeded?: boolean;
 }
@@ -457,7 +459,9 @@ export async function startFakeDrive(): Promise<FakeDrive> {
       modifiedTime: now(),
     };
     files.set(f.id, f);
-    json(res, 200, meta(f, faults.corruptMd5));
+    const done = meta(f, faults.corruptMd5);
+    if (faults.omitMd5) delete done.md5Checksum;
+    json(res, 200, done);
   }
 
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));

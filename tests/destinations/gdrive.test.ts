@@ -171,6 +171,28 @@ describe("gdrive", () => {
     expect(await dest.stat("changed.bin")).toBeNull();
   });
 
+  it("resume across writers: a resumed upload whose completion carries no md5Checksum is refused, no file is left", async () => {
+    const dest = new GdriveDestination(await spec());
+    const body = randomBytes(3 * MiB + 100);
+    const first = await dest.createWriter("nomd5.bin", { keepOnFailure: true });
+    await new Promise<void>((resolve, reject) =>
+      first.stream.write(body.subarray(0, 2.5 * MiB), (e) => (e ? reject(e) : resolve())),
+    );
+    const token = await first.suspend?.();
+    drive.faults.omitMd5 = true;
+    try {
+      const w = await dest.createWriter("nomd5.bin", { resume: token, keepOnFailure: true });
+      await pipeline(Readable.from([body]), w.stream);
+      expect((await failure(w.commit())).code).toBe("INTEGRITY_MISMATCH");
+      expect(await dest.stat("nomd5.bin")).toBeNull();
+      // A fresh upload is still taken on its size (the sync reads it back and hashes it).
+      await writeObject(dest, "nomd5.bin", body);
+      expect((await dest.stat("nomd5.bin"))?.size).toBe(body.length);
+    } finally {
+      drive.faults.omitMd5 = false;
+    }
+  });
+
   it("a full Drive is NO_SPACE", async () => {
     const dest = new GdriveDestination(await spec());
     drive.faults.quotaExceeded = true;

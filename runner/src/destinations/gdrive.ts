@@ -583,7 +583,10 @@ class GdriveWriter implements ObjectWriter {
       );
     const md5 = this.md5.digest("hex");
     const size = Number(file.size ?? -1);
-    if (size !== this.total || (file.md5Checksum !== undefined && file.md5Checksum !== md5)) {
+    // Bytes held from an earlier job were never read back: only Drive's MD5 of the whole file vouches
+    // for them, so a resumed upload without one is not taken.
+    const md5Missing = file.md5Checksum === undefined && this.heldBytes > 0;
+    if (size !== this.total || md5Missing || (file.md5Checksum !== undefined && file.md5Checksum !== md5)) {
       await this.dest.deleteFile(file.id, `remove bad ${this.name}`).catch(() => {});
       throw new DestinationError(
         "INTEGRITY_MISMATCH",
