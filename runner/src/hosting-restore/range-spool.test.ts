@@ -184,4 +184,22 @@ describe("RangeSpool", () => {
     expect(existsSync(path.join(parent, "job_live", "0.spool"))).toBe(true);
     expect(await sweepStaleSpools(path.join(dir, "no-such-dir"), 1)).toEqual([]);
   });
+
+  it("a spool a running restore only reads from (no writes for a day) is not swept", async () => {
+    const parent = path.join(dir, "spools-reading");
+    const spool = new RangeSpool(new Counting(dir), path.join(parent, "job_reading"));
+    expect(await all(await spool.createReadStream("a.bin", { start: 0, end: 999 }))).toBe(
+      of(data.subarray(0, 1000)),
+    );
+    const old = new Date(Date.now() - 25 * 3600_000);
+    await utimes(path.join(parent, "job_reading", "0.spool"), old, old);
+    await utimes(path.join(parent, "job_reading"), old, old);
+    // Another read, served from the spool alone: the restore is alive.
+    expect(await all(await spool.createReadStream("a.bin", { start: 10, end: 99 }))).toBe(
+      of(data.subarray(10, 100)),
+    );
+    expect(await sweepStaleSpools(parent, 24 * 3600_000)).toEqual([]);
+    expect(existsSync(path.join(parent, "job_reading", "0.spool"))).toBe(true);
+    await spool.close();
+  });
 });

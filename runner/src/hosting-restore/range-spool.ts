@@ -1,5 +1,5 @@
 import { createReadStream } from "node:fs";
-import { mkdir, open, readdir, rm, stat, type FileHandle } from "node:fs/promises";
+import { mkdir, open, readdir, rm, stat, utimes, type FileHandle } from "node:fs/promises";
 import { join } from "node:path";
 import { Readable } from "node:stream";
 import {
@@ -92,6 +92,7 @@ export class RangeSpool implements Destination {
   async createReadStream(name: string, range?: { start: number; end?: number }): Promise<Readable> {
     const f = await this.spooled(name);
     if (!f) throw new DestinationError("NOT_FOUND", this.url, `${name} does not exist`);
+    await this.markLive();
     const start = range?.start ?? 0;
     const end = Math.min(range?.end ?? f.info.size - 1, f.info.size - 1);
     if (end < start) return Readable.from([]);
@@ -100,6 +101,15 @@ export class RangeSpool implements Destination {
     }
     if (covered(f.have, start, end + 1)) return createReadStream(f.path, { start, end });
     return Readable.from(this.pieces(name, f, start, end));
+  }
+
+  /**
+   * A restore that reads only from the spool (after the check) writes nothing to it for as long as its
+   * databases take to import: renew the dir's mtime so sweepStaleSpools never takes it for a dead one.
+   */
+  private async markLive(): Promise<void> {
+    const now = new Date();
+    await utimes(this.dir, now, now).catch(() => {});
   }
 
   /** start..end (inclusive): what the spool holds comes from disk, only the gaps from the remote. */
@@ -204,7 +214,10 @@ export async function sweepStaleSpools(
     const dir = join(parent, name);
     const files = await readdir(dir).catch(() => null);
     if (!files) continue;
-    let newest = (await stat(dir)).mtimeMs;
+    // Gone meanwhile (its job just ended): nothing to sweep.
+    const st = await stat(dir).catch(() => null);
+    if (!st) continue;
+    let newest = st.mtimeMs;
     for (const f of files)
       newest = Math.max(newest, (await stat(join(dir, f)).catch(() => null))?.mtimeMs ?? 0);
     if (now - newest > maxAgeMs) {
