@@ -130,4 +130,57 @@ describe("createBackup (mode none)", () => {
     expect(readFileSync(join(t, "grew.txt"), "utf8")).toBe("y".repeat(100));
     expect(readFileSync(join(t, "after.txt"), "utf8")).toBe("end");
   });
+
+  it("source directories: warnings, totals and progress come back from the tar worker", async () => {
+    const root = tempDir();
+    dirs.push(root);
+    const src = join(root, "site");
+    mkdirSync(join(src, "a/b"), { recursive: true });
+    writeFileSync(join(src, "a/b/big.bin"), Buffer.alloc(9 * 1024 * 1024, 7));
+    writeFileSync(join(src, "a/small.txt"), "hello");
+    execFileSync("mkfifo", [join(src, "a/pipe")]);
+    const progress: { bytes: number; phase?: string }[] = [];
+    const r = await createBackup({
+      sources: [src],
+      outDir: join(root, "out"),
+      name: "w",
+      kind: "full",
+      level: 3,
+      encryption: { mode: "none" },
+      binding: BINDING,
+      onProgress: (p) => progress.push(p),
+    });
+    expect(r.warnings).toEqual(["skipped special file (socket, FIFO or device): site/a/pipe"]);
+    expect(r.fileCount).toBe(2);
+    expect(r.bytesIn).toBe(9 * 1024 * 1024 + 5);
+    expect(progress.some((p) => p.phase === "backup" && p.bytes >= 8 * 1024 * 1024)).toBe(true);
+    expect(progress.at(-1)).toMatchObject({ phase: "done", bytes: r.bytesIn });
+    const t = join(root, "t");
+    await restoreArchive({ source: r.path, target: t, key: { mode: "none" } });
+    expect(readFileSync(join(t, "site/a/small.txt"), "utf8")).toBe("hello");
+    expect(readFileSync(join(t, "site/a/b/big.bin")).equals(Buffer.alloc(9 * 1024 * 1024, 7))).toBe(true);
+  });
+
+  it.each([false, true])(
+    "a read error fails the backup with IO_ERROR, no archive left (tar on this thread: %s)",
+    async (tarInThread) => {
+      const root = tempDir();
+      dirs.push(root);
+      const out = join(root, "out");
+      // /proc/self/mem lists as an empty regular file; reading it at offset 0 fails with EIO.
+      await expect(
+        createBackup({
+          sources: ["/proc/self/mem"],
+          tarInThread,
+          outDir: out,
+          name: "w",
+          kind: "full",
+          level: 3,
+          encryption: { mode: "none" },
+          binding: BINDING,
+        }),
+      ).rejects.toMatchObject({ code: "IO_ERROR" });
+      expect(readdirSync(out)).toEqual([]);
+    },
+  );
 });

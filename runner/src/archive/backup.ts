@@ -9,6 +9,7 @@ import { ArchiveError, toArchiveError } from "./errors";
 import { createSealContext, type Kdf, type ScryptParams } from "./crypto";
 import { DEFAULT_CHUNK_SIZE, FrameEncoder, MAX_CHUNK_SIZE } from "./frames";
 import { ChunkPool, tarChunks, walkSources, type TarSink } from "./source";
+import { TarProducer } from "./tar-producer";
 import { ManifestBuilder, manifestFileName } from "./manifest";
 import type { Manifest } from "./manifest-types";
 
@@ -20,6 +21,27 @@ export interface BackupInternals {
   /** Test-only: cheaper scrypt. Readers still bound it (crypto.SCRYPT_LIMITS). */
   scrypt?: ScryptParams;
   kdf?: Kdf;
+  /** Build the tar stream of `sources` on this thread instead of the tar worker (tests compare both). */
+  tarInThread?: boolean;
+}
+
+/** Chunks the tar worker may run ahead of compression (each one chunkSize bytes). */
+const PRODUCER_AHEAD = 4;
+
+function sealFor(opts: BackupOptions & BackupInternals, chunkSize: number) {
+  const enc = opts.encryption;
+  if (enc.mode === "none") return Promise.resolve(undefined);
+  return createSealContext({
+    mode: enc.mode,
+    binding: opts.binding,
+    chunkSize,
+    password: enc.mode === "password" ? enc.password : undefined,
+    dataKey: enc.mode === "panel" ? enc.dataKey : undefined,
+    keyId: enc.mode === "panel" ? enc.keyId : undefined,
+    wrappedKey: enc.mode === "panel" ? enc.wrappedKey : undefined,
+    scrypt: opts.scrypt,
+    kdf: opts.kdf,
+  });
 }
 
 export async function createBackup(opts: BackupOptions & BackupInternals): Promise<BackupResult> {
@@ -41,20 +63,6 @@ export async function createBackup(opts: BackupOptions & BackupInternals): Promi
     throw new ArchiveError("USAGE", (err as Error).message);
   }
   const dest = opts.destination ?? new LocalDestination(opts.outDir);
-  const seal =
-    enc.mode === "none"
-      ? undefined
-      : await createSealContext({
-          mode: enc.mode,
-          binding: opts.binding,
-          chunkSize,
-          password: enc.mode === "password" ? enc.password : undefined,
-          dataKey: enc.mode === "panel" ? enc.dataKey : undefined,
-          keyId: enc.mode === "panel" ? enc.keyId : undefined,
-          wrappedKey: enc.mode === "panel" ? enc.wrappedKey : undefined,
-          scrypt: opts.scrypt,
-          kdf: opts.kdf,
-        });
   const warnings: string[] = [];
   const sink: TarSink = {
     manifest: new ManifestBuilder(),
@@ -64,11 +72,23 @@ export async function createBackup(opts: BackupOptions & BackupInternals): Promi
     onProgress: opts.onProgress,
     signal: opts.signal,
   };
-  const entries = opts.entries ?? walkSources(opts.sources!, warnings);
+  // The worker starts reading files while the password's KDF runs.
+  const sealing = sealFor(opts, chunkSize);
+  sealing.catch(() => {});
+  let producer: TarProducer | undefined;
+  let seal: Awaited<ReturnType<typeof createSealContext>> | undefined;
+  try {
+    if (!opts.entries && !opts.tarInThread)
+      producer = await TarProducer.start(opts.sources!, chunkSize, sink, PRODUCER_AHEAD);
+    seal = await sealing;
+  } catch (err) {
+    await producer?.close();
+    throw toArchiveError(err);
+  }
   const pool = new ChunkPool(chunkSize);
   const encoder = new FrameEncoder({
     level: opts.level,
-    release: (b) => pool.release(b),
+    release: (b) => (producer ? producer.release(b) : pool.release(b)),
     seal,
     concurrency: opts.concurrency,
     header: {
@@ -81,11 +101,20 @@ export async function createBackup(opts: BackupOptions & BackupInternals): Promi
       createdAt: now.toISOString(),
     },
   });
-  const writer = await dest.createWriter(fileName, { signal: opts.signal });
+  let writer: Awaited<ReturnType<Destination["createWriter"]>>;
+  try {
+    writer = await dest.createWriter(fileName, { signal: opts.signal });
+  } catch (err) {
+    await producer?.close();
+    throw toArchiveError(err);
+  }
   let mWriter: Awaited<ReturnType<Destination["createWriter"]>> | undefined;
   let committed = false;
   try {
-    const source = Readable.from(tarChunks(entries, chunkSize, sink, pool), {
+    const chunks = producer
+      ? producer.chunks()
+      : tarChunks(opts.entries ?? walkSources(opts.sources!, warnings), chunkSize, sink, pool);
+    const source = Readable.from(chunks, {
       objectMode: true,
       highWaterMark: 1,
     });
@@ -135,6 +164,7 @@ export async function createBackup(opts: BackupOptions & BackupInternals): Promi
       manifestFileName: mName,
     };
   } catch (err) {
+    await producer?.close();
     await writer.abort(err).catch(() => {});
     await mWriter?.abort(err).catch(() => {});
     // A failure after the archive's commit (manifest write) must not leave an archive without a manifest.

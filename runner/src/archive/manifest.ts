@@ -40,6 +40,20 @@ export class ManifestBuilder {
     this.text = "";
   }
 
+  /** Hands the entries over to another thread: their count and compressed pieces (see adopt). */
+  async detach(): Promise<{ count: number; pieces: Buffer[] }> {
+    this.flush();
+    return { count: this.count, pieces: await Promise.all(this.pieces) };
+  }
+
+  /** A builder holding what `detach` handed over, ready to `encode`. */
+  static adopt(count: number, pieces: Buffer[]): ManifestBuilder {
+    const b = new ManifestBuilder();
+    b.count = count;
+    b.pieces = pieces.map((p) => Promise.resolve(p));
+    return b;
+  }
+
   /** The manifest file's bytes; `m.entries` must be empty (the builder holds them). */
   async encode(m: Manifest, seal?: SealContext): Promise<Buffer> {
     if (m.entries.length) throw new Error("ManifestBuilder.encode: entries are held by the builder");

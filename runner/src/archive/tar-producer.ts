@@ -1,0 +1,177 @@
+/**
+ * The tar stream of source directories, produced on a worker thread (tar-worker.ts). Walking,
+ * reading and hashing ~50k files is serial work that kept the main thread busy while compression
+ * on the libuv pool waited for chunks; on its own thread it runs beside compression, sealing and
+ * writing. Hosting backups, whose entries come from dumps running in this thread, use tarChunks
+ * directly.
+ */
+import { createRequire } from "node:module";
+import { fileURLToPath, pathToFileURL } from "node:url";
+import { Worker } from "node:worker_threads";
+import { ArchiveError, ArchiveErrorCode } from "./errors";
+import { ManifestBuilder } from "./manifest";
+import type { TarSink } from "./source";
+
+export interface ProducerInit {
+  sources: string[];
+  chunkSize: number;
+  /** chunks the worker may have handed over and not yet got back */
+  maxAhead: number;
+}
+
+export type ToProducer = { type: "buffer"; buf: ArrayBuffer };
+
+export type FromProducer =
+  | {
+      type: "chunk";
+      buf: ArrayBuffer;
+      length: number;
+      bytes: number;
+      files: number;
+      currentFile?: string;
+    }
+  | { type: "end"; count: number; pieces: Uint8Array[]; warnings: string[]; bytesIn: number; files: number }
+  | { type: "error"; code: ArchiveErrorCode; message: string };
+
+const PROGRESS_EVERY = 8 * 1024 * 1024;
+
+export class TarProducer {
+  private readonly worker: Worker;
+  private readonly inbox: FromProducer[] = [];
+  private waiting: (() => void) | undefined;
+  private finished = false;
+
+  private constructor(
+    script: URL,
+    sources: string[],
+    private readonly chunkSize: number,
+    private readonly sink: TarSink,
+    maxAhead: number,
+  ) {
+    const init: ProducerInit = { sources, chunkSize, maxAhead };
+    // A small young generation: the worker allocates little that lives, and RSS is budgeted.
+    this.worker = new Worker(script, { workerData: init, resourceLimits: { maxYoungGenerationSizeMb: 4 } });
+    this.worker.on("message", (m: FromProducer) => this.deliver(m));
+    this.worker.on("error", (err) =>
+      this.deliver({ type: "error", code: ArchiveErrorCode.Io, message: err.message }),
+    );
+    this.worker.on("exit", (code) => {
+      if (!this.finished)
+        this.deliver({ type: "error", code: ArchiveErrorCode.Io, message: `tar worker exited (${code})` });
+    });
+  }
+
+  /** Starts the worker; the first call also prepares its script (see workerScript). */
+  static async start(
+    sources: string[],
+    chunkSize: number,
+    sink: TarSink,
+    maxAhead: number,
+  ): Promise<TarProducer> {
+    return new TarProducer(await workerScript(), sources, chunkSize, sink, maxAhead);
+  }
+
+  private deliver(m: FromProducer): void {
+    this.inbox.push(m);
+    this.waiting?.();
+    this.waiting = undefined;
+  }
+
+  private async next(): Promise<FromProducer> {
+    while (this.inbox.length === 0) await new Promise<void>((r) => (this.waiting = r));
+    return this.inbox.shift()!;
+  }
+
+  /** Gives a chunk's buffer back once nothing reads it any more (it is detached here). */
+  release(chunk: Buffer): void {
+    if (this.finished || chunk.byteOffset !== 0 || chunk.buffer.byteLength !== this.chunkSize) return;
+    const buf = chunk.buffer as ArrayBuffer;
+    this.worker.postMessage({ type: "buffer", buf } satisfies ToProducer, [buf]);
+  }
+
+  /** Stops the worker (idempotent); chunks() does it itself when it ends or fails. */
+  async close(): Promise<void> {
+    this.finished = true;
+    await this.worker.terminate();
+  }
+
+  /** The tar stream in chunks of chunkSize bytes (the last one shorter); fills the sink at the end. */
+  async *chunks(): AsyncGenerator<Buffer> {
+    let lastProgress = 0;
+    try {
+      for (;;) {
+        this.sink.signal?.throwIfAborted();
+        const m = await this.next();
+        if (m.type === "error") throw new ArchiveError(m.code, m.message);
+        if (m.type === "end") {
+          this.finished = true;
+          this.sink.manifest = ManifestBuilder.adopt(
+            m.count,
+            m.pieces.map((p) => Buffer.from(p.buffer, p.byteOffset, p.length)),
+          );
+          this.sink.warnings.push(...m.warnings);
+          this.sink.bytesIn = m.bytesIn;
+          this.sink.files = m.files;
+          return;
+        }
+        this.sink.bytesIn = m.bytes;
+        this.sink.files = m.files;
+        if (this.sink.onProgress && m.bytes - lastProgress >= PROGRESS_EVERY) {
+          lastProgress = m.bytes;
+          this.sink.onProgress({
+            bytes: m.bytes,
+            files: m.files,
+            currentFile: m.currentFile,
+            phase: "backup",
+          });
+        }
+        yield Buffer.from(m.buf, 0, m.length);
+      }
+    } finally {
+      await this.close();
+    }
+  }
+}
+
+let script: Promise<URL> | undefined;
+
+/**
+ * The worker as one plain-JS module. The runner runs its TypeScript through tsx, whose loader
+ * would have to be registered again in the worker (another loader thread, ~10 MiB and ~0.2 s);
+ * esbuild (tsx's own compiler) bundles tar-worker.ts in ~50 ms instead. Packages stay external,
+ * imported by absolute path, so the native bindings load from node_modules as usual.
+ */
+function workerScript(): Promise<URL> {
+  const entry = new URL("./tar-worker.ts", import.meta.url);
+  return (script ??= bundle(fileURLToPath(entry)));
+}
+
+async function bundle(entry: string): Promise<URL> {
+  const { build } = await import("esbuild");
+  const req = createRequire(entry);
+  const out = await build({
+    entryPoints: [entry],
+    bundle: true,
+    platform: "node",
+    format: "esm",
+    target: "node20",
+    write: false,
+    logLevel: "silent",
+    // zstd.ts resolves the binding with createRequire(import.meta.url); a data: URL cannot anchor that.
+    define: { "import.meta.url": JSON.stringify(pathToFileURL(entry).href) },
+    plugins: [
+      {
+        name: "packages-by-absolute-path",
+        setup(b) {
+          b.onResolve({ filter: /^[^./]/ }, (a) =>
+            a.path.startsWith("node:")
+              ? { path: a.path, external: true }
+              : { path: pathToFileURL(req.resolve(a.path)).href, external: true },
+          );
+        },
+      },
+    ],
+  });
+  const code = out.outputFiles[0]!.text;
+  return new URL(`data:text/javascript;base64,${Buffer.from(code).toString("base64")}`);
+}
