@@ -187,7 +187,7 @@ async function main(): Promise<void> {
     const only = ["**/site3.example.com", "**/site3.example.com.zone"];
     const key = { mode: "password" as const, password: "Bench-Password-1!x" };
     const h = await openArchive({ source: dest, fileName, key });
-    const sel = selectEntries(h.manifest.entries, only);
+    const sel = selectEntries(await h.entries.all(), only);
     const offs = frameTarOffsets(h.manifest);
     let domainCompressed = 0;
     for (let i = 1; i < h.manifest.frames.length; i++) {

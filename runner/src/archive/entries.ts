@@ -59,6 +59,77 @@ export function selectEntries(entries: ManifestEntry[], only?: string[]): Manife
   return entries.filter((_, i) => chosen.has(i));
 }
 
+/** What a restore or read walks: every entry (streamed from the manifest), or a chosen few (held). */
+export type Selection = { all: true; count: number } | { all: false; entries: ManifestEntry[] };
+
+/**
+ * selectEntries over an opened archive without holding the whole entry list: one streamed pass
+ * keeps only the chosen entries (a second pass adds hardlink targets that were not chosen).
+ */
+export async function selectFromArchive(
+  h: ArchiveHandle,
+  only?: string[],
+  signal?: AbortSignal,
+): Promise<Selection> {
+  const count = h.entries.count;
+  if (!only || only.length === 0) return { all: true, count };
+  const tests = only.map((s) => {
+    if (s.startsWith("domain:")) return (e: ManifestEntry) => e.d === s.slice(7);
+    if (s.startsWith("component:")) return (e: ManifestEntry) => e.c === s.slice(10);
+    const re = globToRegExp(s.replace(/\/+$/, ""));
+    return (e: ManifestEntry) => re.test(e.p);
+  });
+  const chosen: { i: number; e: ManifestEntry }[] = [];
+  const dirs: string[] = [];
+  const linkTargets = new Set<string>();
+  let i = 0;
+  for await (const batch of h.entries.batches(signal)) {
+    for (const e of batch) {
+      if (tests.some((t) => t(e)) || dirs.some((d) => e.p.startsWith(d))) {
+        chosen.push({ i, e });
+        if (e.t === "directory") dirs.push(e.p + "/");
+        if (e.t === "hardlink" && e.l !== undefined) linkTargets.add(e.l);
+      }
+      i++;
+    }
+  }
+  if (linkTargets.size) {
+    // The last entry with the target's path (as a path -> index map would give), if not chosen yet.
+    const last = new Map<string, { i: number; e: ManifestEntry }>();
+    i = 0;
+    for await (const batch of h.entries.batches(signal))
+      for (const e of batch)
+        if (linkTargets.has(e.p)) last.set(e.p, { i: i++, e });
+        else i++;
+    const have = new Set(chosen.map((c) => c.i));
+    for (const c of last.values()) if (!have.has(c.i)) chosen.push(c);
+    chosen.sort((a, b) => a.i - b.i);
+  }
+  if (chosen.length === count) return { all: true, count };
+  return { all: false, entries: chosen.map((c) => c.e) };
+}
+
+/** The entries a predicate picks, streamed (only those are held). */
+async function selectWhere(
+  h: ArchiveHandle,
+  pred: (e: ManifestEntry) => boolean,
+  signal?: AbortSignal,
+): Promise<Selection> {
+  const entries: ManifestEntry[] = [];
+  for await (const batch of h.entries.batches(signal)) for (const e of batch) if (pred(e)) entries.push(e);
+  return entries.length === h.entries.count ? { all: true, count: entries.length } : { all: false, entries };
+}
+
+/** The selected entries in manifest order, in batches. */
+export async function* selectionBatches(
+  h: ArchiveHandle,
+  sel: Selection,
+  signal?: AbortSignal,
+): AsyncGenerator<ManifestEntry[]> {
+  if (sel.all) yield* h.entries.batches(signal);
+  else if (sel.entries.length) yield sel.entries;
+}
+
 /** Tar byte runs to read for a selection: merged [start, end) intervals. */
 function intervals(sel: ManifestEntry[]): [number, number][] {
   const out: [number, number][] = [];
@@ -139,19 +210,45 @@ const TYPEFLAGS: Record<string, ManifestEntry["t"]> = {
  */
 export async function forEachEntry(
   h: ArchiveHandle,
-  opts: { only?: string[]; select?: (e: ManifestEntry) => boolean; signal?: AbortSignal },
+  opts: {
+    only?: string[];
+    select?: (e: ManifestEntry) => boolean;
+    signal?: AbortSignal;
+    /** a selection the caller made already (selectFromArchive), instead of `only`/`select` */
+    selection?: Selection;
+  },
   onEntry: (entry: ManifestEntry, header: TarEntryHeader) => EntrySink | null,
   afterChunk?: () => Promise<void>,
 ): Promise<{ entries: number; bytes: number }> {
   // A predicate narrows the read like `only` does (only the frames of the chosen entries are fetched).
-  const sel = opts.select
-    ? h.manifest.entries.filter(opts.select)
-    : selectEntries(h.manifest.entries, opts.only);
-  const full = sel.length === h.manifest.entries.length;
+  const sel =
+    opts.selection ??
+    (opts.select
+      ? await selectWhere(h, opts.select, opts.signal)
+      : await selectFromArchive(h, opts.only, opts.signal));
+  const full = sel.all;
+  const total = sel.all ? sel.count : sel.entries.length;
+  // Manifest entries ahead of the tar parser: refilled before each chunk with at least as many
+  // entries as the chunk could hold headers (one per 512 bytes), so the sync parser never waits.
+  const batches = selectionBatches(h, sel, opts.signal);
+  let queue: ManifestEntry[] = [];
+  let qi = 0;
+  let exhausted = false;
+  const fill = async (need: number) => {
+    while (!exhausted && queue.length - qi < need) {
+      const r = await batches.next();
+      if (r.done) exhausted = true;
+      else {
+        queue = qi < queue.length ? queue.slice(qi).concat(r.value) : r.value;
+        qi = 0;
+      }
+    }
+  };
   let i = 0;
   let bytes = 0;
   const reader = new TarReader((hd) => {
-    const want = sel[i++];
+    const want = queue[qi++];
+    i++;
     if (!want) throw corrupt(`tar entry ${JSON.stringify(hd.name)} is not in the manifest`);
     const type = TYPEFLAGS[hd.typeflag];
     // An unknown type (device, FIFO, ...) goes to the handler, whose safety rules refuse it.
@@ -183,11 +280,12 @@ export async function forEachEntry(
       },
     };
   });
-  for await (const data of selectedTar(h, sel, full, opts.signal)) {
+  for await (const data of selectedTar(h, sel.all ? [] : sel.entries, full, opts.signal)) {
+    await fill(Math.ceil(data.length / 512) + 1);
     reader.push(data);
     if (afterChunk) await afterChunk();
   }
   reader.finish();
-  if (i !== sel.length) throw corrupt(`archive holds ${i} of the ${sel.length} entries the manifest lists`);
+  if (i !== total) throw corrupt(`archive holds ${i} of the ${total} entries the manifest lists`);
   return { entries: i, bytes };
 }

@@ -126,10 +126,11 @@ export async function inspectArchive(
     const m = h.manifest;
     const domains: Record<string, number> = {};
     const components: Record<string, number> = {};
-    for (const e of m.entries) {
-      if (e.d) domains[e.d] = (domains[e.d] ?? 0) + 1;
-      if (e.c) components[e.c] = (components[e.c] ?? 0) + 1;
-    }
+    for await (const batch of h.entries.batches(o.signal))
+      for (const e of batch) {
+        if (e.d) domains[e.d] = (domains[e.d] ?? 0) + 1;
+        if (e.c) components[e.c] = (components[e.c] ?? 0) + 1;
+      }
     result.manifest = {
       name: m.name,
       kind: m.kind,

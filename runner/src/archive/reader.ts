@@ -32,8 +32,7 @@ import {
   zstdFrameOutputBound,
   type PlainHeader,
 } from "./frames";
-import { decodeManifest, manifestFileName } from "./manifest";
-import type { Manifest } from "./manifest-types";
+import { ManifestReader, manifestFileName, type ManifestMeta } from "./manifest";
 
 export type ArchiveSource = Destination | string;
 
@@ -55,7 +54,9 @@ export interface ArchiveHandle {
   seal?: SealContext;
   encHeaderLen: number;
   header: PlainHeader;
-  manifest: Manifest;
+  /** The manifest without entries; walk those with `entries.batches()` (they are not held in memory). */
+  manifest: ManifestMeta;
+  entries: ManifestReader;
   /** stored offset of frame i; frameOffsets[n] = offset of the seek-table frame */
   frameOffsets: number[];
   expectedSize: number;
@@ -142,7 +143,8 @@ export async function openArchive(o: OpenArchiveOptions): Promise<ArchiveHandle>
         throw new ArchiveError("NOT_FOUND", `manifest ${manifestFileName(fileName)} not found`);
       throw err;
     });
-    const manifest = await decodeManifest(mBuf, seal);
+    const entries = await ManifestReader.open(mBuf, seal);
+    const manifest = entries.meta;
     if (manifest.mode !== mode) throw corrupt("manifest and archive disagree on the encryption mode");
     if (seal && !sameBinding(seal.json.binding, manifest.binding))
       throw corrupt("manifest is bound to another archive");
@@ -181,6 +183,7 @@ export async function openArchive(o: OpenArchiveOptions): Promise<ArchiveHandle>
       encHeaderLen,
       header: undefined as unknown as PlainHeader,
       manifest,
+      entries,
       frameOffsets,
       expectedSize,
     };
@@ -362,7 +365,7 @@ export async function* tarBytes(
 }
 
 /** Tar offset where frame i starts. */
-export function frameTarOffsets(m: Manifest): number[] {
+export function frameTarOffsets(m: ManifestMeta): number[] {
   const out: number[] = [];
   let o = 0;
   for (const f of m.frames) {

@@ -31,7 +31,7 @@ export function engineRestoreSource(o: {
   checkFirst?: boolean;
 }): RestoreSource {
   let manifest: ManifestEntry[] | undefined;
-  const entries = async () => (manifest ??= (await openArchive(o)).manifest.entries);
+  const entries = async () => (manifest ??= await (await openArchive(o)).entries.all());
   return {
     async unlock() {
       await entries();

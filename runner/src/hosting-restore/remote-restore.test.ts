@@ -245,7 +245,7 @@ describe("hosting restore from a remote copy (job path, s3rver)", () => {
         if (offs[i]! < e.e && e.o < offs[i + 1]!) out.push(i);
       return out;
     };
-    const mine = h0.manifest.entries.filter((e) => e.d === DOMAIN);
+    const mine = (await h0.entries.all()).filter((e) => e.d === DOMAIN);
     const upFront = new Set(
       mine.filter((e) => e.c === "meta" || e.p.endsWith("/dump.json")).flatMap((e) => framesOf(e)),
     );

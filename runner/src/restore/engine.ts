@@ -17,7 +17,7 @@ import { dirname, join } from "node:path";
 import type { ArchiveBinding, DecryptionKey, Progress } from "../archive/types";
 import { ArchiveError, unsafe, toArchiveError } from "../archive/errors";
 import { openArchive, type ArchiveSource } from "../archive/reader";
-import { forEachEntry, selectEntries, type EntrySink } from "../archive/entries";
+import { forEachEntry, selectFromArchive, selectionBatches, type EntrySink } from "../archive/entries";
 import type { ManifestEntry } from "../archive/manifest-types";
 import type { Kdf, ScryptLimits } from "../archive/crypto";
 import { checkEntryPath, checkSymlinkTarget, MAX_ENTRIES, safeMode } from "./safety";
@@ -52,10 +52,6 @@ export interface RestoreResult {
   warnings: string[];
 }
 
-interface Placed {
-  e: ManifestEntry;
-}
-
 export async function restoreArchive(o: RestoreOptions): Promise<RestoreResult> {
   let staging: string | null = null;
   let writer: StageWriter | null = null;
@@ -70,24 +66,27 @@ export async function restoreArchive(o: RestoreOptions): Promise<RestoreResult> 
       scryptLimits: o.scryptLimits,
     });
     const m = h.manifest;
-    const sel = selectEntries(m.entries, o.only);
-    if (o.only?.length && sel.length === 0)
+    const sel = await selectFromArchive(h, o.only, o.signal);
+    const selCount = sel.all ? sel.count : sel.entries.length;
+    if (o.only?.length && selCount === 0)
       throw new ArchiveError("NOT_FOUND", `nothing in the archive matches ${o.only.join(", ")}`);
-    if (sel.length > MAX_ENTRIES) throw unsafe(`archive lists ${sel.length} entries (limit ${MAX_ENTRIES})`);
+    if (selCount > MAX_ENTRIES) throw unsafe(`archive lists ${selCount} entries (limit ${MAX_ENTRIES})`);
     let declared = 0;
-    for (const e of sel) {
-      checkEntryPath(e.p);
-      if (e.t === "symlink") checkSymlinkTarget(e.p, e.l ?? "");
-      if (e.t === "hardlink") checkEntryPath(e.l ?? "");
-      if (e.t === "file") {
-        if (!Number.isSafeInteger(e.s) || e.s < 0 || e.s > m.totals.tarBytes)
-          throw new ArchiveError(
-            "CORRUPT",
-            `entry ${e.p} declares ${e.s} bytes, more than the whole archive holds`,
-          );
-        declared += e.s;
+    // A streamed pass: every path, link and size is checked before anything is written.
+    for await (const batch of selectionBatches(h, sel, o.signal))
+      for (const e of batch) {
+        checkEntryPath(e.p);
+        if (e.t === "symlink") checkSymlinkTarget(e.p, e.l ?? "");
+        if (e.t === "hardlink") checkEntryPath(e.l ?? "");
+        if (e.t === "file") {
+          if (!Number.isSafeInteger(e.s) || e.s < 0 || e.s > m.totals.tarBytes)
+            throw new ArchiveError(
+              "CORRUPT",
+              `entry ${e.p} declares ${e.s} bytes, more than the whole archive holds`,
+            );
+          declared += e.s;
+        }
       }
-    }
     if (declared > m.totals.bytes || m.totals.tarBytes !== m.frames.reduce((a, f) => a + f.d, 0))
       throw new ArchiveError("CORRUPT", "manifest totals are inconsistent");
     mkdirSync(o.target, { recursive: true });
@@ -104,12 +103,13 @@ export async function restoreArchive(o: RestoreOptions): Promise<RestoreResult> 
     const stage = staging;
     const asRoot = process.getuid?.() === 0;
     const keepOwner = asRoot && o.preserveOwner === true;
+    // No set of every path: the staging directory itself refuses duplicates and paths below a
+    // file (O_EXCL, mkdir, link: EEXIST/ENOTDIR -> UNSAFE_ENTRY), so memory does not grow with the
+    // entry count. Symlinks are tracked: nothing may be written through one.
     const symlinks = new Set<string>();
-    const files = new Set<string>();
-    const seen = new Set<string>();
     const dirs: ManifestEntry[] = [];
-    const placed: Placed[] = [];
-    const w = (writer = new StageWriter());
+    let placed = 0;
+    const w = (writer = new StageWriter(stage));
     // Files are created with their final mode; only bits the umask strips need a chmod afterwards.
     const umask = process.umask();
     let bytes = 0;
@@ -121,7 +121,6 @@ export async function restoreArchive(o: RestoreOptions): Promise<RestoreResult> 
         const pre = parts.slice(0, i).join("/");
         if (symlinks.has(pre))
           throw unsafe(`entry ${parts.join("/")} would be written through the symlink ${pre}`);
-        if (files.has(pre)) throw unsafe(`entry ${parts.join("/")} would be written below the file ${pre}`);
       }
       if (parts.length > 1) {
         // One recursive mkdir per new parent, not per file: the staging tree is ours alone, so a
@@ -142,7 +141,7 @@ export async function restoreArchive(o: RestoreOptions): Promise<RestoreResult> 
     };
     await forEachEntry(
       h,
-      { only: o.only, signal: o.signal },
+      { selection: sel, signal: o.signal },
       (e, header): EntrySink | null => {
         const parts = checkEntryPath(e.p);
         const t = header.typeflag;
@@ -151,11 +150,9 @@ export async function restoreArchive(o: RestoreOptions): Promise<RestoreResult> 
             `entry ${e.p} is a ${DEVICE_TYPES[t] ?? `special file (type ${JSON.stringify(t)})`}: device nodes, FIFOs and other special files are refused`,
           );
         }
-        if (seen.has(e.p)) throw unsafe(`entry ${e.p} appears twice in the archive`);
-        seen.add(e.p);
         ensureParents(parts);
         const dest = join(stage, ...parts);
-        placed.push({ e });
+        placed++;
         if (e.t === "directory") {
           w.mkdir(dest);
           madeDirs.add(e.p);
@@ -171,17 +168,12 @@ export async function restoreArchive(o: RestoreOptions): Promise<RestoreResult> 
         if (e.t === "hardlink") {
           const l = e.l ?? "";
           checkEntryPath(l);
-          if (!files.has(l))
-            throw unsafe(
-              `hardlink ${e.p} -> ${l}: target is not a regular file restored earlier from this archive`,
-            );
+          // The worker links only to a regular file already in staging, i.e. restored earlier from this archive.
           w.link(join(stage, ...l.split("/")), dest);
-          files.add(e.p);
           return null;
         }
         const mode = safeMode(e.m);
         w.open(dest, mode);
-        files.add(e.p);
         return {
           write(c: Buffer) {
             w.write(c);
@@ -218,7 +210,7 @@ export async function restoreArchive(o: RestoreOptions): Promise<RestoreResult> 
       chmodSync(p, safeMode(d.m) | 0o700);
       utimesSync(p, d.mt, d.mt);
     }
-    const committed = commit(target, stage, placed, o.conflict ?? "skip");
+    const committed = await commit(target, stage, selectionBatches(h, sel, o.signal), o.conflict ?? "skip");
     // Now that children are in place, give directories their archived mode (owner write was kept for the moves).
     const movedUnder = (p: string) => {
       const parts = p.split("/");
@@ -237,7 +229,7 @@ export async function restoreArchive(o: RestoreOptions): Promise<RestoreResult> 
     o.onProgress?.({ bytes, files: fileCount, totalBytes: declared, phase: "done" });
     return {
       target,
-      entries: placed.length,
+      entries: placed,
       files: fileCount,
       bytes,
       skipped: committed.skipped,
@@ -251,10 +243,11 @@ export async function restoreArchive(o: RestoreOptions): Promise<RestoreResult> 
   }
 }
 
+type Staged = { p: string; t: ManifestEntry["t"] };
 type Action =
-  | { kind: "move"; e: ManifestEntry; to: string; whole: boolean }
-  | { kind: "merge"; e: ManifestEntry }
-  | { kind: "skip"; e: ManifestEntry; under: boolean };
+  | { kind: "move"; e: Staged; to: string; whole: boolean }
+  | { kind: "merge"; e: Staged }
+  | { kind: "skip"; e: Staged; under: boolean };
 
 function lstatOrNull(p: string) {
   try {
@@ -265,8 +258,16 @@ function lstatOrNull(p: string) {
   }
 }
 
-/** Plans every move first (refusing existing symlinks in the path), then performs the moves. */
-function commit(target: string, stage: string, placed: Placed[], conflict: ConflictAction) {
+/**
+ * Plans every move first (refusing existing symlinks in the path), then performs the moves. The
+ * staged entries are walked again from the manifest (the same selection, in the same order).
+ */
+async function commit(
+  target: string,
+  stage: string,
+  staged: AsyncIterable<ManifestEntry[]>,
+  conflict: ConflictAction,
+) {
   const actions: Action[] = [];
   const covered = new Set<string>(); // directories moved or skipped as a whole
   const isCovered = (p: string) => {
@@ -279,49 +280,52 @@ function commit(target: string, stage: string, placed: Placed[], conflict: Confl
   const warnings: string[] = [];
   const movedDirs = new Set<string>();
   const checkedParents = new Set<string>();
-  for (const { e } of placed) {
-    if (isCovered(e.p)) continue;
-    const parts = e.p.split("/");
-    let parentMissing = false;
-    for (let i = 1; i < parts.length; i++) {
-      const pre = parts.slice(0, i).join("/");
-      if (checkedParents.has(pre)) continue;
-      const st = lstatOrNull(join(target, ...parts.slice(0, i)));
-      if (st?.isSymbolicLink()) throw unsafe(`refusing to restore ${e.p}: ${pre} in the target is a symlink`);
-      if (st && !st.isDirectory())
-        throw unsafe(`refusing to restore ${e.p}: ${pre} in the target is not a directory`);
-      if (!st) parentMissing = true;
-      else checkedParents.add(pre);
+  for await (const batch of staged)
+    for (const full of batch) {
+      if (isCovered(full.p)) continue;
+      const e: Staged = { p: full.p, t: full.t };
+      const parts = e.p.split("/");
+      let parentMissing = false;
+      for (let i = 1; i < parts.length; i++) {
+        const pre = parts.slice(0, i).join("/");
+        if (checkedParents.has(pre)) continue;
+        const st = lstatOrNull(join(target, ...parts.slice(0, i)));
+        if (st?.isSymbolicLink())
+          throw unsafe(`refusing to restore ${e.p}: ${pre} in the target is a symlink`);
+        if (st && !st.isDirectory())
+          throw unsafe(`refusing to restore ${e.p}: ${pre} in the target is not a directory`);
+        if (!st) parentMissing = true;
+        else checkedParents.add(pre);
+      }
+      const to = join(target, ...parts);
+      const existing = parentMissing ? null : lstatOrNull(to);
+      const isDir = e.t === "directory";
+      if (!existing) {
+        actions.push({ kind: "move", e, to, whole: isDir });
+        if (isDir) covered.add(e.p);
+      } else if (isDir && existing.isSymbolicLink()) {
+        throw unsafe(
+          `refusing to restore ${e.p}: it is a symlink in the target and the archive's entries would go through it`,
+        );
+      } else if (isDir && existing.isDirectory()) {
+        actions.push({ kind: "merge", e });
+        checkedParents.add(e.p);
+      } else if (existing.isDirectory() && !isDir) {
+        warnings.push(`kept existing directory ${e.p} (the archive has a ${e.t} there)`);
+        actions.push({ kind: "skip", e, under: false });
+      } else if (conflict === "skip" || (isDir && conflict === "overwrite")) {
+        actions.push({ kind: "skip", e, under: isDir });
+        if (isDir) covered.add(e.p);
+      } else if (conflict === "overwrite") {
+        actions.push({ kind: "move", e, to, whole: false });
+      } else {
+        let alt = `${to}.restored`;
+        for (let i = 2; lstatOrNull(alt); i++) alt = `${to}.restored-${i}`;
+        renamed.push({ from: e.p, to: alt.slice(target.length + 1) });
+        actions.push({ kind: "move", e, to: alt, whole: isDir });
+        if (isDir) covered.add(e.p);
+      }
     }
-    const to = join(target, ...parts);
-    const existing = parentMissing ? null : lstatOrNull(to);
-    const isDir = e.t === "directory";
-    if (!existing) {
-      actions.push({ kind: "move", e, to, whole: isDir });
-      if (isDir) covered.add(e.p);
-    } else if (isDir && existing.isSymbolicLink()) {
-      throw unsafe(
-        `refusing to restore ${e.p}: it is a symlink in the target and the archive's entries would go through it`,
-      );
-    } else if (isDir && existing.isDirectory()) {
-      actions.push({ kind: "merge", e });
-      checkedParents.add(e.p);
-    } else if (existing.isDirectory() && !isDir) {
-      warnings.push(`kept existing directory ${e.p} (the archive has a ${e.t} there)`);
-      actions.push({ kind: "skip", e, under: false });
-    } else if (conflict === "skip" || (isDir && conflict === "overwrite")) {
-      actions.push({ kind: "skip", e, under: isDir });
-      if (isDir) covered.add(e.p);
-    } else if (conflict === "overwrite") {
-      actions.push({ kind: "move", e, to, whole: false });
-    } else {
-      let alt = `${to}.restored`;
-      for (let i = 2; lstatOrNull(alt); i++) alt = `${to}.restored-${i}`;
-      renamed.push({ from: e.p, to: alt.slice(target.length + 1) });
-      actions.push({ kind: "move", e, to: alt, whole: isDir });
-      if (isDir) covered.add(e.p);
-    }
-  }
   for (const a of actions) {
     if (a.kind === "skip") {
       skipped.push(a.e.p);

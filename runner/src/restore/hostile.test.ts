@@ -263,3 +263,48 @@ describe("hostile archives are refused and nothing is written", () => {
     ]);
   });
 });
+
+// The staging directory (not a set of every path) refuses these: each must still be UNSAFE_ENTRY.
+describe("conflicts inside the archive are refused and nothing is written", () => {
+  it("a directory listed twice", () =>
+    expectRefused(
+      [
+        { name: "d", type: "directory" },
+        { name: "d", type: "directory" },
+      ],
+      "UNSAFE_ENTRY",
+    ));
+  it("a file, then a directory of the same name", () =>
+    expectRefused(
+      [
+        { name: "x", body: "file" },
+        { name: "x", type: "directory" },
+      ],
+      "UNSAFE_ENTRY",
+    ));
+  it("a file, then an entry below it", () =>
+    expectRefused(
+      [
+        { name: "f", body: "file" },
+        { name: "f/below", body: "x" },
+      ],
+      "UNSAFE_ENTRY",
+    ));
+  it("a hardlink to a symlink restored earlier", () =>
+    expectRefused(
+      [
+        { name: "t", body: "target" },
+        { name: "s", type: "symlink", linkname: "t" },
+        { name: "h", type: "link", linkname: "s" },
+      ],
+      "UNSAFE_ENTRY",
+    ));
+  it("a hardlink to a directory restored earlier", () =>
+    expectRefused(
+      [
+        { name: "d", type: "directory" },
+        { name: "h", type: "link", linkname: "d" },
+      ],
+      "UNSAFE_ENTRY",
+    ));
+});

@@ -7,6 +7,8 @@
  * Memory is bounded: at most `maxBatches` batches (each about one frame of body bytes) in flight.
  */
 import { Worker } from "node:worker_threads";
+import { relative } from "node:path";
+import { unsafe } from "../archive/errors";
 
 // Plain JS evaluated in the worker, so it runs the same under tsx, vitest and a build (no loader).
 const WORKER_SOURCE = `
@@ -66,9 +68,16 @@ parentPort.on("message", (m) => {
           if (op[3] >= 0) fs.lchownSync(op[2], op[3], op[4]);
           fs.lutimesSync(op[2], op[5], op[5]);
           break;
-        case "l":
+        case "l": {
+          let st = null;
+          try {
+            st = fs.lstatSync(op[1]);
+          } catch {}
+          if (!st || !st.isFile())
+            throw Object.assign(new Error("hardlink target is not a regular file"), { code: "NOT_FILE", path: op[2] });
           fs.linkSync(op[1], op[2]);
           break;
+        }
         default:
           throw new Error("unknown staging op " + op[0]);
       }
@@ -87,6 +96,7 @@ parentPort.on("message", (m) => {
 `;
 
 type Op = (string | number)[];
+type WorkerError = { message: string; code?: string; syscall?: string; path?: string };
 
 /** Owner to set (root with --preserve-owner), or none. */
 export type Owner = { uid: number; gid: number } | null;
@@ -105,19 +115,25 @@ export class StageWriter {
   private free: ArrayBuffer[] = [];
   private readonly exited: Promise<void>;
 
-  constructor(private readonly maxBatches = 8) {
-    this.worker = new Worker(WORKER_SOURCE, { eval: true, workerData: { stop: this.stopFlag.buffer } });
+  constructor(
+    /** the staging directory: error messages name entries relative to it */
+    private readonly stage: string,
+    private readonly maxBatches = 4,
+  ) {
+    this.worker = new Worker(WORKER_SOURCE, {
+      eval: true,
+      workerData: { stop: this.stopFlag.buffer },
+      // The worker only holds one batch's ops at a time; V8's default young generation (up to
+      // 3 x 16 MiB) would let its garbage grow the restore's RSS for nothing.
+      resourceLimits: { maxYoungGenerationSizeMb: 4, maxOldGenerationSizeMb: 64 },
+    });
     this.exited = new Promise((res) => this.worker.once("exit", () => res()));
-    this.worker.on(
-      "message",
-      (m: { seq: number; buf?: ArrayBuffer; error?: { message: string; code?: string } }) => {
-        this.inFlight--;
-        if (m.buf) this.free.push(m.buf);
-        if (m.error && !this.failure)
-          this.failure = Object.assign(new Error(m.error.message), { code: m.error.code });
-        this.notify();
-      },
-    );
+    this.worker.on("message", (m: { seq: number; buf?: ArrayBuffer; error?: WorkerError }) => {
+      this.inFlight--;
+      if (m.buf) this.free.push(m.buf);
+      if (m.error) this.failure ??= this.describe(m.error);
+      this.notify();
+    });
     this.worker.on("error", (err) => {
       this.failure ??= err;
       this.notify();
@@ -126,6 +142,21 @@ export class StageWriter {
       this.failure ??= new Error("staging writer stopped unexpectedly");
       this.notify();
     });
+  }
+
+  /**
+   * The staging tree starts empty and only this restore writes it, so EEXIST means the archive
+   * lists a path twice, ENOTDIR a path below a file, NOT_FILE a hardlink to something that is not
+   * a regular file restored earlier: all hostile or broken archives (UNSAFE_ENTRY).
+   */
+  private describe(e: WorkerError): Error {
+    const entry = e.path ? relative(this.stage, e.path) : "?";
+    if (e.code === "EEXIST")
+      return unsafe(`entry ${entry} appears twice in the archive (or after an entry below it)`);
+    if (e.code === "ENOTDIR") return unsafe(`entry ${entry} would be written below a file`);
+    if (e.code === "NOT_FILE")
+      return unsafe(`hardlink ${entry}: target is not a regular file restored earlier from this archive`);
+    return Object.assign(new Error(e.message), { code: e.code });
   }
 
   private notify(): void {
