@@ -1,9 +1,9 @@
 /**
- * Destination throughput, local directory vs S3 (s3rver on loopback, bounded multipart 8 MiB x 4):
+ * Destination throughput, local directory vs S3 (s3rver on loopback, bounded multipart, default 8 MiB x 4):
  *   tsx bench/destinations.ts [--mib 512]          raw stream of N MiB of incompressible data
  *   tsx bench/destinations.ts --tree-mib 1024      encrypted backup (panel key, zstd 3) of the hosting
  *                                                  tree from ../shared/bench/make-hosting-dataset.mjs
- *   [--part-mib 8] [--queue 4]                     S3 part size and parts in flight
+ *   [--part-mib 8] [--queue 4]                     S3 part size and parts in flight (default: the spec's)
  *   [--runs 3]                                     repeat; each run does both targets, in alternating
  *                                                  order, so load from other work on the machine hits both
  *   [--cpu-prof DIR]                               write a V8 CPU profile of each target run into DIR
@@ -40,6 +40,8 @@ interface Result {
   bytesOut: number;
   cpuSecs: number;
   maxRssMiB: number;
+  /** process.memoryUsage() at the highest RSS sampled (every 100 ms), MiB: where the peak is held. */
+  atPeak: { heap: number; external: number; arrayBuffers: number };
 }
 
 /** 1 MiB chunks cut from a random 16 MiB pool with a per-chunk salt: incompressible, cheap to make. */
@@ -67,10 +69,21 @@ async function child(target: string): Promise<void> {
     }) as S3Spec;
     dest = new S3Destination({
       ...spec,
-      partSize: Number(args.get("part-mib") ?? 8) * MiB,
-      queueSize: Number(args.get("queue") ?? 4),
+      ...(args.has("part-mib") ? { partSize: Number(args.get("part-mib")) * MiB } : {}),
+      ...(args.has("queue") ? { queueSize: Number(args.get("queue")) } : {}),
     });
   }
+  const atPeak = { rss: 0, heap: 0, external: 0, arrayBuffers: 0 };
+  const sampler = setInterval(() => {
+    const m = process.memoryUsage();
+    if (m.rss > atPeak.rss)
+      Object.assign(atPeak, {
+        rss: m.rss,
+        heap: m.heapUsed / MiB,
+        external: m.external / MiB,
+        arrayBuffers: m.arrayBuffers / MiB,
+      });
+  }, 100);
   const t0 = performance.now();
   const cpu0 = process.cpuUsage();
   let bytesIn: number;
@@ -106,6 +119,7 @@ async function child(target: string): Promise<void> {
     await dest.close();
     if (localDir) await rm(localDir, { recursive: true, force: true });
   }
+  clearInterval(sampler);
   const cpu = process.cpuUsage(cpu0);
   const out: Result = {
     target,
@@ -114,6 +128,7 @@ async function child(target: string): Promise<void> {
     bytesOut,
     cpuSecs: (cpu.user + cpu.system) / 1e6,
     maxRssMiB: process.resourceUsage().maxRSS / 1024,
+    atPeak: { heap: atPeak.heap, external: atPeak.external, arrayBuffers: atPeak.arrayBuffers },
   };
   process.stdout.write(`${JSON.stringify(out)}\n`);
 }
@@ -164,7 +179,8 @@ async function main(): Promise<void> {
   const s3 = await startS3Server(["bench"]);
   const runs = Number(args.get("runs") ?? 1);
   const tuning = ["part-mib", "queue"].flatMap((k) => (args.has(k) ? [`--${k}`, args.get(k) as string] : []));
-  const s3Label = `S3 (s3rver, ${args.get("part-mib") ?? 8} MiB x ${args.get("queue") ?? 4})`;
+  const defaults = parseDestinationUrl("s3://bench/runs", { s3Credentials: S3RVER_CREDENTIALS }) as S3Spec;
+  const s3Label = `S3 (s3rver, ${args.get("part-mib") ?? defaults.partSize / MiB} MiB x ${args.get("queue") ?? defaults.queueSize})`;
   const byTarget: Record<string, Result[]> = { local: [], s3: [] };
   const serverCpu: number[] = [];
   const ratios: number[] = [];
@@ -182,7 +198,7 @@ async function main(): Promise<void> {
         byTarget[target]!.push(r);
         if (target === "s3") serverCpu.push(srv);
         console.log(
-          `run ${run} ${(target === "local" ? "local directory" : s3Label).padEnd(24)} in ${(r.bytesIn / MiB).toFixed(0)} MiB, out ${(r.bytesOut / MiB).toFixed(0)} MiB, ${r.secs.toFixed(2)} s = ${(r.bytesIn / MiB / r.secs).toFixed(1)} MiB/s in, runner CPU ${r.cpuSecs.toFixed(1)} s, s3rver CPU ${srv.toFixed(1)} s, peak RSS ${r.maxRssMiB.toFixed(0)} MiB`,
+          `run ${run} ${(target === "local" ? "local directory" : s3Label).padEnd(24)} in ${(r.bytesIn / MiB).toFixed(0)} MiB, out ${(r.bytesOut / MiB).toFixed(0)} MiB, ${r.secs.toFixed(2)} s = ${(r.bytesIn / MiB / r.secs).toFixed(1)} MiB/s in, runner CPU ${r.cpuSecs.toFixed(1)} s, s3rver CPU ${srv.toFixed(1)} s, peak RSS ${r.maxRssMiB.toFixed(0)} MiB (then JS heap ${r.atPeak.heap.toFixed(0)}, external ${r.atPeak.external.toFixed(0)} MiB)`,
         );
       }
       const ratio = got.local!.secs / got.s3!.secs;
