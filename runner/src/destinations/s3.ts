@@ -661,13 +661,9 @@ class S3Writer implements ObjectWriter {
       await this.creating;
       const uploadId = this.uploadId;
       this.uploadId = undefined;
-      if (uploadId !== undefined) {
-        await this.dest.send(`abort upload of ${this.name}`, () =>
-          this.dest.client.send(
-            new AbortMultipartUploadCommand({ Bucket: this.spec.bucket, Key: this.key, UploadId: uploadId }),
-          ),
-        );
-      }
+      // abortUpload treats NoSuchUpload as done: an abort whose response was lost is retried and
+      // then finds the upload gone, which is what the abort was for.
+      if (uploadId !== undefined) await this.dest.abortUpload(this.key, uploadId);
     })();
     return this.aborting;
   }
