@@ -67,3 +67,11 @@ export function hasPermission(
   if (overrides?.grant?.includes(permission)) return true;
   return ROLE_PERMISSIONS[role].includes(permission);
 }
+
+/** Every permission a user holds: the role's defaults with the user's grants and revocations applied. */
+export function effectivePermissions(
+  role: Role,
+  overrides?: { grant?: readonly Permission[]; revoke?: readonly Permission[] },
+): Permission[] {
+  return PERMISSIONS.filter((p) => hasPermission(role, p, overrides));
+}

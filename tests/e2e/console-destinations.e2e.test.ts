@@ -379,8 +379,14 @@ describe.skipIf(!haveChromium)("console: destinations, copies, sync monitor", ()
       const p = await ctx.newPage();
       const errors: string[] = [];
       p.on("pageerror", (e) => errors.push(e.message));
+      // The console decides from the user's permissions, never by probing (a 403 is a failed-read activity row).
+      const destReads: string[] = [];
+      p.on("request", (r) => {
+        if (new URL(r.url()).pathname.startsWith("/api/v1/destinations")) destReads.push(r.url());
+      });
       await signIn(p, USER);
       await expect.poll(() => p.textContent("#backups")).toContain("auto-synced");
+      expect(destReads).toEqual([]);
       expect(await p.isVisible("#destinations")).toBe(false);
       expect(await p.textContent("#dest-rows")).toBe("");
       const status = await p.evaluate(async () => {

@@ -136,7 +136,11 @@ async function showApp(user) {
   $("who").textContent = user.email + " · " + user.role;
   // Only ROOT manages destinations; other roles never see the view (the API answers them 403 anyway).
   $("destinations").classList.toggle("hidden", user.role !== "ROOT");
-  await loadDestinations();
+  // The list (auto-sync choices, copy names) only for users who may read it: a probe answered 403
+  // would write a failed-read activity row at every sign-in.
+  state.destsDenied = !(user.permissions || []).includes("destinations.read");
+  if (state.destsDenied) { state.dests = null; renderAutosync(); }
+  else await loadDestinations();
   refresh();
   if (!state.polling) state.polling = setInterval(refresh, 1000);
 }

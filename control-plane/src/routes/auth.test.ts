@@ -2,7 +2,8 @@ import { env } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import { and, eq } from "drizzle-orm";
 import { db } from "../db/client";
-import { activityLog } from "../db/schema";
+import { activityLog, users } from "../db/schema";
+import { ROLE_PERMISSIONS } from "../../../shared/rbac";
 import { call, createTenantUser } from "../../test/helpers";
 
 describe("auth", () => {
@@ -24,6 +25,35 @@ describe("auth", () => {
     expect(me.body.user.id).toBe(u.userId);
     const viaCookie = await call("/api/v1/auth/me", { headers: { cookie: `cairn_session=${r.body.token}` } });
     expect(viaCookie.status).toBe(200);
+  });
+
+  it("login and /me carry the effective permissions: role defaults with the user's grants and revocations", async () => {
+    const admin = await createTenantUser("ADMIN");
+    const login = await call("/api/v1/auth/login", {
+      body: { email: admin.email, password: admin.password },
+    });
+    expect(login.body.user.permissions).toEqual([...ROLE_PERMISSIONS.ADMIN]);
+    expect(login.body.user.permissions).toContain("destinations.read");
+
+    const u = await createTenantUser("USER");
+    const plain = await call("/api/v1/auth/me", { token: u.token });
+    expect(plain.body.user).toMatchObject({ role: "USER", permissions: [...ROLE_PERMISSIONS.USER] });
+    expect(plain.body.user.permissions).not.toContain("destinations.read");
+
+    await db(env.DB)
+      .update(users)
+      .set({
+        permissions: JSON.stringify({
+          grant: ["destinations.read"],
+          revoke: ["backups.delete", "backups.create"],
+        }),
+      })
+      .where(eq(users.id, u.userId));
+    const changed = await call("/api/v1/auth/me", { token: u.token });
+    expect(changed.body.user.permissions).toContain("destinations.read");
+    expect(changed.body.user.permissions).not.toContain("backups.create");
+    const again = await call("/api/v1/auth/login", { body: { email: u.email, password: u.password } });
+    expect(again.body.user.permissions).toEqual(changed.body.user.permissions);
   });
 
   it("refuses a wrong password with 401 and records the failure", async () => {

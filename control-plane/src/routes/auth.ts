@@ -2,6 +2,7 @@ import { Hono } from "hono";
 import { deleteCookie, setCookie } from "hono/cookie";
 import { eq } from "drizzle-orm";
 import { z } from "zod";
+import { effectivePermissions, type Permission, type Role } from "../../../shared/rbac";
 import { db } from "../db/client";
 import { sessions, users } from "../db/schema";
 import type { AppEnv } from "../env";
@@ -19,6 +20,30 @@ const LoginBody = z.object({
 });
 
 export const authRoutes = new Hono<AppEnv>();
+
+type Overrides = { grant?: Permission[]; revoke?: Permission[] };
+
+/**
+ * The signed-in user as the console sees it: with the effective permissions, so it can leave out the
+ * views the user may not use without probing their APIs (each 403 would be a failed-read activity row).
+ */
+function publicUser(u: { id: string; email: string; role: string; tenantId: string }, overrides: Overrides) {
+  return {
+    id: u.id,
+    email: u.email,
+    role: u.role,
+    tenantId: u.tenantId,
+    permissions: effectivePermissions(u.role as Role, overrides),
+  };
+}
+
+function parseOverrides(json: string): Overrides {
+  try {
+    return JSON.parse(json) as Overrides;
+  } catch {
+    return {};
+  }
+}
 
 authRoutes.post("/login", activity("auth.login"), async (c) => {
   const body = await readJson(c, LoginBody);
@@ -61,7 +86,7 @@ authRoutes.post("/login", activity("auth.login"), async (c) => {
   return c.json({
     token,
     expiresAt: new Date(now + SESSION_TTL_MS).toISOString(),
-    user: { id: user.id, email: user.email, role: user.role, tenantId: user.tenantId },
+    user: publicUser(user, parseOverrides(user.permissions)),
   });
 });
 
@@ -77,5 +102,5 @@ authRoutes.post("/logout", activity("auth.logout"), requireAuth(), async (c) => 
 
 authRoutes.get("/me", requireAuth(), (c) => {
   const u = currentUser(c);
-  return c.json({ user: { id: u.id, email: u.email, role: u.role, tenantId: u.tenantId } });
+  return c.json({ user: publicUser(u, u.permissions as Overrides) });
 });
