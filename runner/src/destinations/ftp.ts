@@ -129,7 +129,11 @@ export class FtpDestination implements Destination {
 
   async createWriter(name: string, opts: WriterOptions = {}): Promise<ObjectWriter> {
     const final = this.path(name);
-    const writerOpts = { signal: opts.signal, keepOnFailure: opts.keepOnFailure ?? false };
+    const writerOpts = {
+      signal: opts.signal,
+      keepOnFailure: opts.keepOnFailure ?? false,
+      onAcked: opts.onAcked,
+    };
     const token =
       opts.resume === undefined ? undefined : parseTempFileToken(opts.resume, "ftp-temp", name, final);
     if (token) {
@@ -298,6 +302,9 @@ class FtpWriter implements ObjectWriter {
   /** The held prefix checked against the source (always true for a new upload). */
   private crossed: boolean;
   private readonly keepOnFailure: boolean;
+  private readonly onAcked?: (bytes: number) => void;
+  /** Bytes reported through onAcked so far. */
+  private acked = 0;
   private aborting?: Promise<void>;
   private suspending?: Promise<TempFileToken | undefined>;
   private tempRemoved = false;
@@ -310,11 +317,12 @@ class FtpWriter implements ObjectWriter {
     private readonly name: string,
     private readonly temp: string,
     private readonly final: string,
-    opts: { signal?: AbortSignal; keepOnFailure: boolean },
+    opts: { signal?: AbortSignal; keepOnFailure: boolean; onAcked?: (bytes: number) => void },
     /** The adopted token of a resumed upload: the temp holds (verified) exactly its first `offset` bytes. */
     private readonly resumed?: TempFileToken,
   ) {
     this.keepOnFailure = opts.keepOnFailure;
+    this.onAcked = opts.onAcked;
     this.hashed = new PrefixHash(opts.keepOnFailure ? HASH_WINDOW : 0);
     this.crossed = resumed === undefined;
     // Count in a transform: a 'data' listener would start the flow before the upload is attached.
@@ -337,6 +345,7 @@ class FtpWriter implements ObjectWriter {
           );
         this.crossed = true;
         this.skippedBytes = t.offset;
+        this.ackTo(t.offset);
         this.startUpload("APPE");
         cb(null, chunk.subarray(t.offset - start));
       },
@@ -353,10 +362,30 @@ class FtpWriter implements ObjectWriter {
         );
       },
     });
+    // FTP acknowledges nothing per write: bytes handed to the data socket are the best the protocol
+    // offers (the pipe into the socket stops at its buffer, so they run at most that far ahead); only
+    // the reply to STOR/APPE and commit's SIZE check confirm what was stored. Counted from the
+    // transfer's own 'data' events, joined once it flows: listening earlier would start the flow.
+    if (opts.onAcked) {
+      let sent = resumed?.offset ?? 0;
+      this.stream.once("resume", () =>
+        this.stream.on("data", (chunk: Buffer) => {
+          sent += chunk.length;
+          this.ackTo(sent);
+        }),
+      );
+    }
     if (!resumed) this.startUpload("STOR");
     opts.signal?.addEventListener("abort", () => void this.abort(opts.signal?.reason).catch(() => {}), {
       once: true,
     });
+  }
+
+  /** Reports progress up to `total` bytes of the object (held prefix included), never backwards. */
+  private ackTo(total: number): void {
+    if (total <= this.acked) return;
+    this.onAcked?.(total - this.acked);
+    this.acked = total;
   }
 
   private startUpload(command: "STOR" | "APPE"): void {

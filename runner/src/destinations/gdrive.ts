@@ -239,7 +239,11 @@ export class GdriveDestination implements Destination {
   async createWriter(name: string, opts: WriterOptions = {}): Promise<ObjectWriter> {
     checkObjectName(this.url, name);
     await this.checkRoot();
-    const writerOpts = { signal: opts.signal, keepOnFailure: opts.keepOnFailure ?? false };
+    const writerOpts = {
+      signal: opts.signal,
+      keepOnFailure: opts.keepOnFailure ?? false,
+      onAcked: opts.onAcked,
+    };
     const token =
       opts.resume === undefined
         ? undefined
@@ -419,6 +423,9 @@ class GdriveWriter implements ObjectWriter {
   private sending?: Promise<unknown>;
   private done = false;
   private readonly keepOnFailure: boolean;
+  private readonly onAcked?: (bytes: number) => void;
+  /** Bytes reported through onAcked so far. */
+  private acked = 0;
   /** A resumed session: source bytes below this are held already and not sent. */
   private readonly heldBytes: number;
   /** A resumed session that had already completed: its file, checked at commit. */
@@ -429,10 +436,11 @@ class GdriveWriter implements ObjectWriter {
     private readonly dest: GdriveDestination,
     private readonly name: string,
     private readonly session: string,
-    opts: { signal?: AbortSignal; keepOnFailure: boolean },
+    opts: { signal?: AbortSignal; keepOnFailure: boolean; onAcked?: (bytes: number) => void },
     held?: { offset: number; file?: DriveFile },
   ) {
     this.keepOnFailure = opts.keepOnFailure;
+    this.onAcked = opts.onAcked;
     this.offset = this.heldBytes = held?.offset ?? 0;
     this.completed = held?.file;
     this.chunk = Buffer.allocUnsafe(dest.spec.chunkSize);
@@ -464,6 +472,7 @@ class GdriveWriter implements ObjectWriter {
       const skip = this.completed ? input.length : Math.min(input.length, this.heldBytes - before);
       this.skippedBytes += skip;
       data = input.subarray(skip);
+      this.reportAcked();
     }
     let off = 0;
     while (off < data.length) {
@@ -476,6 +485,17 @@ class GdriveWriter implements ObjectWriter {
         this.chunkLen = 0;
       }
     }
+  }
+
+  /**
+   * Progress: what the session confirmed (308 Range / 200), up to the source bytes seen so far (held
+   * bytes of a resumed session count as the source passes them), never backwards.
+   */
+  private reportAcked(): void {
+    const done = Math.min(this.offset, this.total);
+    if (done <= this.acked) return;
+    this.onAcked?.(done - this.acked);
+    this.acked = done;
   }
 
   /** Ask the session how many bytes it holds (after a failed chunk). */
@@ -528,6 +548,7 @@ class GdriveWriter implements ObjectWriter {
         if (res.status === 308) {
           await res.body?.cancel();
           this.offset = rangeEnd(res.headers.get("range"));
+          this.reportAcked();
           // The server kept less than we sent: send the rest (counted as a retry).
           if (this.offset < chunkStart + buf.length)
             throw new RetryableHttp(308, "server kept part of the chunk");
@@ -535,6 +556,7 @@ class GdriveWriter implements ObjectWriter {
         }
         if (res.status === 200 || res.status === 201) {
           this.offset = chunkStart + buf.length;
+          this.reportAcked();
           return (await res.json()) as DriveFile;
         }
         if (res.status >= 500 || res.status === 429) {

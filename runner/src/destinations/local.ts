@@ -2,12 +2,19 @@
  * Local-directory destination. Objects appear under their final name only after data and
  * directory entry are fsynced (temp file + rename), so a crash never leaves a half archive.
  */
+import * as fs from "node:fs";
 import { createReadStream, createWriteStream } from "node:fs";
 import { mkdir, open, readdir, rename, rm, stat, unlink } from "node:fs/promises";
 import { randomBytes } from "node:crypto";
 import { join } from "node:path";
 import type { Readable } from "node:stream";
-import { DestinationError, type Destination, type ObjectInfo, type ObjectWriter } from "./types";
+import {
+  DestinationError,
+  type Destination,
+  type ObjectInfo,
+  type ObjectWriter,
+  type WriterOptions,
+} from "./types";
 
 const TMP_PREFIX = ".cairn-tmp-";
 
@@ -33,11 +40,16 @@ export class LocalDestination implements Destination {
     return join(this.root, name);
   }
 
-  async createWriter(name: string, opts?: { signal?: AbortSignal }): Promise<ObjectWriter> {
+  async createWriter(name: string, opts?: WriterOptions): Promise<ObjectWriter> {
     const final = this.path(name);
     await mkdir(this.root, { recursive: true });
     const tmp = join(this.root, `${TMP_PREFIX}${randomBytes(6).toString("hex")}-${name}`);
-    const stream = createWriteStream(tmp, { flags: "wx", flush: true, signal: opts?.signal });
+    const stream = createWriteStream(tmp, {
+      flags: "wx",
+      flush: true,
+      signal: opts?.signal,
+      ...(opts?.onAcked && { fs: countingFs(opts.onAcked) }),
+    });
     let done = false;
     const url = this.url;
     const root = this.root;
@@ -145,4 +157,35 @@ export class LocalDestination implements Destination {
   }
 
   async close(): Promise<void> {}
+}
+
+/** Progress: the write stream's fs calls, with each completed write's bytes reported (fsynced at close). */
+function countingFs(onAcked: (bytes: number) => void) {
+  return {
+    ...fs,
+    write(
+      fd: number,
+      buf: Buffer,
+      off: number,
+      len: number,
+      pos: number | null,
+      cb: (err: NodeJS.ErrnoException | null, n: number, b: Buffer) => void,
+    ) {
+      fs.write(fd, buf, off, len, pos, (err, n, b) => {
+        if (!err) onAcked(n);
+        cb(err, n, b);
+      });
+    },
+    writev(
+      fd: number,
+      bufs: NodeJS.ArrayBufferView[],
+      pos: number | null,
+      cb: (err: NodeJS.ErrnoException | null, n: number, b: NodeJS.ArrayBufferView[]) => void,
+    ) {
+      fs.writev(fd, bufs, pos, (err, n, b) => {
+        if (!err) onAcked(n);
+        cb(err, n, b);
+      });
+    },
+  };
 }

@@ -316,6 +316,7 @@ class S3Writer implements ObjectWriter {
   private readonly signal?: AbortSignal;
   private readonly sizeHint?: number;
   private readonly keepOnFailure: boolean;
+  private readonly onAcked?: (bytes: number) => void;
   /** What each uploaded part was, for a resume token. */
   private readonly partMeta = new Map<number, { etag: string; size: number; md5: string }>();
   /** Resume: parts the server confirmed (ListParts) and the previous attempt recorded. */
@@ -336,6 +337,7 @@ class S3Writer implements ObjectWriter {
     this.signal = opts.signal;
     this.sizeHint = opts.sizeHint;
     this.keepOnFailure = opts.keepOnFailure ?? false;
+    this.onAcked = opts.onAcked;
     const token = opts.resume === undefined ? undefined : parseS3ResumeToken(opts.resume);
     if (token && token.bucket === dest.spec.bucket && token.key === key) this.resumeToken = token;
     const signal = this.signal;
@@ -460,6 +462,7 @@ class S3Writer implements ObjectWriter {
       this.parts.push({ PartNumber, ETag: held.etag });
       this.partMeta.set(PartNumber, held);
       this.skippedBytes += body.length;
+      this.onAcked?.(body.length);
       this.recycle(body);
       return;
     }
@@ -485,6 +488,7 @@ class S3Writer implements ObjectWriter {
           this.parts.push({ PartNumber, ETag: r.ETag ?? "" });
           const etag = (r.ETag ?? "").replace(/"/g, "");
           if (etag) this.partMeta.set(PartNumber, { etag, size: body.length, md5: md5hex });
+          if (this.ackedEtag(etag, md5hex)) this.onAcked?.(body.length);
         },
         (err: unknown) => {
           this.failure ??= mapS3Error(this.dest.url, `upload part ${PartNumber} of ${this.name}`, err);
@@ -499,6 +503,15 @@ class S3Writer implements ObjectWriter {
         this.recycle(body);
       });
     this.inflight.add(p);
+  }
+
+  /**
+   * Progress counts a part once the server answered with the ETag its bytes must have (their MD5;
+   * SSE-KMS ETags are not MD5s, any ETag there). A part answered otherwise is not counted: commit's
+   * check decides about it.
+   */
+  private ackedEtag(etag: string, md5hex: string): boolean {
+    return this.spec.sse === "aws:kms" ? etag !== "" : etag === md5hex;
   }
 
   private recycle(body: Buffer): void {
@@ -563,7 +576,7 @@ class S3Writer implements ObjectWriter {
   private async finish(): Promise<EtagExpectation> {
     if (this.uploadId === undefined) {
       const { body, md5 } = this.take();
-      await this.dest.send(`upload ${this.name}`, () =>
+      const put = await this.dest.send(`upload ${this.name}`, () =>
         this.dest.client.send(
           new PutObjectCommand({
             Bucket: this.spec.bucket,
@@ -578,6 +591,8 @@ class S3Writer implements ObjectWriter {
           { abortSignal: this.signal },
         ),
       );
+      if (this.ackedEtag((put.ETag ?? "").replace(/"/g, ""), md5.toString("hex")))
+        this.onAcked?.(body.length);
       return { single: md5.toString("hex") };
     }
     if (this.partLen > 0) {

@@ -216,7 +216,11 @@ export class SftpDestination implements Destination {
 
   async createWriter(name: string, opts: WriterOptions = {}): Promise<ObjectWriter> {
     const final = this.path(name);
-    const writerOpts = { signal: opts.signal, keepOnFailure: opts.keepOnFailure ?? false };
+    const writerOpts = {
+      signal: opts.signal,
+      keepOnFailure: opts.keepOnFailure ?? false,
+      onAcked: opts.onAcked,
+    };
     const token =
       opts.resume === undefined ? undefined : parseTempFileToken(opts.resume, "sftp-temp", name, final);
     if (token) {
@@ -391,6 +395,7 @@ class SftpWriter implements ObjectWriter {
   /** Resumed writers: the source has reached the held offset and its bytes there hash as recorded. */
   private crossed: boolean;
   private readonly keepOnFailure: boolean;
+  private readonly onAcked?: (bytes: number) => void;
   private suspending?: Promise<TempFileToken | undefined>;
   skippedBytes = 0;
   private handleP?: Promise<OpenFile>;
@@ -411,11 +416,12 @@ class SftpWriter implements ObjectWriter {
     private readonly name: string,
     private readonly temp: string,
     private readonly final: string,
-    opts: { signal?: AbortSignal; keepOnFailure: boolean },
+    opts: { signal?: AbortSignal; keepOnFailure: boolean; onAcked?: (bytes: number) => void },
     /** The adopted token of a resumed upload: the temp holds (verified) its first `offset` bytes. */
     private readonly resumed?: TempFileToken,
   ) {
     this.keepOnFailure = opts.keepOnFailure;
+    this.onAcked = opts.onAcked;
     this.hashed = new PrefixHash(opts.keepOnFailure ? HASH_WINDOW : 0);
     this.crossed = resumed === undefined;
     this.written = this.acked = resumed?.offset ?? 0;
@@ -479,6 +485,8 @@ class SftpWriter implements ObjectWriter {
       );
     this.crossed = true;
     this.skippedBytes = t.offset;
+    // Held by the server from the earlier attempt, and the source matches them: acknowledged.
+    this.onAcked?.(t.offset);
   }
 
   private get stopping(): boolean {
@@ -564,6 +572,8 @@ class SftpWriter implements ObjectWriter {
         );
         this.progressed = true;
         this.ack(position, piece.length);
+        // The server answered the write request with SSH_FX_OK.
+        this.onAcked?.(piece.length);
         release?.();
         return;
       } catch (err) {

@@ -36,6 +36,13 @@ export interface WriterOptions {
   resume?: unknown;
   /** Keep the server-side upload on failure (the caller then calls suspend() or abort()). */
   keepOnFailure?: boolean;
+  /**
+   * Progress: called with each run of bytes (a count, not a total) the destination has acknowledged,
+   * not merely taken from the stream: an S3 part answered with its expected ETag, an SFTP write the
+   * server confirmed, a Drive chunk answered 308/200, bytes an earlier attempt left held on the server.
+   * The sum never exceeds what was written; the object is still not final until `commit()` resolves.
+   */
+  onAcked?: (bytes: number) => void;
 }
 
 export interface Destination {

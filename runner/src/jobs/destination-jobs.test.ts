@@ -267,9 +267,10 @@ describe("destination jobs", () => {
     const ctx = {
       ...ctxFor(claims, creds(["dst_cancel"])),
       signal: ac.signal,
-      // Cancel as soon as bytes flow (what job.cancel does through the daemon).
-      progress: (p: { bytes: number }) => {
-        if (p.bytes > 0) ac.abort(new DOMException("cancelled", "AbortError"));
+      // Cancel as the upload starts (what job.cancel does through the daemon). Not at the first
+      // bytes: progress counts acknowledged bytes, and this archive (one PUT) is acknowledged whole.
+      progress: (p: { phase?: string }) => {
+        if (p.phase === "upload") ac.abort(new DOMException("cancelled", "AbortError"));
       },
     };
     await expect(syncHandler().run(ctx)).rejects.toMatchObject({ name: "AbortError" });

@@ -11,7 +11,7 @@ export interface CopyTarget {
 
 interface CopyState extends CopyTarget {
   error?: { code: string; message: string };
-  /** Archive bytes this copy has taken so far (live monitor; the manifest is not counted). */
+  /** Archive bytes this copy's destination has acknowledged so far (live monitor; the manifest is not counted). */
   bytes: number;
   /** Per object name: bytes written and their hash, as committed. */
   objects: Map<string, { size: number; sha256: string }>;
@@ -56,7 +56,13 @@ export class FanoutDestination implements Destination {
     for (const copy of this.copies) {
       if (copy.error) continue;
       try {
-        const w = await copy.dest.createWriter(name, opts);
+        // Progress counts what the destination acknowledged, not what its writer buffered.
+        const w = await copy.dest.createWriter(name, {
+          ...opts,
+          onAcked: (n) => {
+            if (counted && !copy.error) copy.bytes += n;
+          },
+        });
         // Errors surface through write callbacks; this keeps a late 'error' from crashing the process.
         w.stream.on("error", () => {});
         side.push({ copy, w, hash: createHash("sha256"), bytes: 0 });
@@ -92,7 +98,6 @@ export class FanoutDestination implements Destination {
             () => {
               s.hash.update(chunk);
               s.bytes += chunk.length;
-              if (counted) s.copy.bytes += chunk.length;
             },
             (err) => fail(s, err),
           ),
@@ -157,7 +162,7 @@ export class FanoutDestination implements Destination {
     await Promise.all(this.copies.map((c) => c.dest.close().catch(() => {})));
   }
 
-  /** Bytes written to each copy so far, by destination id. */
+  /** Archive bytes each copy's destination has acknowledged so far, by destination id. */
   progress(): Record<string, number> {
     return Object.fromEntries(this.copies.map((c) => [c.destinationId, c.bytes]));
   }

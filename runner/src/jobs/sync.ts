@@ -98,14 +98,14 @@ async function copyResumable(
   name: string,
   signal: AbortSignal,
   resume: ResumeState,
-  onBytes?: (n: number) => void,
+  onAcked?: (total: number) => void,
 ): Promise<{ size: number; sha256: string; skipped: number; restarted: boolean }> {
   try {
-    return { ...(await copyAttempt(from, to, name, signal, resume, onBytes)), restarted: false };
+    return { ...(await copyAttempt(from, to, name, signal, resume, onAcked)), restarted: false };
   } catch (err) {
     if (!resume.saved || (err as { code?: unknown } | null)?.code !== "INTEGRITY_MISMATCH" || signal.aborted)
       throw err;
-    const again = await copyAttempt(from, to, name, signal, { ...resume, saved: undefined }, onBytes);
+    const again = await copyAttempt(from, to, name, signal, { ...resume, saved: undefined }, onAcked);
     return { ...again, restarted: true };
   }
 }
@@ -114,6 +114,8 @@ async function copyResumable(
  * copyObject for the archive itself, resumable: continues `saved` when given. On pause or a transient
  * failure, a resumable writer is suspended and its token saved for the next attempt; on cancel or any
  * other failure the upload (and an earlier suspended one) is aborted and the saved state dropped.
+ * `onAcked` gets the running total of bytes the destination has acknowledged (held ones included),
+ * not of bytes read from the source: a stalled upload must not look finished.
  */
 async function copyAttempt(
   from: Destination,
@@ -121,16 +123,17 @@ async function copyAttempt(
   name: string,
   signal: AbortSignal,
   resume: ResumeState,
-  onBytes?: (n: number) => void,
+  onAcked?: (total: number) => void,
 ): Promise<{ size: number; sha256: string; skipped: number }> {
   const { store, backupId, destinationId, saved } = resume;
   const hash = createHash("sha256");
+  // Bytes read from the source: what the stored size and the record are checked against.
   let size = 0;
+  let acked = 0;
   const meter = new Transform({
     transform(chunk: Buffer, _e, cb) {
       hash.update(chunk);
       size += chunk.length;
-      onBytes?.(size);
       cb(null, chunk);
     },
   });
@@ -141,6 +144,10 @@ async function copyAttempt(
     resume: saved?.token,
     keepOnFailure: true,
     sizeHint: resume.size,
+    onAcked: (n) => {
+      acked += n;
+      onAcked?.(acked);
+    },
   });
   // Pause also stops a commit that is waiting on parts in flight (suspend cuts them).
   const onAbort = () => {
@@ -240,14 +247,15 @@ export function syncHandler(): JobHandler {
         }
       }
       // Live monitor: percent (from totalBytes), bytes/s (reporter), ETA and the object being copied.
-      const report = (pr: Progress) => {
+      // `bytes` are the ones the destination acknowledged; 100% only once commit checked the object.
+      const report = (pr: Progress, committed = false) => {
         const secs = (Date.now() - started) / 1000;
         const rate = secs > 0 ? pr.bytes / secs : 0;
         ctx.progress({
           ...pr,
           message: pr.currentFile,
           ...(pr.totalBytes && {
-            percent: Math.min(100, Math.floor((pr.bytes / pr.totalBytes) * 1000) / 10),
+            percent: Math.min(committed ? 100 : 99.9, Math.floor((pr.bytes / pr.totalBytes) * 1000) / 10),
           }),
           ...(rate > 0 &&
             pr.totalBytes !== undefined && { etaSeconds: Math.round((pr.totalBytes - pr.bytes) / rate) }),
@@ -276,7 +284,10 @@ export function syncHandler(): JobHandler {
         };
         if (sent.size !== p.size || sent.sha256 !== p.sha256)
           await bad(`source archive ${p.fileName} does not match the backup record (size/sha256)`);
-        report({ bytes: p.size, files: 1, totalBytes: p.size, phase: "verify", currentFile: p.fileName });
+        report(
+          { bytes: p.size, files: 1, totalBytes: p.size, phase: "verify", currentFile: p.fileName },
+          true,
+        );
         const stored = await remoteDigest(to, p.fileName, ctx.signal);
         if (stored.size !== p.size || stored.sha256 !== p.sha256)
           await bad(

@@ -1,0 +1,198 @@
+/**
+ * The sync monitor counts bytes the destination acknowledged, not bytes read from the archive: with a
+ * real s3rver holding every UploadPart after the second, the whole archive has been read and sent,
+ * yet percent, bytes and the auto-sync copy counter stay at the two answered parts until the server
+ * answers; 100% only after commit.
+ */
+import { randomBytes, createHash } from "node:crypto";
+import { mkdir, rm, writeFile } from "node:fs/promises";
+import path from "node:path";
+import { ListPartsCommand, ListMultipartUploadsCommand } from "@aws-sdk/client-s3";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import type { JobClaims, JobSecrets, RemoteJobDestination } from "../../../shared/protocol/job-claims";
+import type { JobProgress } from "../../../shared/protocol/runner-messages";
+import { BINDING } from "../archive/test-helpers";
+import type { RunnerConfig } from "../config";
+import { ProgressReporter, type ProgressUpdate } from "../daemon/progress";
+import { makeRunnerConfig, makeSigningKey } from "../daemon/test-fixtures";
+import { LocalDestination } from "../destinations/local";
+import { S3Destination } from "../destinations/s3";
+import { memoryLogger } from "../util/log";
+import { S3RVER_CREDENTIALS, startS3Server, type TestS3Server } from "../../../tests/destinations/s3-server";
+import { FanoutDestination } from "./fanout-destination";
+import { syncHandler } from "./sync";
+
+const MiB = 1024 * 1024;
+let s3: TestS3Server;
+let config: RunnerConfig;
+let dir: string;
+
+beforeAll(async () => {
+  s3 = await startS3Server(["held", "fan"]);
+  const made = await makeRunnerConfig(await makeSigningKey());
+  config = made.config;
+  dir = made.dir;
+});
+// A failed assertion must not leave parts held for the next test.
+afterEach(() => s3?.setPartFaults({}));
+afterAll(async () => {
+  await s3?.close();
+  if (dir) await rm(dir, { recursive: true, force: true });
+});
+
+const s3dest = (bucket: string, prefix = "") =>
+  new S3Destination({
+    type: "s3",
+    bucket,
+    prefix,
+    endpoint: s3.endpoint,
+    region: "us-east-1",
+    pathStyle: true,
+    credentials: S3RVER_CREDENTIALS,
+    partSize: 5 * MiB,
+    queueSize: 4,
+  });
+
+/** Polls `check` until it holds (the server's state moves on its own); fails with `what` if it never does. */
+async function until(what: string, check: () => Promise<boolean> | boolean): Promise<void> {
+  for (let i = 0; i < 1500; i++) {
+    if (await check()) return;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  throw new Error(`never happened: ${what}`);
+}
+
+/** The sizes of the parts the server stored for the one upload in progress in `bucket` (test buckets hold one). */
+async function partsOf(bucket: string, key: string): Promise<number[]> {
+  const d = s3dest(bucket);
+  try {
+    const ups = await d.client.send(new ListMultipartUploadsCommand({ Bucket: bucket }));
+    const up = ups.Uploads?.[0];
+    if (!up?.UploadId) return [];
+    const listed = await d.client.send(
+      new ListPartsCommand({ Bucket: bucket, Key: key, UploadId: up.UploadId }),
+    );
+    return (listed.Parts ?? []).map((p) => Number(p.Size));
+  } finally {
+    await d.close();
+  }
+}
+
+describe("sync progress counts acknowledged bytes", () => {
+  it("S3 holding parts after the second: monitor stays at the answered parts, below 100% until commit", async () => {
+    // Whatever the default part size (5 or 8 MiB), every part after the second fits the queue of 4.
+    const size = 25 * MiB + 12_345;
+    const body = randomBytes(size);
+    const fileName = "held_full_20260101_000000.tar.zst";
+    await mkdir(config.backupDir, { recursive: true });
+    await writeFile(path.join(config.backupDir, fileName), body);
+    const sha256 = createHash("sha256").update(body).digest("hex");
+    const target: RemoteJobDestination = {
+      kind: "remote",
+      destinationId: "dst_held",
+      destination: {
+        kind: "s3",
+        config: { bucket: "held", prefix: "sync/", endpoint: s3.endpoint, pathStyle: true },
+      },
+    };
+    const secrets: JobSecrets = {
+      destinations: { dst_held: { accessKeyId: "S3RVER", secretAccessKey: "S3RVER" } },
+    };
+    const claims = {
+      iss: "cairn-control-plane",
+      aud: config.runnerId,
+      sub: config.tenantId,
+      jti: "job_held",
+      iat: 0,
+      exp: 0,
+      job: {
+        type: "sync",
+        params: { binding: BINDING, fileName, size, sha256, source: { kind: "local" }, target },
+      },
+    } as JobClaims;
+    const updates: ProgressUpdate[] = [];
+    const sent: JobProgress[] = [];
+    // The daemon's own reporter, unthrottled: what the control plane would receive.
+    const reporter = new ProgressReporter("job_held", (m) => sent.push(m), { minIntervalMs: 0 });
+    await s3.setPartFaults({ holdAbove: 2 });
+    const run = syncHandler().run({
+      jobId: "job_held",
+      claims,
+      secrets,
+      config,
+      signal: new AbortController().signal,
+      progress: (p) => {
+        updates.push(p);
+        reporter.update(p);
+      },
+      log: memoryLogger(),
+    });
+    run.catch(() => {});
+
+    // The server answered two parts and holds all the others: every byte was read and sent.
+    let acked = 0;
+    await until("two parts stored and the rest held", async () => {
+      const parts = await partsOf("held", `sync/${fileName}`);
+      if (parts.length !== 2) return false;
+      acked = parts[0]! + parts[1]!;
+      return (await s3.partStats()).held === Math.ceil(size / parts[0]!) - 2;
+    });
+    await until("the two answers reached the runner", () => updates.at(-1)?.bytes === acked);
+    const partSize = acked / 2;
+    expect(size - acked).toBeGreaterThan(partSize); // a count of bytes read would be far ahead
+    for (const u of updates) expect(u.bytes).toBeLessThanOrEqual(acked);
+    for (const m of sent) {
+      expect(m.bytes).toBeLessThanOrEqual(acked);
+      expect(m.percent ?? 0).toBeLessThan(100);
+      expect(m.percent ?? 0).toBeLessThanOrEqual((acked / size) * 100);
+    }
+    expect(sent.at(-1)?.percent).toBeCloseTo((acked / size) * 100, 0);
+
+    // Answer the held parts (503, which the SDK retries): the copy completes and reaches 100%.
+    await s3.setPartFaults({});
+    const out = await run;
+    expect(out.result).toMatchObject({ status: "completed", size, sha256 });
+    const committed = updates.findIndex((u) => u.phase === "verify");
+    expect(committed).toBeGreaterThan(0);
+    for (const u of updates.slice(0, committed)) expect(u.percent ?? 0).toBeLessThan(100);
+    expect(updates[committed]).toMatchObject({ percent: 100, bytes: size });
+    expect(sent.at(-1)).toMatchObject({ percent: 100, bytes: size, phase: "done" });
+    reporter.stop();
+  });
+
+  it("auto-sync: a copy's counter is what S3 answered, not what the backup wrote into it", async () => {
+    const local = path.join(dir, "fan-local");
+    const fan = new FanoutDestination(new LocalDestination(local), [
+      { destinationId: "dst_s3", dest: s3dest("fan") },
+    ]);
+    const size = 4 * 5 * MiB + 777;
+    await s3.setPartFaults({ holdAbove: 2 });
+    try {
+      const w = await fan.createWriter("site_full_20260101_000000.tar.zst");
+      const wrote = new Promise<void>((resolve, reject) =>
+        w.stream.end(randomBytes(size), (err?: Error | null) => (err ? reject(err) : resolve())),
+      );
+      wrote.catch(() => {});
+      await until(
+        "parts 1 and 2 stored, 3 and 4 held",
+        async () =>
+          (await partsOf("fan", "site_full_20260101_000000.tar.zst")).length === 2 &&
+          (await s3.partStats()).held === 2,
+      );
+      await until("parts 1 and 2 answered", () => fan.progress().dst_s3 === 2 * 5 * MiB);
+      // 4 parts and more were written into the copy; only the 2 answered ones count.
+      expect(fan.progress().dst_s3).toBe(2 * 5 * MiB);
+      await s3.setPartFaults({});
+      await wrote;
+      await w.commit();
+      expect(fan.progress().dst_s3).toBe(size);
+      expect(fan.results("site_full_20260101_000000.tar.zst")[0]).toMatchObject({
+        status: "completed",
+        size,
+      });
+    } finally {
+      await s3.setPartFaults({});
+      await fan.close();
+    }
+  });
+});
