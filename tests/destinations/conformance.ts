@@ -148,6 +148,34 @@ export function destinationConformance(
       expect((await readAll(await dest.createReadStream(name))).equals(body)).toBe(true);
     });
 
+    it("onAcked: acknowledged bytes never run ahead of the bytes written and add up to the size at commit", async () => {
+      const size = 11 * 1024 * 1024 + 7;
+      const body = randomBytes(size);
+      let written = 0;
+      let acked = 0;
+      const ahead: number[] = [];
+      const w = await dest.createWriter(n("acked.bin"), {
+        sizeHint: size,
+        onAcked: (bytes) => {
+          expect(bytes).toBeGreaterThan(0);
+          acked += bytes;
+          if (acked > written) ahead.push(acked - written);
+        },
+      });
+      // 64 KiB pieces, counted as the writer's stream takes them.
+      const pieces = function* () {
+        for (let off = 0; off < size; off += 64 * 1024) {
+          const piece = body.subarray(off, Math.min(size, off + 64 * 1024));
+          written += piece.length;
+          yield piece;
+        }
+      };
+      await pipeline(Readable.from(pieces(), { objectMode: false }), w.stream);
+      expect((await w.commit()).size).toBe(size);
+      expect(ahead).toEqual([]);
+      expect(acked).toBe(size);
+    });
+
     it("refuses names that escape the destination", async () => {
       await expectCode(dest.createWriter("../escape.bin"), "PROTOCOL_ERROR");
       await expectCode(dest.createWriter("/abs.bin"), "PROTOCOL_ERROR");

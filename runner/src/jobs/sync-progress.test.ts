@@ -7,6 +7,8 @@
 import { randomBytes, createHash } from "node:crypto";
 import { mkdir, rm, writeFile } from "node:fs/promises";
 import path from "node:path";
+import { Readable } from "node:stream";
+import { pipeline } from "node:stream/promises";
 import { ListPartsCommand, ListMultipartUploadsCommand } from "@aws-sdk/client-s3";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import type { JobClaims, JobSecrets, RemoteJobDestination } from "../../../shared/protocol/job-claims";
@@ -158,6 +160,31 @@ describe("sync progress counts acknowledged bytes", () => {
     expect(updates[committed]).toMatchObject({ percent: 100, bytes: size });
     expect(sent.at(-1)).toMatchObject({ percent: 100, bytes: size, phase: "done" });
     reporter.stop();
+  });
+
+  it("local: onAcked counts writes the file system completed, never ahead of what was written", async () => {
+    const dest = new LocalDestination(path.join(dir, "local-acked"));
+    const size = 3 * MiB + 5;
+    let written = 0;
+    let acked = 0;
+    let ahead = 0;
+    const w = await dest.createWriter("a.bin", {
+      onAcked: (n) => {
+        acked += n;
+        if (acked > written) ahead = Math.max(ahead, acked - written);
+      },
+    });
+    const pieces = function* () {
+      for (let off = 0; off < size; off += 256 * 1024) {
+        const piece = randomBytes(Math.min(256 * 1024, size - off));
+        written += piece.length;
+        yield piece;
+      }
+    };
+    await pipeline(Readable.from(pieces(), { objectMode: false }), w.stream);
+    expect((await w.commit()).size).toBe(size);
+    expect(ahead).toBe(0);
+    expect(acked).toBe(size);
   });
 
   it("auto-sync: a copy's counter is what S3 answered, not what the backup wrote into it", async () => {
