@@ -56,6 +56,20 @@ describe("progress reporter", () => {
     expect(sent.at(-1)!.rate).toBeCloseTo(1000, 5);
   });
 
+  it("measures the rate on rateBytes when given: held bytes of a resumed sync count for percent, not speed", () => {
+    const { r, sent, advance } = harness();
+    // 6000 of 10000 bytes were held from an earlier job; 100 bytes are sent every 100 ms.
+    r.update({ bytes: 6000, rateBytes: 0, files: 0, totalBytes: 10_000 });
+    for (let t = 1; t <= 20; t++) {
+      advance(100);
+      r.update({ bytes: 6000 + t * 100, rateBytes: t * 100, files: 0, totalBytes: 10_000 });
+    }
+    advance(500); // the throttle sends the latest update
+    expect(sent.at(-1)).toMatchObject({ bytes: 8000, percent: 80 });
+    expect(sent.at(-1)!.rate).toBeCloseTo(1000, 5);
+    expect(sent.at(-1)).not.toHaveProperty("rateBytes");
+  });
+
   it("keepalive re-sends the latest state, or zeros before any progress", () => {
     const { r, sent, advance } = harness();
     r.keepalive();

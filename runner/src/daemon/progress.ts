@@ -12,8 +12,13 @@ export type ProgressUpdate = Progress & {
   errors?: string[];
   /** Sent at once, past the throttle: a job's last state (phase "completed") must not be coalesced away. */
   final?: boolean;
-  /** Auto-sync: bytes written to each remote copy (runner/src/jobs/copies.ts). */
+  /** Auto-sync: archive bytes each remote copy's server acknowledged (runner/src/jobs/copies.ts). */
   copies?: Record<string, number>;
+  /**
+   * What the rate is measured on when not `bytes`: a resumed sync counts the bytes an earlier job left
+   * on the server in `bytes` (percent) but not here, or they would show as a burst of speed.
+   */
+  rateBytes?: number;
 };
 
 /**
@@ -53,7 +58,7 @@ export class ProgressReporter {
   update(p: ProgressUpdate): void {
     if (this.stopped) return;
     const t = this.now();
-    this.samples.push({ t, bytes: p.bytes });
+    this.samples.push({ t, bytes: p.rateBytes ?? p.bytes });
     while (this.samples.length > 2 && this.samples[0]!.t < t - this.windowMs) this.samples.shift();
     this.pending = p;
     const wait = p.final ? 0 : this.lastSentAt + this.minIntervalMs - t;

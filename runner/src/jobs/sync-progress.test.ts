@@ -30,7 +30,7 @@ let config: RunnerConfig;
 let dir: string;
 
 beforeAll(async () => {
-  s3 = await startS3Server(["held", "fan"]);
+  s3 = await startS3Server(["held", "fan", "resume"]);
   const made = await makeRunnerConfig(await makeSigningKey());
   config = made.config;
   dir = made.dir;
@@ -80,56 +80,81 @@ async function partsOf(bucket: string, key: string): Promise<number[]> {
   }
 }
 
+/** An archive of `size` random bytes in the backup directory (sync copies any bytes its record names). */
+async function archiveOf(
+  fileName: string,
+  size: number,
+): Promise<{ fileName: string; size: number; sha256: string }> {
+  const body = randomBytes(size);
+  await mkdir(config.backupDir, { recursive: true });
+  await writeFile(path.join(config.backupDir, fileName), body);
+  return { fileName, size, sha256: createHash("sha256").update(body).digest("hex") };
+}
+
+/**
+ * A sync job of `archive` to `bucket`/sync/, its engine-level progress in `updates` and, through the
+ * daemon's own reporter (unthrottled), the messages the control plane would receive in `sent`.
+ */
+function syncJob(
+  bucket: string,
+  archive: { fileName: string; size: number; sha256: string },
+  signal = new AbortController().signal,
+) {
+  const target: RemoteJobDestination = {
+    kind: "remote",
+    destinationId: `dst_${bucket}`,
+    destination: {
+      kind: "s3",
+      config: { bucket, prefix: "sync/", endpoint: s3.endpoint, pathStyle: true },
+    },
+  };
+  const secrets: JobSecrets = {
+    destinations: { [`dst_${bucket}`]: { accessKeyId: "S3RVER", secretAccessKey: "S3RVER" } },
+  };
+  const jobId = `job_${Math.random().toString(36).slice(2)}`;
+  const claims = {
+    iss: "cairn-control-plane",
+    aud: config.runnerId,
+    sub: config.tenantId,
+    jti: jobId,
+    iat: 0,
+    exp: 0,
+    job: {
+      type: "sync",
+      params: {
+        binding: { ...BINDING, backupId: `bk_${bucket}` },
+        ...archive,
+        source: { kind: "local" },
+        target,
+      },
+    },
+  } as JobClaims;
+  const updates: ProgressUpdate[] = [];
+  const sent: JobProgress[] = [];
+  const reporter = new ProgressReporter(jobId, (m) => sent.push(m), { minIntervalMs: 0 });
+  const job = syncHandler().run({
+    jobId,
+    claims,
+    secrets,
+    config,
+    signal,
+    progress: (p) => {
+      updates.push(p);
+      reporter.update(p);
+    },
+    log: memoryLogger(),
+  });
+  job.catch(() => {});
+  return { job, updates, sent, reporter };
+}
+
 describe("sync progress counts acknowledged bytes", () => {
   it("S3 holding parts after the second: monitor stays at the answered parts, below 100% until commit", async () => {
     // Whatever the default part size (5 or 8 MiB), every part after the second fits the queue of 4.
     const size = 25 * MiB + 12_345;
-    const body = randomBytes(size);
-    const fileName = "held_full_20260101_000000.tar.zst";
-    await mkdir(config.backupDir, { recursive: true });
-    await writeFile(path.join(config.backupDir, fileName), body);
-    const sha256 = createHash("sha256").update(body).digest("hex");
-    const target: RemoteJobDestination = {
-      kind: "remote",
-      destinationId: "dst_held",
-      destination: {
-        kind: "s3",
-        config: { bucket: "held", prefix: "sync/", endpoint: s3.endpoint, pathStyle: true },
-      },
-    };
-    const secrets: JobSecrets = {
-      destinations: { dst_held: { accessKeyId: "S3RVER", secretAccessKey: "S3RVER" } },
-    };
-    const claims = {
-      iss: "cairn-control-plane",
-      aud: config.runnerId,
-      sub: config.tenantId,
-      jti: "job_held",
-      iat: 0,
-      exp: 0,
-      job: {
-        type: "sync",
-        params: { binding: BINDING, fileName, size, sha256, source: { kind: "local" }, target },
-      },
-    } as JobClaims;
-    const updates: ProgressUpdate[] = [];
-    const sent: JobProgress[] = [];
-    // The daemon's own reporter, unthrottled: what the control plane would receive.
-    const reporter = new ProgressReporter("job_held", (m) => sent.push(m), { minIntervalMs: 0 });
+    const { fileName, sha256 } = await archiveOf("held_full_20260101_000000.tar.zst", size);
     await s3.setPartFaults({ holdAbove: 2 });
-    const run = syncHandler().run({
-      jobId: "job_held",
-      claims,
-      secrets,
-      config,
-      signal: new AbortController().signal,
-      progress: (p) => {
-        updates.push(p);
-        reporter.update(p);
-      },
-      log: memoryLogger(),
-    });
-    run.catch(() => {});
+    const { job: run, updates, sent, reporter } = syncJob("held", { fileName, size, sha256 });
 
     // The server answered two parts and holds all the others: every byte was read and sent.
     let acked = 0;
@@ -160,6 +185,35 @@ describe("sync progress counts acknowledged bytes", () => {
     expect(updates[committed]).toMatchObject({ percent: 100, bytes: size });
     expect(sent.at(-1)).toMatchObject({ percent: 100, bytes: size, phase: "done" });
     reporter.stop();
+  });
+
+  it("a resumed sync: held parts count for percent at once, not for the rate", async () => {
+    const size = 25 * MiB + 12_345;
+    const archive = await archiveOf("resumed_full_20260101_000000.tar.zst", size);
+    await s3.setPartFaults({ holdAbove: 2 });
+    const pause = new AbortController();
+    const first = syncJob("resume", archive, pause.signal);
+    let held = 0;
+    await until("two parts stored", async () => {
+      const parts = await partsOf("resume", `sync/${archive.fileName}`);
+      held = parts.length === 2 ? parts[0]! + parts[1]! : 0;
+      return held > 0 && first.updates.at(-1)?.bytes === held;
+    });
+    pause.abort(Object.assign(new Error("paused by the control plane"), { code: "PAUSED" }));
+    await first.job.catch(() => {});
+    first.reporter.stop();
+    await s3.setPartFaults({});
+
+    const again = syncJob("resume", archive);
+    const out = await again.job;
+    again.reporter.stop();
+    expect(out.result).toMatchObject({ status: "completed", resumedBytes: held });
+    const uploading = again.updates.filter((u) => u.phase === "upload" && u.bytes > 0);
+    expect(uploading[0]!.bytes).toBeGreaterThanOrEqual(held / 2);
+    // Every acknowledged byte beyond the held ones was sent by this job; the held ones never were.
+    for (const u of uploading) expect(u.rateBytes).toBe(Math.max(0, u.bytes - held));
+    for (const m of again.sent.filter((x) => x.phase === "upload" && x.bytes <= held)) expect(m.rate).toBe(0);
+    expect(uploading.at(-1)).toMatchObject({ bytes: size, rateBytes: size - held });
   });
 
   it("local: onAcked counts writes the file system completed, never ahead of what was written", async () => {

@@ -98,7 +98,7 @@ async function copyResumable(
   name: string,
   signal: AbortSignal,
   resume: ResumeState,
-  onAcked?: (total: number) => void,
+  onAcked?: (total: number, sent: number) => void,
 ): Promise<{ size: number; sha256: string; skipped: number; restarted: boolean }> {
   try {
     return { ...(await copyAttempt(from, to, name, signal, resume, onAcked)), restarted: false };
@@ -115,7 +115,8 @@ async function copyResumable(
  * failure, a resumable writer is suspended and its token saved for the next attempt; on cancel or any
  * other failure the upload (and an earlier suspended one) is aborted and the saved state dropped.
  * `onAcked` gets the running total of bytes the destination has acknowledged (held ones included),
- * not of bytes read from the source: a stalled upload must not look finished.
+ * not of bytes read from the source: a stalled upload must not look finished; and of those, the ones
+ * this attempt sent (for the rate).
  */
 async function copyAttempt(
   from: Destination,
@@ -123,13 +124,14 @@ async function copyAttempt(
   name: string,
   signal: AbortSignal,
   resume: ResumeState,
-  onAcked?: (total: number) => void,
+  onAcked?: (total: number, sent: number) => void,
 ): Promise<{ size: number; sha256: string; skipped: number }> {
   const { store, backupId, destinationId, saved } = resume;
   const hash = createHash("sha256");
   // Bytes read from the source: what the stored size and the record are checked against.
   let size = 0;
   let acked = 0;
+  let skipped = () => 0;
   const meter = new Transform({
     transform(chunk: Buffer, _e, cb) {
       hash.update(chunk);
@@ -146,9 +148,11 @@ async function copyAttempt(
     sizeHint: resume.size,
     onAcked: (n) => {
       acked += n;
-      onAcked?.(acked);
+      onAcked?.(acked, acked - skipped());
     },
   });
+  // Writers count what they skipped (held from an earlier attempt) before reporting it acknowledged.
+  skipped = () => w.skippedBytes ?? 0;
   // Pause also stops a commit that is waiting on parts in flight (suspend cuts them).
   const onAbort = () => {
     if (!pausedBy(signal)) cancel.abort(signal.reason);
@@ -248,9 +252,9 @@ export function syncHandler(): JobHandler {
       }
       // Live monitor: percent (from totalBytes), bytes/s (reporter), ETA and the object being copied.
       // `bytes` are the ones the destination acknowledged; 100% only once commit checked the object.
-      const report = (pr: Progress, committed = false) => {
+      const report = (pr: Progress & { rateBytes?: number }, committed = false) => {
         const secs = (Date.now() - started) / 1000;
-        const rate = secs > 0 ? pr.bytes / secs : 0;
+        const rate = secs > 0 ? (pr.rateBytes ?? pr.bytes) / secs : 0;
         ctx.progress({
           ...pr,
           message: pr.currentFile,
@@ -269,7 +273,15 @@ export function syncHandler(): JobHandler {
           p.fileName,
           ctx.signal,
           { store, backupId, destinationId, saved, size: p.size },
-          (n) => report({ bytes: n, files: 0, totalBytes: p.size, phase: "upload", currentFile: p.fileName }),
+          (n, sentBytes) =>
+            report({
+              bytes: n,
+              rateBytes: sentBytes,
+              files: 0,
+              totalBytes: p.size,
+              phase: "upload",
+              currentFile: p.fileName,
+            }),
         );
         if (sent.skipped > 0)
           ctx.log.info("sync resumed", { jobId: ctx.jobId, destinationId, skippedBytes: sent.skipped });
