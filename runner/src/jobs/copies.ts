@@ -40,10 +40,17 @@ export async function withCopies(
       });
     }
   }
-  const fan = new FanoutDestination(new LocalDestination(ctx.config.backupDir), targets);
+  // Live monitor: each progress update carries every copy's acknowledged bytes and the file being read.
+  // Acknowledgements go on after the engine stops reading (the last parts answer during commit), so
+  // they send the engine's latest state again with the new counters (the reporter throttles).
+  let last: Progress = { bytes: 0, files: 0 };
+  const report = () => ctx.progress({ ...last, copies: fan.progress(), message: last.currentFile });
+  const fan = new FanoutDestination(new LocalDestination(ctx.config.backupDir), targets, report);
   try {
-    // Live monitor: each progress update carries every copy's bytes and the file being read.
-    const r = await run(fan, (p) => ctx.progress({ ...p, copies: fan.progress(), message: p.currentFile }));
+    const r = await run(fan, (p) => {
+      last = p;
+      report();
+    });
     const copies = [...fan.results(r.fileName, r.manifestFileName), ...unopened];
     for (const c of copies)
       if (c.status === "failed")

@@ -38,6 +38,8 @@ export class FanoutDestination implements Destination {
   constructor(
     private readonly primary: Destination,
     targets: CopyTarget[],
+    /** Called when a copy's server acknowledged more archive bytes (the live monitor re-reads progress()). */
+    private readonly onAcked?: () => void,
   ) {
     this.url = primary.url;
     this.supportsRanges = primary.supportsRanges;
@@ -60,7 +62,9 @@ export class FanoutDestination implements Destination {
         const w = await copy.dest.createWriter(name, {
           ...opts,
           onAcked: (n) => {
-            if (counted && !copy.error) copy.bytes += n;
+            if (!counted || copy.error) return;
+            copy.bytes += n;
+            this.onAcked?.();
           },
         });
         // Errors surface through write callbacks; this keeps a late 'error' from crashing the process.

@@ -243,9 +243,13 @@ describe("sync progress counts acknowledged bytes", () => {
 
   it("auto-sync: a copy's counter is what S3 answered, not what the backup wrote into it", async () => {
     const local = path.join(dir, "fan-local");
-    const fan = new FanoutDestination(new LocalDestination(local), [
-      { destinationId: "dst_s3", dest: s3dest("fan") },
-    ]);
+    // What the live monitor would send on each acknowledgement (copies.ts re-reports on this callback).
+    const reported: number[] = [];
+    const fan: FanoutDestination = new FanoutDestination(
+      new LocalDestination(local),
+      [{ destinationId: "dst_s3", dest: s3dest("fan") }],
+      () => reported.push(fan.progress().dst_s3!),
+    );
     const size = 4 * 5 * MiB + 777;
     await s3.setPartFaults({ holdAbove: 2 });
     try {
@@ -265,8 +269,13 @@ describe("sync progress counts acknowledged bytes", () => {
       expect(fan.progress().dst_s3).toBe(2 * 5 * MiB);
       await s3.setPartFaults({});
       await wrote;
+      const beforeCommit = reported.length;
       await w.commit();
       expect(fan.progress().dst_s3).toBe(size);
+      // The tail part answers during commit, after the backup stopped writing: still reported.
+      expect(reported.length).toBeGreaterThan(beforeCommit);
+      expect(reported.at(-1)).toBe(size);
+      expect(reported).toEqual([...reported].sort((x, y) => x - y));
       expect(fan.results("site_full_20260101_000000.tar.zst")[0]).toMatchObject({
         status: "completed",
         size,
