@@ -64,8 +64,9 @@ export async function createBackup(opts: BackupOptions & BackupInternals): Promi
   }
   const dest = opts.destination ?? new LocalDestination(opts.outDir);
   const warnings: string[] = [];
+  const manifestBuilder = new ManifestBuilder();
   const sink: TarSink = {
-    manifest: new ManifestBuilder(),
+    manifest: manifestBuilder,
     warnings,
     bytesIn: 0,
     files: 0,
@@ -79,7 +80,7 @@ export async function createBackup(opts: BackupOptions & BackupInternals): Promi
   let seal: Awaited<ReturnType<typeof createSealContext>> | undefined;
   try {
     if (!opts.entries && !opts.tarInThread)
-      producer = await TarProducer.start(opts.sources!, chunkSize, sink, PRODUCER_AHEAD);
+      producer = await TarProducer.start(opts.sources!, chunkSize, sink, manifestBuilder, PRODUCER_AHEAD);
     seal = await sealing;
   } catch (err) {
     await producer?.close();
@@ -137,7 +138,7 @@ export async function createBackup(opts: BackupOptions & BackupInternals): Promi
       entries: [], // held, compressed, by sink.manifest
       totals: {
         files: sink.files,
-        entries: sink.manifest.count,
+        entries: manifestBuilder.count,
         bytes: sink.bytesIn,
         tarBytes: encoder.tarBytes,
       },
@@ -145,7 +146,7 @@ export async function createBackup(opts: BackupOptions & BackupInternals): Promi
     };
     const mName = manifestFileName(fileName);
     mWriter = await dest.createWriter(mName, { signal: opts.signal });
-    const mBytes = await sink.manifest.encode(manifest, seal);
+    const mBytes = await manifestBuilder.encode(manifest, seal);
     await pipeline(Readable.from([mBytes]), mWriter.stream, { signal: opts.signal });
     await mWriter.commit();
     opts.onProgress?.({ bytes: sink.bytesIn, files: sink.files, totalBytes: sink.bytesIn, phase: "done" });

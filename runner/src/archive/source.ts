@@ -10,7 +10,6 @@ import type { ArchiveEntry, Progress } from "./types";
 import type { ManifestEntry } from "./manifest-types";
 import { encodeTarHeader, padding, TAR_END } from "./tar-header";
 import { ArchiveError } from "./errors";
-import type { ManifestBuilder } from "./manifest";
 
 /** Walks source directories depth-first in sorted order; each is stored under its basename. */
 export async function* walkSources(sources: string[], warnings: string[]): AsyncGenerator<ArchiveEntry> {
@@ -150,7 +149,7 @@ class ChunkBuffer {
 
 export interface TarSink {
   /** Entries go straight into the (incrementally compressed) manifest, not into a held array. */
-  manifest: ManifestBuilder;
+  manifest: { add(e: ManifestEntry): void };
   warnings: string[];
   bytesIn: number;
   files: number;

@@ -9,7 +9,7 @@ import { createRequire } from "node:module";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { Worker } from "node:worker_threads";
 import { ArchiveError, ArchiveErrorCode } from "./errors";
-import { ManifestBuilder } from "./manifest";
+import type { ManifestBuilder } from "./manifest";
 import type { TarSink } from "./source";
 
 export interface ProducerInit {
@@ -30,7 +30,8 @@ export type FromProducer =
       files: number;
       currentFile?: string;
     }
-  | { type: "end"; count: number; pieces: Uint8Array[]; warnings: string[]; bytesIn: number; files: number }
+  | { type: "entries"; json: string; n: number }
+  | { type: "end"; count: number; warnings: string[]; bytesIn: number; files: number }
   | { type: "error"; code: ArchiveErrorCode; message: string };
 
 const PROGRESS_EVERY = 8 * 1024 * 1024;
@@ -46,6 +47,7 @@ export class TarProducer {
     sources: string[],
     private readonly chunkSize: number,
     private readonly sink: TarSink,
+    private readonly manifest: ManifestBuilder,
     maxAhead: number,
   ) {
     const init: ProducerInit = { sources, chunkSize, maxAhead };
@@ -66,9 +68,10 @@ export class TarProducer {
     sources: string[],
     chunkSize: number,
     sink: TarSink,
+    manifest: ManifestBuilder,
     maxAhead: number,
   ): Promise<TarProducer> {
-    return new TarProducer(await workerScript(), sources, chunkSize, sink, maxAhead);
+    return new TarProducer(await workerScript(), sources, chunkSize, sink, manifest, maxAhead);
   }
 
   private deliver(m: FromProducer): void {
@@ -95,7 +98,7 @@ export class TarProducer {
     await this.worker.terminate();
   }
 
-  /** The tar stream in chunks of chunkSize bytes (the last one shorter); fills the sink at the end. */
+  /** The tar stream in chunks of chunkSize bytes (the last one shorter); entries go to the manifest. */
   async *chunks(): AsyncGenerator<Buffer> {
     let lastProgress = 0;
     try {
@@ -103,12 +106,14 @@ export class TarProducer {
         this.sink.signal?.throwIfAborted();
         const m = await this.next();
         if (m.type === "error") throw new ArchiveError(m.code, m.message);
+        if (m.type === "entries") {
+          this.manifest.addJson(m.json, m.n);
+          continue;
+        }
         if (m.type === "end") {
           this.finished = true;
-          this.sink.manifest = ManifestBuilder.adopt(
-            m.count,
-            m.pieces.map((p) => Buffer.from(p.buffer, p.byteOffset, p.length)),
-          );
+          if (m.count !== this.manifest.count)
+            throw new ArchiveError(ArchiveErrorCode.Io, "tar worker lost manifest entries");
           this.sink.warnings.push(...m.warnings);
           this.sink.bytesIn = m.bytesIn;
           this.sink.files = m.files;

@@ -6,7 +6,7 @@
  */
 import { parentPort, workerData } from "node:worker_threads";
 import { ChunkPool, tarChunks, walkSources, type TarSink } from "./source";
-import { ManifestBuilder } from "./manifest";
+import { ManifestEntryText } from "./manifest-text";
 import { toArchiveError } from "./errors";
 import type { ProducerInit, ToProducer, FromProducer } from "./tar-producer";
 
@@ -28,9 +28,10 @@ const send = (m: FromProducer, transfer: ArrayBuffer[] = []) => port.postMessage
 
 async function produce(): Promise<void> {
   const warnings: string[] = [];
+  const manifest = new ManifestEntryText((json, n) => send({ type: "entries", json, n }));
   let currentFile: string | undefined;
   const sink: TarSink = {
-    manifest: new ManifestBuilder(),
+    manifest,
     warnings,
     bytesIn: 0,
     files: 0,
@@ -44,9 +45,8 @@ async function produce(): Promise<void> {
       buf,
     ]);
   }
-  const { count, pieces } = await sink.manifest.detach();
-  // Copied, not transferred: buffers made by the zstd binding may not be detachable.
-  send({ type: "end", count, pieces, warnings, bytesIn: sink.bytesIn, files: sink.files });
+  manifest.flush();
+  send({ type: "end", count: manifest.count, warnings, bytesIn: sink.bytesIn, files: sink.files });
 }
 
 produce().catch((err: unknown) => {

@@ -5,7 +5,7 @@ import { ArchiveError } from "../archive/errors";
 import { fail, out, parse, progressReporter, readPasswordFile } from "../archive/cli-support";
 import { checkPasswordPolicy } from "../../../shared/password-policy";
 import { isValidBackupName } from "../../../shared/naming";
-import { hostingBackupCli, hostingFail, isHostingRun } from "./hosting-cli";
+import { hostingFail, isHostingRun } from "./hosting-flags";
 import { DEST_FLAGS, DEST_USAGE, destFail, openDestUrl } from "./dest-flags";
 import { LocalDestination } from "../destinations/local";
 import { FanoutDestination } from "../jobs/fanout-destination";
@@ -73,7 +73,9 @@ export async function run(argv: string[]): Promise<number> {
       encryption = { mode: "password", password };
     }
     if (hosting)
-      return await hostingBackupCli({ ...v, out: v.out!, name, level, encryption, json: v.json === true });
+      return await (
+        await import("./hosting-cli")
+      ).hostingBackupCli({ ...v, out: v.out!, name, level, encryption, json: v.json === true });
     // Without a control plane the ids are local; they are still bound into the archive.
     const id = `local_${randomBytes(8).toString("hex")}`;
     if (v.dest?.length) {
@@ -118,7 +120,7 @@ async function backupToDests(
   urls: string[],
   run: (destination: FanoutDestination) => ReturnType<typeof createBackup>,
 ): Promise<number> {
-  const dests = urls.map((u) => openDestUrl(u, v));
+  const dests = await Promise.all(urls.map((u) => openDestUrl(u, v)));
   const primary = v.out ? new LocalDestination(resolve(v.out)) : dests[0]!;
   const copies = (v.out ? dests : dests.slice(1)).map((dest, i) => ({ destinationId: String(i), dest }));
   const fan = new FanoutDestination(primary, copies);

@@ -1,12 +1,7 @@
 import path from "node:path";
 import { ArchiveError } from "../archive/errors";
-import {
-  DestinationError,
-  parseDestinationUrl,
-  openDestination,
-  type Destination,
-  type DestinationOptions,
-} from "../destinations";
+import { DestinationError, type Destination } from "../destinations/types";
+import { parseDestinationUrl, type DestinationOptions } from "../destinations/url";
 
 /**
  * `--dest URL` and archive-location URLs on the CLI (s3://, gs://, sftp://, ftp://, ftps://, gdrive://, file://).
@@ -52,19 +47,25 @@ export function destOptions(v: DestFlagValues): DestinationOptions {
   };
 }
 
-export function openDestUrl(url: string, v: DestFlagValues): Destination {
-  return openDestination(parseDestinationUrl(url, destOptions(v)));
+/** Loaded on first use: the remote destinations' clients (AWS SDK, ssh2, ...) weigh ~30 MiB. */
+export async function openDestUrl(url: string, v: DestFlagValues): Promise<Destination> {
+  const spec = parseDestinationUrl(url, destOptions(v));
+  const { openDestination } = await import("../destinations/index");
+  return openDestination(spec);
 }
 
 /** An archive URL is the destination URL plus the object name as its last path segment. */
-export function openArchiveUrl(url: string, v: DestFlagValues): { dest: Destination; fileName: string } {
+export async function openArchiveUrl(
+  url: string,
+  v: DestFlagValues,
+): Promise<{ dest: Destination; fileName: string }> {
   const u = new URL(url);
   const cut = u.pathname.lastIndexOf("/");
   const fileName = decodeURIComponent(u.pathname.slice(cut + 1));
   if (!fileName) throw new ArchiveError("USAGE", `${url}: the URL must end with the archive's file name`);
   // gdrive://FOLDER/name: the folder is the host.
   u.pathname = u.pathname.slice(0, cut) || (u.protocol === "file:" ? "/" : "");
-  return { dest: openDestUrl(u.toString(), v), fileName };
+  return { dest: await openDestUrl(u.toString(), v), fileName };
 }
 
 /** DestinationErrors keep their own code (AUTH_FAILED, NOT_FOUND, ...) on the one stderr line. */
@@ -86,11 +87,11 @@ export const ARCHIVE_READ_FLAGS = {
 } as const;
 
 /** The ARCHIVE argument: a local path, or a destination URL ending with the archive's file name. */
-export function archiveLocation(
+export async function archiveLocation(
   arg: string,
   v: DestFlagValues,
-): { source: string | Destination; fileName?: string; close(): Promise<void> } {
+): Promise<{ source: string | Destination; fileName?: string; close(): Promise<void> }> {
   if (!isUrl(arg)) return { source: path.resolve(arg), close: async () => undefined };
-  const { dest, fileName } = openArchiveUrl(arg, v);
+  const { dest, fileName } = await openArchiveUrl(arg, v);
   return { source: dest, fileName, close: () => dest.close() };
 }

@@ -12,6 +12,7 @@ import {
 import { discoverInventory, loadHostConfig, parseHostConfig } from "../inventory";
 import { hostingEntries, parseSelection } from "../sources";
 import { HostingError } from "../sources/errors";
+import type { HostFlags } from "./hosting-flags";
 
 /**
  * `cairn-runner backup|restore` with `--root/--config/--domains/--components`: the same sources and
@@ -19,14 +20,7 @@ import { HostingError } from "../sources/errors";
  * (a component failed; the archive holds the rest), 1 failed, 2 usage/config.
  */
 
-export interface HostFlags {
-  root?: string;
-  config?: string;
-  domains?: string;
-  components?: string;
-}
-
-export const isHostingRun = (f: HostFlags) => !!(f.root || f.config || f.domains || f.components);
+export { hostingFail, isHostingRun, type HostFlags } from "./hosting-flags";
 
 async function host(f: HostFlags) {
   const config = f.config ? await loadHostConfig(resolve(f.config)) : parseHostConfig({});
@@ -114,11 +108,4 @@ export async function hostingRestoreCli(
       `restore ${r.status}: ${r.restored.length} component(s) restored, ${r.warnings.length} warning(s), ${r.errors.length} error(s)\n`,
     );
   return r.status === "completed" ? 0 : r.status === "partial" ? 3 : 1;
-}
-
-/** HostingError → `CODE message`, exit 2 for config/usage problems. */
-export function hostingFail(err: unknown): number | undefined {
-  if (!(err instanceof HostingError)) return undefined;
-  process.stderr.write(`${err.code} ${err.message.replace(/\s+/g, " ")}\n`);
-  return err.code === "CONFIG_INVALID" ? 2 : 1;
 }

@@ -2,7 +2,7 @@ import { resolve } from "node:path";
 import { restoreArchive } from "../archive/index";
 import { ArchiveError } from "../archive/errors";
 import { fail, keyFromArgs, out, parse, progressReporter } from "../archive/cli-support";
-import { hostingFail, hostingRestoreCli, isHostingRun } from "./hosting-cli";
+import { hostingFail, isHostingRun } from "./hosting-flags";
 import { DEST_FLAGS, DEST_USAGE, destFail, isUrl, openArchiveUrl } from "./dest-flags";
 
 export const usage =
@@ -33,7 +33,9 @@ export async function run(argv: string[]): Promise<number> {
     );
     if (positionals.length !== 1 || !v.target) throw new ArchiveError("USAGE", `usage: ${usage}`);
     if (isHostingRun(v)) {
-      return await hostingRestoreCli({
+      return await (
+        await import("./hosting-cli")
+      ).hostingRestoreCli({
         ...v,
         archive: positionals[0]!,
         target: v.target,
@@ -45,7 +47,7 @@ export async function run(argv: string[]): Promise<number> {
     const conflict = v.conflict ?? "skip";
     if (conflict !== "skip" && conflict !== "overwrite" && conflict !== "rename")
       throw new ArchiveError("USAGE", "--conflict must be skip, overwrite or rename");
-    const remote = isUrl(positionals[0]!) ? openArchiveUrl(positionals[0]!, v) : undefined;
+    const remote = isUrl(positionals[0]!) ? await openArchiveUrl(positionals[0]!, v) : undefined;
     const r = await restoreArchive({
       source: remote?.dest ?? resolve(positionals[0]!),
       fileName: remote?.fileName,

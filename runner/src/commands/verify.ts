@@ -9,7 +9,7 @@ export async function run(argv: string[]): Promise<number> {
   try {
     const { values: v, positionals } = parse(argv, ARCHIVE_READ_FLAGS, 1);
     if (positionals.length !== 1) throw new ArchiveError("USAGE", `usage: ${usage}`);
-    const at = archiveLocation(positionals[0]!, v);
+    const at = await archiveLocation(positionals[0]!, v);
     const r = await verifyArchive({
       source: at.source,
       fileName: at.fileName,
