@@ -1,7 +1,8 @@
 /** Manifest file `<archive>.manifest` (docs/FORMAT.md §4). */
 import { createHash } from "node:crypto";
+import { TextDecoder } from "node:util";
 import { compress, decompress } from "./zstd";
-import { corrupt } from "./errors";
+import { ArchiveError, corrupt } from "./errors";
 import { openBlob, sealBlob, type SealContext } from "./crypto";
 import { splitZstdFrames, zstdFrameOutputBound } from "./frames";
 import type { Manifest, ManifestEntry } from "./manifest-types";
@@ -66,7 +67,191 @@ export async function encodeManifest(m: Manifest, seal?: SealContext): Promise<B
   return b.encode({ ...m, entries: [] }, seal);
 }
 
-export async function decodeManifest(buf: Buffer, seal?: SealContext): Promise<Manifest> {
+/** The manifest without its entry list (which a reader streams: see ManifestReader). */
+export type ManifestMeta = Omit<Manifest, "entries">;
+
+/**
+ * Splits the manifest JSON, fed in pieces cut anywhere (even inside a string), into the entries of
+ * its top-level "entries" array and the rest (the meta, returned with `"entries":[]`). A scanner,
+ * not a parser: JSON.parse still checks every entry batch and the meta, so malformed JSON fails.
+ */
+class EntrySplitter {
+  private depth = 0;
+  private inEntries = false;
+  private found = false;
+  private lastKey: string | null = null;
+  private colon = false;
+  private carry = "";
+  private readonly meta: string[] = [];
+  count = 0;
+
+  constructor(private readonly parse: boolean) {}
+
+  feed(piece: string, out: ManifestEntry[]): void {
+    const text = this.carry + piece;
+    this.carry = "";
+    const n = text.length;
+    let metaFrom = this.inEntries ? -1 : 0;
+    let batchFrom = -1;
+    let batchTo = -1;
+    let entryStart = -1;
+    let i = 0;
+    while (i < n) {
+      const c = text.charCodeAt(i);
+      // Between entries only separators may appear (a stray value would otherwise be dropped).
+      if (this.inEntries && this.depth === 2 && c !== 123 && c !== 93 && c !== 44 && c > 32)
+        throw corrupt("manifest entry is not an object");
+      if (c === 34) {
+        // Skip the string: the next quote not escaped by an odd run of backslashes.
+        let j = i;
+        for (;;) {
+          j = text.indexOf('"', j + 1);
+          if (j === -1) break;
+          let k = j - 1;
+          while (text.charCodeAt(k) === 92) k--;
+          if ((j - 1 - k) % 2 === 0) break;
+        }
+        if (j === -1) break; // string continues in the next piece
+        if (this.depth === 1 && !this.inEntries) {
+          this.lastKey = this.colon ? null : text.slice(i + 1, j);
+          this.colon = false;
+        }
+        i = j + 1;
+        continue;
+      }
+      if (c === 123 || c === 91) {
+        if (this.depth === 1 && c === 91 && !this.inEntries && this.colon && this.lastKey === "entries") {
+          if (this.found) throw corrupt("manifest lists its entries twice");
+          this.found = this.inEntries = true;
+          this.meta.push(text.slice(metaFrom, i), "[]");
+          metaFrom = -1;
+        } else if (this.inEntries && this.depth === 2) {
+          entryStart = i;
+          if (batchFrom === -1) batchFrom = i;
+        }
+        this.depth++;
+        this.colon = false;
+      } else if (c === 125 || c === 93) {
+        this.depth--;
+        if (this.inEntries && this.depth === 2 && c === 125) {
+          batchTo = i + 1;
+          entryStart = -1;
+          this.count++;
+        } else if (this.inEntries && this.depth === 1) {
+          this.inEntries = false;
+          metaFrom = i + 1;
+        }
+      } else if (c === 58) {
+        if (this.depth === 1) this.colon = this.lastKey !== null;
+      } else if (c === 44) {
+        if (this.depth === 1) {
+          this.lastKey = null;
+          this.colon = false;
+        }
+      }
+      i++;
+    }
+    if (i < n || entryStart !== -1) {
+      // An unfinished string or entry: keep its text and scan it again with the next piece.
+      const from = entryStart !== -1 ? entryStart : i;
+      if (entryStart !== -1) this.depth = 2;
+      if (metaFrom !== -1) this.meta.push(text.slice(metaFrom, from));
+      this.carry = text.slice(from);
+    } else if (metaFrom !== -1) this.meta.push(text.slice(metaFrom));
+    if (this.parse && batchTo > batchFrom) {
+      const batch = JSON.parse(`[${text.slice(batchFrom, batchTo)}]`) as ManifestEntry[];
+      for (const e of batch) out.push(e);
+    }
+  }
+
+  finish(): ManifestMeta {
+    if (this.carry || this.depth !== 0 || !this.found) throw corrupt("manifest is not valid JSON");
+    return JSON.parse(this.meta.join("")) as ManifestMeta;
+  }
+}
+
+/**
+ * A decoded manifest whose entries stay compressed: the meta (frames, totals, binding, ...) is held,
+ * the entry list is decompressed and parsed piece by piece each time it is walked, so a restore's
+ * memory does not grow with the number of entries (~1 KB per entry as JS objects).
+ */
+export class ManifestReader {
+  private constructor(
+    private readonly frames: Buffer[],
+    readonly meta: ManifestMeta,
+    /** number of entries */
+    readonly count: number,
+  ) {}
+
+  /** Checks the container (checksum or tag, frame bounds) and the JSON; entries are not kept. */
+  static async open(buf: Buffer, seal?: SealContext): Promise<ManifestReader> {
+    const frames = openManifestFrames(buf, seal);
+    const split = new EntrySplitter(false);
+    const utf8 = new TextDecoder("utf-8");
+    for (let i = 0; i < frames.length; i++)
+      feed(split, await inflate(frames[i]!, utf8, i === frames.length - 1), []);
+    let meta: ManifestMeta;
+    try {
+      meta = split.finish();
+    } catch {
+      throw corrupt("manifest is not valid JSON");
+    }
+    const m = meta as Partial<Manifest>;
+    if (m.v !== 1 || !Array.isArray(m.frames) || !m.binding || !m.totals)
+      throw corrupt("manifest fields missing");
+    delete m.entries;
+    return new ManifestReader(frames, meta, split.count);
+  }
+
+  /** The entries in manifest order, a decompressed piece (~1 MiB of JSON) at a time. */
+  async *batches(signal?: AbortSignal): AsyncGenerator<ManifestEntry[]> {
+    const split = new EntrySplitter(true);
+    const utf8 = new TextDecoder("utf-8");
+    let n = 0;
+    for (let i = 0; i < this.frames.length; i++) {
+      signal?.throwIfAborted();
+      const out: ManifestEntry[] = [];
+      feed(split, await inflate(this.frames[i]!, utf8, i === this.frames.length - 1), out);
+      for (const e of out)
+        if (typeof e !== "object" || e === null || Array.isArray(e))
+          throw corrupt("manifest entry is not an object");
+      n += out.length;
+      if (out.length) yield out;
+    }
+    if (n !== this.count) throw corrupt("manifest changed while read");
+  }
+
+  /** Every entry at once (small manifests, tests, tools); restores stream `batches()` instead. */
+  async all(): Promise<ManifestEntry[]> {
+    const all: ManifestEntry[] = [];
+    for await (const b of this.batches()) for (const e of b) all.push(e);
+    return all;
+  }
+}
+
+/** Decompresses one manifest frame to text; `utf8` carries a UTF-8 sequence cut by a frame boundary. */
+async function inflate(frame: Buffer, utf8: TextDecoder, last: boolean): Promise<string> {
+  let out: Buffer;
+  try {
+    out = await decompress(frame);
+  } catch {
+    throw corrupt("manifest does not decompress");
+  }
+  return utf8.decode(out, { stream: !last });
+}
+
+/** One piece through the splitter; anything but an ArchiveError means malformed JSON. */
+function feed(split: EntrySplitter, text: string, out: ManifestEntry[]): void {
+  try {
+    split.feed(text, out);
+  } catch (err) {
+    if (err instanceof ArchiveError) throw err;
+    throw corrupt("manifest is not valid JSON");
+  }
+}
+
+/** Container checks: magic, version, mode, checksum (none) or tag (encrypted), frame bounds. */
+function openManifestFrames(buf: Buffer, seal?: SealContext): Buffer[] {
   // Version 1: one zstd frame; version 2: one or more concatenated frames.
   if (buf.length < 10 + 32 || !buf.subarray(0, 8).equals(MANIFEST_MAGIC) || (buf[8] !== 1 && buf[8] !== 2))
     throw corrupt("not a Cairn manifest");
@@ -88,27 +273,16 @@ export async function decodeManifest(buf: Buffer, seal?: SealContext): Promise<M
       throw corrupt("manifest checksum mismatch");
     z = body.subarray(10);
   }
-  let json: Buffer;
   // An unauthenticated (mode none) manifest could be a decompression bomb: bound every frame first.
   const frames = multi ? splitZstdFrames(z) : [z];
   let bound = 0;
   for (const f of frames) bound += zstdFrameOutputBound(f);
   if (bound > MAX_MANIFEST_JSON) throw corrupt("manifest would decompress beyond the size limit");
-  try {
-    const parts: Buffer[] = [];
-    for (const f of frames) parts.push(await decompress(f));
-    json = parts.length === 1 ? parts[0]! : Buffer.concat(parts);
-  } catch {
-    throw corrupt("manifest does not decompress");
-  }
-  if (json.length > MAX_MANIFEST_JSON) throw corrupt("manifest too large");
-  let m: Manifest;
-  try {
-    m = JSON.parse(json.toString("utf8")) as Manifest;
-  } catch {
-    throw corrupt("manifest is not valid JSON");
-  }
-  if (m.v !== 1 || !Array.isArray(m.entries) || !Array.isArray(m.frames) || !m.binding || !m.totals)
-    throw corrupt("manifest fields missing");
-  return m;
+  return frames;
+}
+
+/** The whole manifest, entries included (tests and small tools; readers use ManifestReader). */
+export async function decodeManifest(buf: Buffer, seal?: SealContext): Promise<Manifest> {
+  const r = await ManifestReader.open(buf, seal);
+  return { ...r.meta, entries: await r.all() } as Manifest;
 }
