@@ -33,7 +33,7 @@ parentPort.on("message", (m) => {
   const data = m.buf ? Buffer.from(m.buf, 0, m.len) : null;
   let pos = 0;
   try {
-    for (const op of m.ops) {
+    for (const op of JSON.parse(m.ops)) {
       if (Atomics.load(stopped, 0)) break;
       switch (op[0]) {
         case "o":
@@ -219,7 +219,8 @@ export class StageWriter {
         }
       }
       this.worker.postMessage(
-        { seq: this.seq++, ops: this.ops, buf, len: this.chunkBytes },
+        // One JSON string: structured-cloning ~150 small arrays per batch cost ~0.7 ms per frame.
+        { seq: this.seq++, ops: JSON.stringify(this.ops), buf, len: this.chunkBytes },
         buf ? [buf] : [],
       );
       this.inFlight++;
