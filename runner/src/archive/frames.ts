@@ -7,7 +7,7 @@ import { availableParallelism } from "node:os";
 import { Transform, type TransformCallback } from "node:stream";
 import { compressChunk } from "./zstd";
 import { corrupt } from "./errors";
-import { sealSegment, sealSegmentAsync, type SealContext } from "./crypto";
+import { sealSegmentParts, type SealContext } from "./crypto";
 import type { ArchiveBinding } from "./types";
 
 export const ZSTD_MAGIC = 0xfd2fb528;
@@ -222,7 +222,8 @@ export class FrameEncoder extends Transform {
         d,
         h: this.o.seal ? "" : createHash("sha256").update(frame).digest("hex"),
       });
-    const out = stored ?? [this.o.seal ? sealSegment(this.o.seal, this.segment++, last, frame) : frame];
+    const out =
+      stored ?? (this.o.seal ? sealSegmentParts(this.o.seal, this.segment++, last, frame) : [frame]);
     for (const b of out) this.emitBytes(b);
   }
 
@@ -238,9 +239,9 @@ export class FrameEncoder extends Transform {
     const seal = this.o.seal;
     const counter = seal ? this.segment++ : 0;
     const d = chunk.length;
-    const p = compressChunk(chunk, this.o.level).then(async (frame) => {
+    const p = compressChunk(chunk, this.o.level).then((frame) => {
       this.o.release?.(chunk);
-      return { frame, stored: seal ? await sealSegmentAsync(seal, counter, false, frame) : [frame], d };
+      return { frame, stored: seal ? sealSegmentParts(seal, counter, false, frame) : [frame], d };
     });
     p.catch(() => {});
     this.queue.push(p);
