@@ -167,9 +167,15 @@ export async function restoreArchive(o: RestoreOptions): Promise<RestoreResult> 
         }
         if (e.t === "hardlink") {
           const l = e.l ?? "";
-          checkEntryPath(l);
-          // The worker links only to a regular file already in staging, i.e. restored earlier from this archive.
-          w.link(join(stage, ...l.split("/")), dest);
+          const lparts = checkEntryPath(l);
+          // Its target is named by its own path, never through an archived symlink; the worker then
+          // links only to a regular file already in staging, i.e. restored earlier from this archive.
+          for (let i = 1; i < lparts.length; i++)
+            if (symlinks.has(lparts.slice(0, i).join("/")))
+              throw unsafe(
+                `hardlink ${e.p} -> ${l}: target is not a regular file restored earlier from this archive`,
+              );
+          w.link(join(stage, ...lparts), dest);
           return null;
         }
         const mode = safeMode(e.m);

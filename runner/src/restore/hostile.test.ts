@@ -308,3 +308,16 @@ describe("conflicts inside the archive are refused and nothing is written", () =
       "UNSAFE_ENTRY",
     ));
 });
+
+describe("hardlink targets are named directly", () => {
+  it("a hardlink whose target path goes through an archived symlink", () =>
+    expectRefused(
+      [
+        { name: "d", type: "directory" },
+        { name: "d/f", body: "file" },
+        { name: "s", type: "symlink", linkname: "d" },
+        { name: "h", type: "link", linkname: "s/f" },
+      ],
+      "UNSAFE_ENTRY",
+    ));
+});
