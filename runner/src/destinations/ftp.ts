@@ -6,7 +6,7 @@
  * held bytes back and compare their sha256, then APPE the rest (see resume-tokens.ts). Connecting and
  * the other commands are retried with backoff.
  */
-import { createHash, randomBytes } from "node:crypto";
+import { createHash } from "node:crypto";
 import { posix } from "node:path";
 import { Transform, Writable, type Readable } from "node:stream";
 import { finished } from "node:stream/promises";
@@ -14,7 +14,15 @@ import { Client, FTPError } from "basic-ftp";
 import { checkObjectName, isTempName } from "./names";
 import { PrefixHash } from "./prefix-hash";
 import { runProbe } from "./probe";
-import { parseTempFileToken, suspendedTempToken, type TempFileToken } from "./resume-tokens";
+import { suspendedTempToken, type TempFileToken } from "./resume-tokens";
+import {
+  newTempPath,
+  sourceEndedEarly,
+  sourcePrefixMismatch,
+  suspendedUploadToken,
+  tempWriterSetup,
+  type TempWriterOptions,
+} from "./resume-writer";
 import { DEFAULT_RETRY, isTransient, sleep, withRetry, type RetryPolicy } from "./retry";
 import {
   DestinationError,
@@ -129,13 +137,7 @@ export class FtpDestination implements Destination {
 
   async createWriter(name: string, opts: WriterOptions = {}): Promise<ObjectWriter> {
     const final = this.path(name);
-    const writerOpts = {
-      signal: opts.signal,
-      keepOnFailure: opts.keepOnFailure ?? false,
-      onAcked: opts.onAcked,
-    };
-    const token =
-      opts.resume === undefined ? undefined : parseTempFileToken(opts.resume, "ftp-temp", name, final);
+    const { writerOpts, token } = tempWriterSetup(opts, "ftp-temp", name, final);
     if (token) {
       // The upload connection opens when the source reaches the held offset (hashing a long prefix
       // must not leave an idle transfer to time out).
@@ -144,10 +146,7 @@ export class FtpDestination implements Destination {
       // Missing, of another size, or not the bytes we sent: never build on it. Start again from zero.
       await this.op(`remove temp of ${name}`, (c) => c.remove(token.temp, true)).catch(() => {});
     }
-    const temp = posix.join(
-      posix.dirname(final),
-      `.${posix.basename(final)}.part-${randomBytes(6).toString("hex")}`,
-    );
+    const temp = newTempPath(final);
     const client = await this.connect();
     try {
       await this.checkRoot(client);
@@ -317,7 +316,7 @@ class FtpWriter implements ObjectWriter {
     private readonly name: string,
     private readonly temp: string,
     private readonly final: string,
-    opts: { signal?: AbortSignal; keepOnFailure: boolean; onAcked?: (bytes: number) => void },
+    opts: TempWriterOptions,
     /** The adopted token of a resumed upload: the temp holds (verified) exactly its first `offset` bytes. */
     private readonly resumed?: TempFileToken,
   ) {
@@ -335,14 +334,8 @@ class FtpWriter implements ObjectWriter {
         if (this.crossed) return cb(null, chunk);
         const t = this.resumed as TempFileToken;
         if (this.written < t.offset) return cb();
-        if (this.hashed.digestAt(t.offset) !== t.sha256)
-          return cb(
-            new DestinationError(
-              "INTEGRITY_MISMATCH",
-              this.dest.url,
-              `upload of ${this.name}: the source's first ${t.offset} bytes differ from the ones held from the earlier attempt`,
-            ),
-          );
+        const mismatch = sourcePrefixMismatch(this.hashed, t, this.dest.url, this.name);
+        if (mismatch) return cb(mismatch);
         this.crossed = true;
         this.skippedBytes = t.offset;
         this.ackTo(t.offset);
@@ -353,13 +346,7 @@ class FtpWriter implements ObjectWriter {
       destroy: (err, cb) => cb(err ? this.dest.mapError(`upload of ${this.name}`, err) : null),
       flush: (cb) => {
         if (this.crossed) return cb();
-        cb(
-          new DestinationError(
-            "INTEGRITY_MISMATCH",
-            this.dest.url,
-            `upload of ${this.name}: the source ended at ${this.written} bytes, before the ${this.resumed?.offset} already held`,
-          ),
-        );
+        cb(sourceEndedEarly(this.dest.url, this.name, this.written, (this.resumed as TempFileToken).offset));
       },
     });
     // FTP acknowledges nothing per write: bytes handed to the data socket are the best the protocol
@@ -467,12 +454,9 @@ class FtpWriter implements ObjectWriter {
       // Still checking the source against the adopted prefix: nothing was appended.
       if (!this.crossed) return this.resumed;
       const size = await this.settledSize().catch(() => 0);
-      const sha256 = size > 0 ? this.hashed.digestAt(size) : undefined;
-      if (sha256 === undefined) {
-        await this.removeTemp().catch(() => {});
-        return undefined;
-      }
-      return { kind: "ftp-temp" as const, name: this.name, temp: this.temp, offset: size, sha256 };
+      const token = suspendedUploadToken("ftp-temp", this.name, this.temp, size, this.hashed);
+      if (!token) await this.removeTemp().catch(() => {});
+      return token;
     })();
     return this.suspending;
   }

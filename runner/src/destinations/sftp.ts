@@ -5,7 +5,7 @@
  * retries); when that fails the temp file is removed and the error names the cause, unless the caller
  * keeps it (`keepOnFailure`) and `suspend()`s: the next job then continues it (see resume-tokens.ts).
  */
-import { createHash, randomBytes } from "node:crypto";
+import { createHash } from "node:crypto";
 import { readFile } from "node:fs/promises";
 import { posix } from "node:path";
 import { Writable, type Readable } from "node:stream";
@@ -17,7 +17,15 @@ import { PrefixHash } from "./prefix-hash";
 import { runProbe } from "./probe";
 import { withMappedErrors } from "./read-stream";
 import { DEFAULT_RETRY, isTransient, sleep, withRetry, type RetryPolicy } from "./retry";
-import { parseTempFileToken, suspendedTempToken, type TempFileToken } from "./resume-tokens";
+import { suspendedTempToken, type TempFileToken } from "./resume-tokens";
+import {
+  newTempPath,
+  sourceEndedEarly,
+  sourcePrefixMismatch,
+  suspendedUploadToken,
+  tempWriterSetup,
+  type TempWriterOptions,
+} from "./resume-writer";
 import {
   DestinationError,
   type Destination,
@@ -216,13 +224,7 @@ export class SftpDestination implements Destination {
 
   async createWriter(name: string, opts: WriterOptions = {}): Promise<ObjectWriter> {
     const final = this.path(name);
-    const writerOpts = {
-      signal: opts.signal,
-      keepOnFailure: opts.keepOnFailure ?? false,
-      onAcked: opts.onAcked,
-    };
-    const token =
-      opts.resume === undefined ? undefined : parseTempFileToken(opts.resume, "sftp-temp", name, final);
+    const { writerOpts, token } = tempWriterSetup(opts, "sftp-temp", name, final);
     if (token) {
       if (await this.adoptTemp(token))
         return new SftpWriter(this, name, token.temp, final, writerOpts, token);
@@ -231,10 +233,7 @@ export class SftpDestination implements Destination {
         call<void>((cb) => sftp.unlink(token.temp, () => cb(undefined, undefined))),
       ).catch(() => {});
     }
-    const temp = posix.join(
-      posix.dirname(final),
-      `.${posix.basename(final)}.part-${randomBytes(6).toString("hex")}`,
-    );
+    const temp = newTempPath(final);
     await this.op(`create ${name}`, async (sftp) => {
       // The destination's own directory must exist: creating it would hide a mistyped path.
       await call((cb) => sftp.stat(this.root, cb));
@@ -416,7 +415,7 @@ class SftpWriter implements ObjectWriter {
     private readonly name: string,
     private readonly temp: string,
     private readonly final: string,
-    opts: { signal?: AbortSignal; keepOnFailure: boolean; onAcked?: (bytes: number) => void },
+    opts: TempWriterOptions,
     /** The adopted token of a resumed upload: the temp holds (verified) its first `offset` bytes. */
     private readonly resumed?: TempFileToken,
   ) {
@@ -441,24 +440,19 @@ class SftpWriter implements ObjectWriter {
         pos += buf.length;
         if (!this.crossed) {
           if (pos < this.written) return cb();
-          try {
-            this.checkSourcePrefix();
-          } catch (err) {
-            return failed(cb)(err as Error);
-          }
+          const t = this.resumed as TempFileToken;
+          const mismatch = sourcePrefixMismatch(this.hashed, t, this.dest.url, this.name);
+          if (mismatch) return failed(cb)(mismatch);
+          this.crossed = true;
+          this.skippedBytes = t.offset;
+          // Held by the server from the earlier attempt, and the source matches them: acknowledged.
+          this.onAcked?.(t.offset);
           buf = buf.subarray(this.written - start);
         }
         this.writeAt(buf).then(() => cb(), failed(cb));
       },
       final: (cb) => {
-        if (!this.crossed)
-          return failed(cb)(
-            new DestinationError(
-              "INTEGRITY_MISMATCH",
-              this.dest.url,
-              `upload of ${this.name}: the source ended at ${pos} bytes, before the ${this.written} already held`,
-            ),
-          );
+        if (!this.crossed) return failed(cb)(sourceEndedEarly(this.dest.url, this.name, pos, this.written));
         // Every piece was acknowledged; a close that fails on a dropped connection loses nothing
         // (the server closes the file itself), and commit() still checks the stored size.
         this.drain()
@@ -469,24 +463,6 @@ class SftpWriter implements ObjectWriter {
     opts.signal?.addEventListener("abort", () => void this.abort(opts.signal?.reason).catch(() => {}), {
       once: true,
     });
-  }
-
-  /**
-   * The source reached the offset the server holds: its bytes so far must be the ones sent before
-   * (same sha256), or appending would join two different objects.
-   */
-  private checkSourcePrefix(): void {
-    const t = this.resumed as TempFileToken;
-    if (this.hashed.digestAt(t.offset) !== t.sha256)
-      throw new DestinationError(
-        "INTEGRITY_MISMATCH",
-        this.dest.url,
-        `upload of ${this.name}: the source's first ${t.offset} bytes differ from the ones held from the earlier attempt`,
-      );
-    this.crossed = true;
-    this.skippedBytes = t.offset;
-    // Held by the server from the earlier attempt, and the source matches them: acknowledged.
-    this.onAcked?.(t.offset);
   }
 
   private get stopping(): boolean {
@@ -672,12 +648,9 @@ class SftpWriter implements ObjectWriter {
       await this.closeHandle().catch(() => {});
       // Still checking the source against the adopted prefix: the server holds exactly that.
       if (!this.crossed) return this.resumed;
-      const sha256 = this.acked > 0 ? this.hashed.digestAt(this.acked) : undefined;
-      if (sha256 === undefined) {
-        await this.removeTemp().catch(() => {});
-        return undefined;
-      }
-      return { kind: "sftp-temp" as const, name: this.name, temp: this.temp, offset: this.acked, sha256 };
+      const token = suspendedUploadToken("sftp-temp", this.name, this.temp, this.acked, this.hashed);
+      if (!token) await this.removeTemp().catch(() => {});
+      return token;
     })();
     return this.suspending;
   }
