@@ -1,8 +1,9 @@
 import { and, eq } from "drizzle-orm";
 import { db } from "../db/client";
-import { activityLog, jobs } from "../db/schema";
+import { jobs } from "../db/schema";
 import type { Env } from "../env";
-import { newId } from "../lib/ids";
+import { writeActivity } from "../lib/activity";
+import { jobFailure, type JobOutcome } from "../lib/job-outcome";
 import { relayStub } from "./download-relay";
 
 /**
@@ -10,16 +11,7 @@ import { relayStub } from "./download-relay";
  * 502 with the job's error instead of waiting for RELAY_TIMEOUT, and the activity log says why.
  * The message is the runner's job error (already shown by GET /jobs/:id); job params hold no secrets.
  */
-export async function relayOutcome(
-  env: Env,
-  a: {
-    jobId: string;
-    tenantId: string;
-    runnerId: string;
-    state: string;
-    error?: { code: string; message: string };
-  },
-): Promise<void> {
+export async function relayOutcome(env: Env, a: JobOutcome): Promise<void> {
   if (a.state === "SUCCEEDED") return;
   const job = await db(env.DB)
     .select({ params: jobs.params })
@@ -28,22 +20,16 @@ export async function relayOutcome(
     .get();
   const relayId = job ? (JSON.parse(job.params) as { relayId?: unknown }).relayId : undefined;
   if (typeof relayId !== "string") return;
-  const code = a.error?.code ?? a.state;
-  const message = a.error?.message ?? `job ${a.state.toLowerCase()}`;
+  const { code, message } = jobFailure(a);
   await relayStub(env, relayId).fail({ jobId: a.jobId, code, message });
-  await db(env.DB)
-    .insert(activityLog)
-    .values({
-      id: newId("act"),
-      tenantId: a.tenantId,
-      actorType: "runner",
-      actorId: a.runnerId,
-      operation: "backup.download.relay",
-      status: "failure",
-      targetType: "relay",
-      targetId: relayId,
-      details: JSON.stringify({ jobId: a.jobId, error: code, message: message.slice(0, 500) }),
-      ip: null,
-      createdAt: Date.now(),
-    });
+  await writeActivity(env, {
+    tenantId: a.tenantId,
+    actorType: "runner",
+    actorId: a.runnerId,
+    operation: "backup.download.relay",
+    status: "failure",
+    targetType: "relay",
+    targetId: relayId,
+    details: { jobId: a.jobId, error: code, message: message.slice(0, 500) },
+  });
 }

@@ -4,6 +4,7 @@ import { db } from "../db/client";
 import { activityLog, backupCopies, destinations, jobs } from "../db/schema";
 import type { Env } from "../env";
 import { newId } from "./ids";
+import { jobFailure, type JobOutcome } from "./job-outcome";
 import { relayOutcome } from "../durable-objects/download-relay-outcome";
 
 /**
@@ -13,33 +14,13 @@ import { relayOutcome } from "../durable-objects/download-relay-outcome";
  * copy missing from the result) leaves it `failed`, never completed. A failed relay-upload ends its
  * waiting download at once (durable-objects/download-relay-outcome.ts).
  */
-export async function applyDestinationOutcome(
-  env: Env,
-  a: {
-    jobId: string;
-    type: string;
-    tenantId: string;
-    runnerId: string;
-    state: string;
-    result?: Record<string, unknown>;
-    error?: { code: string; message: string };
-  },
-): Promise<void> {
+export async function applyDestinationOutcome(env: Env, a: JobOutcome & { type: string }): Promise<void> {
   if (a.type === "test-destination") return testOutcome(env, a);
   if (a.type === "backup" || a.type === "sync") return copyOutcome(env, a);
   if (a.type === "relay-upload") return relayOutcome(env, a);
 }
 
-async function testOutcome(
-  env: Env,
-  a: {
-    jobId: string;
-    tenantId: string;
-    runnerId: string;
-    state: string;
-    error?: { code: string; message: string };
-  },
-) {
+async function testOutcome(env: Env, a: JobOutcome) {
   const d = db(env.DB);
   const job = await d.select({ params: jobs.params }).from(jobs).where(eq(jobs.id, a.jobId)).get();
   const destinationId = job
@@ -48,9 +29,8 @@ async function testOutcome(
   if (!destinationId) return;
   const ok = a.state === "SUCCEEDED";
   const now = Date.now();
-  const error = ok
-    ? null
-    : `${a.error?.code ?? a.state}: ${a.error?.message ?? `job ${a.state.toLowerCase()}`}`;
+  const failure = jobFailure(a);
+  const error = ok ? null : `${failure.code}: ${failure.message}`;
   await d.batch([
     d
       .update(destinations)
@@ -75,17 +55,7 @@ async function testOutcome(
   ]);
 }
 
-async function copyOutcome(
-  env: Env,
-  a: {
-    jobId: string;
-    tenantId: string;
-    runnerId: string;
-    state: string;
-    result?: Record<string, unknown>;
-    error?: { code: string; message: string };
-  },
-) {
+async function copyOutcome(env: Env, a: JobOutcome) {
   const d = db(env.DB);
   const rows = await d
     .select()
