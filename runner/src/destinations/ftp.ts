@@ -6,9 +6,8 @@
  * held bytes back and compare their sha256, then APPE the rest (see resume-tokens.ts). Connecting and
  * the other commands are retried with backoff.
  */
-import { createHash } from "node:crypto";
 import { posix } from "node:path";
-import { Transform, Writable, type Readable } from "node:stream";
+import { Transform, type Readable } from "node:stream";
 import { finished } from "node:stream/promises";
 import { Client, FTPError } from "basic-ftp";
 import { checkObjectName, isTempName } from "./names";
@@ -32,6 +31,7 @@ import {
   type WriterOptions,
 } from "./types";
 import { specUrl, type FtpSpec } from "./url";
+import { Sha256Meter } from "../util/sha256-meter";
 
 const TLS_TRUST = /certificate|self[- ]signed|unable to verify|ERR_TLS|altnames/i;
 /**
@@ -171,17 +171,9 @@ export class FtpDestination implements Destination {
       throw err;
     }
     if (size !== t.offset) return false;
-    const hash = createHash("sha256");
-    let read = 0;
-    const sink = new Writable({
-      write(chunk: Buffer, _enc, cb) {
-        hash.update(chunk);
-        read += chunk.length;
-        cb();
-      },
-    });
+    const sink = new Sha256Meter({ discard: true });
     await client.downloadTo(sink, t.temp);
-    return read === t.offset && hash.digest("hex") === t.sha256;
+    return sink.size === t.offset && sink.digest() === t.sha256;
   }
 
   /** Removes the temp file of a suspended upload that will not be resumed. */

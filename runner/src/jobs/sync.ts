@@ -1,5 +1,3 @@
-import { createHash } from "node:crypto";
-import { Transform } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { JobRejectCode } from "../../../shared/errors";
 import type { CopyResult } from "../../../shared/destinations";
@@ -20,6 +18,7 @@ import { SyncResumeStore, type SavedSync } from "./sync-resume-store";
 import { localArchivePath } from "./archive-file";
 import { openRemote, remoteSpec } from "./remote-destination";
 import { JobFailure, type JobHandler } from "./types";
+import { Sha256Meter } from "../util/sha256-meter";
 
 function params(claims: JobClaims): SyncJobParams {
   if (claims.job.type !== "sync") throw new JobRejection(JobRejectCode.UnsupportedJob, "not a sync job");
@@ -42,30 +41,21 @@ async function copyObject(
   signal: AbortSignal,
   onBytes?: (n: number) => void,
 ): Promise<{ size: number; sha256: string }> {
-  const hash = createHash("sha256");
-  let size = 0;
-  const meter = new Transform({
-    transform(chunk: Buffer, _e, cb) {
-      hash.update(chunk);
-      size += chunk.length;
-      onBytes?.(size);
-      cb(null, chunk);
-    },
-  });
+  const meter = new Sha256Meter({ onBytes });
   const w = await to.createWriter(name, { signal });
   try {
     await pipeline(await from.createReadStream(name), meter, w.stream, { signal });
     const info = await w.commit();
-    if (info.size !== size)
+    if (info.size !== meter.size)
       throw new JobFailure(
         "INTEGRITY_MISMATCH",
-        `${to.url}/${name}: stored ${info.size} bytes, sent ${size}`,
+        `${to.url}/${name}: stored ${info.size} bytes, sent ${meter.size}`,
       );
   } catch (err) {
     await w.abort(err).catch(() => {});
     throw err;
   }
-  return { size, sha256: hash.digest("hex") };
+  return { size: meter.size, sha256: meter.digest() };
 }
 
 /** Pause is a cancel whose reason says PAUSED (job.cancel with mode "pause"): progress is kept. */
@@ -127,18 +117,10 @@ async function copyAttempt(
   onAcked?: (total: number, sent: number) => void,
 ): Promise<{ size: number; sha256: string; skipped: number }> {
   const { store, backupId, destinationId, saved } = resume;
-  const hash = createHash("sha256");
   // Bytes read from the source: what the stored size and the record are checked against.
-  let size = 0;
+  const meter = new Sha256Meter();
   let acked = 0;
   let skipped = () => 0;
-  const meter = new Transform({
-    transform(chunk: Buffer, _e, cb) {
-      hash.update(chunk);
-      size += chunk.length;
-      cb(null, chunk);
-    },
-  });
   // The writer only sees real cancels: a pause must not abort the multipart upload.
   const cancel = new AbortController();
   const w = await to.createWriter(name, {
@@ -165,12 +147,12 @@ async function copyAttempt(
     await pipeline(await from.createReadStream(name), meter, w.stream, { signal });
     const info = await w.commit();
     await store.remove(backupId, destinationId);
-    if (info.size !== size)
+    if (info.size !== meter.size)
       throw new JobFailure(
         "INTEGRITY_MISMATCH",
-        `${to.url}/${name}: stored ${info.size} bytes, sent ${size}`,
+        `${to.url}/${name}: stored ${info.size} bytes, sent ${meter.size}`,
       );
-    return { size, sha256: hash.digest("hex"), skipped: w.skippedBytes ?? 0 };
+    return { size: meter.size, sha256: meter.digest(), skipped: w.skippedBytes ?? 0 };
   } catch (err) {
     if (w.suspend && (pausedBy(signal) || transient(err))) {
       const token = await w.suspend({ finishInflight: !pausedBy(signal) });
@@ -200,17 +182,9 @@ async function remoteDigest(
   name: string,
   signal: AbortSignal,
 ): Promise<{ size: number; sha256: string }> {
-  const hash = createHash("sha256");
-  let size = 0;
-  const sink = new Transform({
-    transform(chunk: Buffer, _e, cb) {
-      hash.update(chunk);
-      size += chunk.length;
-      cb();
-    },
-  });
+  const sink = new Sha256Meter({ discard: true });
   await pipeline(await dest.createReadStream(name), sink, { signal });
-  return { size, sha256: hash.digest("hex") };
+  return { size: sink.size, sha256: sink.digest() };
 }
 
 /**
