@@ -12,13 +12,13 @@ import { createBackup } from "../archive";
 import { BINDING, makeTree } from "../archive/test-helpers";
 import type { RunnerConfig } from "../config";
 import { makeRunnerConfig, makeSigningKey } from "../daemon/test-fixtures";
-import { S3Destination } from "../destinations/s3";
 import { DestinationError, type Destination, type ObjectWriter } from "../destinations";
 import { memoryLogger } from "../util/log";
-import { S3RVER_CREDENTIALS, startS3Server, type TestS3Server } from "../../../tests/destinations/s3-server";
+import { startS3Server, type TestS3Server } from "../../../tests/destinations/s3-server";
 import { FanoutDestination } from "./fanout-destination";
 import { LocalDestination } from "../destinations/local";
 import { syncHandler } from "./sync";
+import { jobClaims, s3rverDestination, s3rverKeys } from "./test-helpers";
 import { testDestinationHandler } from "./test-destination";
 import type { JobContext } from "./types";
 import { JobRejection } from "../daemon/job-verifier";
@@ -63,25 +63,11 @@ const remote = (id: string, prefix: string, bucket = "copies"): RemoteJobDestina
   destinationId: id,
   destination: { kind: "s3", config: { bucket, prefix, endpoint: s3.endpoint, pathStyle: true } },
 });
-// A fresh literal: the AWS SDK tags credential objects it has used (`$source`), which the strict schema refuses.
-const creds = (
-  ids: string[],
-  c: Record<string, unknown> = { accessKeyId: "S3RVER", secretAccessKey: "S3RVER" },
-): JobSecrets => ({
+const creds = (ids: string[], c: Record<string, unknown> = s3rverKeys()): JobSecrets => ({
   destinations: Object.fromEntries(ids.map((id) => [id, c])),
 });
 const s3dest = (prefix: string) =>
-  new S3Destination({
-    type: "s3",
-    bucket: "copies",
-    prefix,
-    endpoint: s3.endpoint,
-    region: "us-east-1",
-    pathStyle: true,
-    credentials: S3RVER_CREDENTIALS,
-    partSize: 5 * MiB,
-    queueSize: 2,
-  });
+  s3rverDestination(s3, { bucket: "copies", prefix, partSize: 5 * MiB, queueSize: 2 });
 
 async function sha256Of(dest: Destination, name: string): Promise<{ size: number; sha256: string }> {
   const h = createHash("sha256");
@@ -140,15 +126,7 @@ function ctxFor(claims: JobClaims, secrets: JobSecrets, progress: unknown[] = []
   };
 }
 
-const claimsOf = (job: JobClaims["job"]): JobClaims => ({
-  iss: "cairn-control-plane",
-  aud: config.runnerId,
-  sub: config.tenantId,
-  jti: `job_${Math.random().toString(36).slice(2)}`,
-  iat: 0,
-  exp: 0,
-  job,
-});
+const claimsOf = (job: JobClaims["job"]): JobClaims => jobClaims(config, job);
 
 describe("destination jobs", () => {
   it("auto-sync: one backup run lands byte-identical on local and S3; a failing copy fails alone and is aborted", async () => {

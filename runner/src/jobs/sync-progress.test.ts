@@ -11,18 +11,16 @@ import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { ListPartsCommand, ListMultipartUploadsCommand } from "@aws-sdk/client-s3";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import type { JobClaims, JobSecrets, RemoteJobDestination } from "../../../shared/protocol/job-claims";
 import type { JobProgress } from "../../../shared/protocol/runner-messages";
-import { BINDING } from "../archive/test-helpers";
 import type { RunnerConfig } from "../config";
 import { ProgressReporter, type ProgressUpdate } from "../daemon/progress";
 import { makeRunnerConfig, makeSigningKey } from "../daemon/test-fixtures";
 import { LocalDestination } from "../destinations/local";
-import { S3Destination } from "../destinations/s3";
 import { memoryLogger } from "../util/log";
-import { S3RVER_CREDENTIALS, startS3Server, type TestS3Server } from "../../../tests/destinations/s3-server";
+import { startS3Server, type TestS3Server } from "../../../tests/destinations/s3-server";
 import { FanoutDestination } from "./fanout-destination";
 import { syncHandler } from "./sync";
+import { jobClaims, remoteTarget, s3rverDestination, s3rverKeys, syncCopyJob } from "./test-helpers";
 
 const MiB = 1024 * 1024;
 let s3: TestS3Server;
@@ -43,17 +41,7 @@ afterAll(async () => {
 });
 
 const s3dest = (bucket: string, prefix = "") =>
-  new S3Destination({
-    type: "s3",
-    bucket,
-    prefix,
-    endpoint: s3.endpoint,
-    region: "us-east-1",
-    pathStyle: true,
-    credentials: S3RVER_CREDENTIALS,
-    partSize: 5 * MiB,
-    queueSize: 4,
-  });
+  s3rverDestination(s3, { bucket, prefix, partSize: 5 * MiB, queueSize: 4 });
 
 /** Polls `check` until it holds (the server's state moves on its own); fails with `what` if it never does. */
 async function until(what: string, check: () => Promise<boolean> | boolean): Promise<void> {
@@ -100,35 +88,13 @@ function syncJob(
   archive: { fileName: string; size: number; sha256: string },
   signal = new AbortController().signal,
 ) {
-  const target: RemoteJobDestination = {
-    kind: "remote",
-    destinationId: `dst_${bucket}`,
-    destination: {
-      kind: "s3",
-      config: { bucket, prefix: "sync/", endpoint: s3.endpoint, pathStyle: true },
-    },
-  };
-  const secrets: JobSecrets = {
-    destinations: { [`dst_${bucket}`]: { accessKeyId: "S3RVER", secretAccessKey: "S3RVER" } },
-  };
-  const jobId = `job_${Math.random().toString(36).slice(2)}`;
-  const claims = {
-    iss: "cairn-control-plane",
-    aud: config.runnerId,
-    sub: config.tenantId,
-    jti: jobId,
-    iat: 0,
-    exp: 0,
-    job: {
-      type: "sync",
-      params: {
-        binding: { ...BINDING, backupId: `bk_${bucket}` },
-        ...archive,
-        source: { kind: "local" },
-        target,
-      },
-    },
-  } as JobClaims;
+  const { target, secrets } = remoteTarget(
+    `dst_${bucket}`,
+    { kind: "s3", config: { bucket, prefix: "sync/", endpoint: s3.endpoint, pathStyle: true } },
+    s3rverKeys(),
+  );
+  const claims = jobClaims(config, syncCopyJob(`bk_${bucket}`, archive, target));
+  const jobId = claims.jti;
   const updates: ProgressUpdate[] = [];
   const sent: JobProgress[] = [];
   const reporter = new ProgressReporter(jobId, (m) => sent.push(m), { minIntervalMs: 0 });

@@ -10,8 +10,7 @@ import { mkdir, open, readdir, readFile, rm, stat, writeFile } from "node:fs/pro
 import net from "node:net";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { JobClaims, JobSecrets, RemoteJobDestination } from "../../../shared/protocol/job-claims";
-import { BINDING } from "../archive/test-helpers";
+import type { JobSecrets, RemoteJobDestination } from "../../../shared/protocol/job-claims";
 import type { RunnerConfig } from "../config";
 import { makeRunnerConfig, makeSigningKey } from "../daemon/test-fixtures";
 import { GdriveDestination } from "../destinations/gdrive";
@@ -23,6 +22,7 @@ import { sshdUnavailable, startSshd, type TestSshd } from "../../../tests/destin
 import { startTcpFaultProxy, type TcpFaultProxy } from "../../../tests/destinations/tcp-fault-proxy";
 import { remoteSpec } from "./remote-destination";
 import { syncHandler } from "./sync";
+import { jobClaims, remoteTarget, syncCopyJob } from "./test-helpers";
 import { JobFailure, type JobContext } from "./types";
 
 const MiB = 1024 * 1024;
@@ -59,27 +59,7 @@ interface RunOpts {
 
 function run(key: string, target: RemoteJobDestination, secrets: JobSecrets, opts: RunOpts = {}) {
   const controller = new AbortController();
-  const claims: JobClaims = {
-    iss: "cairn-control-plane",
-    aud: config.runnerId,
-    sub: config.tenantId,
-    jti: `job_${Math.random().toString(36).slice(2)}`,
-    iat: 0,
-    exp: 0,
-    job: {
-      type: "sync",
-      params: {
-        binding: { ...BINDING, backupId: `bk_${key}` },
-        fileName: archive.fileName,
-        size: archive.size,
-        sha256: archive.sha256,
-        source: { kind: "local" },
-        target,
-        ...(opts.restart && { restart: true }),
-        ...(opts.discard && { discard: true }),
-      },
-    },
-  };
+  const claims = jobClaims(config, syncCopyJob(`bk_${key}`, archive, target, opts));
   const log = memoryLogger();
   const ctx: JobContext = {
     jobId: claims.jti,
@@ -122,6 +102,19 @@ async function expectStoppedByAbort(job: Promise<unknown>): Promise<void> {
 async function sha256File(file: string): Promise<{ size: number; sha256: string }> {
   const buf = await readFile(file);
   return { size: buf.length, sha256: createHash("sha256").update(buf).digest("hex") };
+}
+
+/** The archive stands complete and byte-identical under its own name in `folder`. */
+async function expectStoredArchive(folder: string): Promise<void> {
+  expect(await sha256File(path.join(folder, archive.fileName))).toEqual({
+    size: archive.size,
+    sha256: archive.sha256,
+  });
+}
+
+/** The job's resume state is gone (completed, discarded or cancelled). */
+async function expectNoSavedState(key: string, destinationId: string): Promise<void> {
+  await expect(stat(stateFile(key, destinationId))).rejects.toMatchObject({ code: "ENOENT" });
 }
 
 /** Flip one byte of a file in place (a held partial changed behind our back). */
@@ -193,17 +186,12 @@ describe.skipIf(sshUnavailable !== undefined)("sync resume: sftp (OpenSSH)", () 
   async function place(key: string) {
     const folder = path.join(sshd.dir, key);
     await mkdir(folder);
-    const destinationId = `dst_${key}`;
-    const target: RemoteJobDestination = {
-      kind: "remote",
-      destinationId,
-      destination: {
-        kind: "sftp",
-        config: { host: "127.0.0.1", port: relay.port, user: sshd.user, path: folder },
-      },
-    };
-    const secrets: JobSecrets = { destinations: { [destinationId]: { privateKey } } };
-    return { folder, destinationId, target, secrets };
+    const r = remoteTarget(
+      `dst_${key}`,
+      { kind: "sftp", config: { host: "127.0.0.1", port: relay.port, user: sshd.user, path: folder } },
+      { privateKey },
+    );
+    return { folder, ...r };
   }
 
   it("a paused sync resumes: the temp file's verified prefix is not sent again, the object is identical", async () => {
@@ -227,12 +215,9 @@ describe.skipIf(sshUnavailable !== undefined)("sync resume: sftp (OpenSSH)", () 
     expect(up).toBeGreaterThanOrEqual(archive.size - held);
     expect(up).toBeLessThan((archive.size - held) * 1.02 + 256 * 1024);
     expect(up).toBeLessThan(archive.size);
-    expect(await sha256File(path.join(p.folder, archive.fileName))).toEqual({
-      size: archive.size,
-      sha256: archive.sha256,
-    });
+    await expectStoredArchive(p.folder);
     expect(await tempFiles(p.folder)).toEqual([]);
-    await expect(stat(stateFile("sftp_pause", p.destinationId))).rejects.toMatchObject({ code: "ENOENT" });
+    await expectNoSavedState("sftp_pause", p.destinationId);
   });
 
   it("a sync failed by a dead connection keeps the temp file; the retry sends only the rest", async () => {
@@ -262,10 +247,7 @@ describe.skipIf(sshUnavailable !== undefined)("sync resume: sftp (OpenSSH)", () 
     expect(out.result).toMatchObject({ status: "completed", sha256: archive.sha256, resumedBytes: held });
     expect(up).toBeGreaterThanOrEqual(archive.size - held);
     expect(up).toBeLessThan(archive.size);
-    expect(await sha256File(path.join(p.folder, archive.fileName))).toEqual({
-      size: archive.size,
-      sha256: archive.sha256,
-    });
+    await expectStoredArchive(p.folder);
     expect(await tempFiles(p.folder)).toEqual([]);
   });
 
@@ -281,10 +263,7 @@ describe.skipIf(sshUnavailable !== undefined)("sync resume: sftp (OpenSSH)", () 
     const up = relay.bytesUp() - before;
     expect(out.result).toMatchObject({ status: "completed", sha256: archive.sha256, resumedBytes: 0 });
     expect(up).toBeGreaterThanOrEqual(archive.size);
-    expect(await sha256File(path.join(p.folder, archive.fileName))).toEqual({
-      size: archive.size,
-      sha256: archive.sha256,
-    });
+    await expectStoredArchive(p.folder);
     // The tampered temp is removed, not left beside the object.
     expect(await tempFiles(p.folder)).toEqual([]);
   });
@@ -296,7 +275,7 @@ describe.skipIf(sshUnavailable !== undefined)("sync resume: sftp (OpenSSH)", () 
     await expectStoppedByAbort(run("sftp_cancel", p.target, p.secrets, { cancelAt: 12 * MiB }).job);
     expect(await tempFiles(p.folder)).toEqual([]);
     expect(await readdir(p.folder)).toEqual([]);
-    await expect(stat(stateFile("sftp_cancel", p.destinationId))).rejects.toMatchObject({ code: "ENOENT" });
+    await expectNoSavedState("sftp_cancel", p.destinationId);
   });
 });
 
@@ -313,17 +292,12 @@ describe("sync resume: ftp (ftp-srv)", () => {
   async function place(key: string) {
     const folder = path.join(ftp.root, key);
     await mkdir(folder);
-    const destinationId = `dst_${key}`;
-    const target: RemoteJobDestination = {
-      kind: "remote",
-      destinationId,
-      destination: {
-        kind: "ftp",
-        config: { host: "127.0.0.1", port: ftp.port, user: ftp.user, path: `/${key}` },
-      },
-    };
-    const secrets: JobSecrets = { destinations: { [destinationId]: { password: ftp.password } } };
-    return { folder, destinationId, target, secrets };
+    const r = remoteTarget(
+      `dst_${key}`,
+      { kind: "ftp", config: { host: "127.0.0.1", port: ftp.port, user: ftp.user, path: `/${key}` } },
+      { password: ftp.password },
+    );
+    return { folder, ...r };
   }
 
   /** A connection reset mid-upload (server side) fails the job with CONNECTION_FAILED, keeping the temp. */
@@ -353,12 +327,9 @@ describe("sync resume: ftp (ftp-srv)", () => {
     const out = await run("ftp_reset", p.target, p.secrets).job;
     expect(out.result).toMatchObject({ status: "completed", sha256: archive.sha256, resumedBytes: held });
     expect(ftp.stats.bytesStored - before).toBe(archive.size - held);
-    expect(await sha256File(path.join(p.folder, archive.fileName))).toEqual({
-      size: archive.size,
-      sha256: archive.sha256,
-    });
+    await expectStoredArchive(p.folder);
     expect(await tempFiles(p.folder)).toEqual([]);
-    await expect(stat(stateFile("ftp_reset", p.destinationId))).rejects.toMatchObject({ code: "ENOENT" });
+    await expectNoSavedState("ftp_reset", p.destinationId);
   });
 
   it("a paused sync resumes from the size the server settled on", async () => {
@@ -371,10 +342,7 @@ describe("sync resume: ftp (ftp-srv)", () => {
     const out = await run("ftp_pause", p.target, p.secrets).job;
     expect(out.result).toMatchObject({ status: "completed", sha256: archive.sha256, resumedBytes: held });
     expect(ftp.stats.bytesStored - before).toBe(archive.size - held);
-    expect(await sha256File(path.join(p.folder, archive.fileName))).toEqual({
-      size: archive.size,
-      sha256: archive.sha256,
-    });
+    await expectStoredArchive(p.folder);
   });
 
   it("discard (copy deleted) removes the kept temp file and copies nothing", async () => {
@@ -385,7 +353,7 @@ describe("sync resume: ftp (ftp-srv)", () => {
     expect(out.result).toEqual({ destinationId: p.destinationId, discarded: true });
     expect(ftp.stats.bytesStored).toBe(before);
     expect(await readdir(p.folder)).toEqual([]);
-    await expect(stat(stateFile("ftp_discard", p.destinationId))).rejects.toMatchObject({ code: "ENOENT" });
+    await expectNoSavedState("ftp_discard", p.destinationId);
   });
 
   it("retry from zero removes the kept temp file and sends everything", async () => {
@@ -407,10 +375,7 @@ describe("sync resume: ftp (ftp-srv)", () => {
     const out = await run("ftp_tamper", p.target, p.secrets).job;
     expect(out.result).toMatchObject({ status: "completed", sha256: archive.sha256, resumedBytes: 0 });
     expect(ftp.stats.bytesStored - before).toBe(archive.size);
-    expect(await sha256File(path.join(p.folder, archive.fileName))).toEqual({
-      size: archive.size,
-      sha256: archive.sha256,
-    });
+    await expectStoredArchive(p.folder);
     expect(await tempFiles(p.folder)).toEqual([]);
   });
 });
@@ -426,11 +391,9 @@ describe("sync resume: google drive (local Drive v3 server)", () => {
   });
 
   function place(key: string) {
-    const destinationId = `dst_${key}`;
-    const target: RemoteJobDestination = {
-      kind: "remote",
-      destinationId,
-      destination: {
+    return remoteTarget(
+      `dst_${key}`,
+      {
         kind: "gdrive",
         config: {
           folderId: drive.rootId,
@@ -439,17 +402,8 @@ describe("sync resume: google drive (local Drive v3 server)", () => {
           tokenUrl: drive.tokenUrl,
         },
       },
-    };
-    const secrets: JobSecrets = {
-      destinations: {
-        [destinationId]: {
-          clientId: drive.clientId,
-          clientSecret: drive.clientSecret,
-          refreshToken: drive.refreshToken,
-        },
-      },
-    };
-    return { destinationId, target, secrets };
+      { clientId: drive.clientId, clientSecret: drive.clientSecret, refreshToken: drive.refreshToken },
+    );
   }
 
   /** The stored object's bytes; Drive allows same-named files side by side, so there must be one. */

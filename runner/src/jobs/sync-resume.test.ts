@@ -8,14 +8,12 @@ import { mkdir, readFile, rm, stat, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { ListMultipartUploadsCommand } from "@aws-sdk/client-s3";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { JobClaims, JobSecrets, RemoteJobDestination } from "../../../shared/protocol/job-claims";
-import { BINDING } from "../archive/test-helpers";
 import type { RunnerConfig } from "../config";
 import { makeRunnerConfig, makeSigningKey } from "../daemon/test-fixtures";
-import { S3Destination } from "../destinations/s3";
 import { memoryLogger } from "../util/log";
-import { S3RVER_CREDENTIALS, startS3Server, type TestS3Server } from "../../../tests/destinations/s3-server";
+import { startS3Server, type TestS3Server } from "../../../tests/destinations/s3-server";
 import { syncHandler } from "./sync";
+import { jobClaims, remoteTarget, s3rverDestination, s3rverKeys, syncCopyJob } from "./test-helpers";
 import { JobFailure, type JobContext } from "./types";
 
 const MiB = 1024 * 1024;
@@ -45,57 +43,25 @@ afterAll(async () => {
   if (dir) await rm(dir, { recursive: true, force: true });
 });
 
-const target = (bucket: string): RemoteJobDestination => ({
-  kind: "remote",
-  destinationId: `dst_${bucket.replace(/-/g, "_")}`,
-  destination: { kind: "s3", config: { bucket, prefix: "p", endpoint: s3.endpoint, pathStyle: true } },
-});
-const secretsFor = (t: RemoteJobDestination): JobSecrets => ({
-  destinations: { [t.destinationId]: { accessKeyId: "S3RVER", secretAccessKey: "S3RVER" } },
-});
+const remote = (bucket: string) =>
+  remoteTarget(
+    `dst_${bucket.replace(/-/g, "_")}`,
+    { kind: "s3", config: { bucket, prefix: "p", endpoint: s3.endpoint, pathStyle: true } },
+    s3rverKeys(),
+  );
 const destOf = (bucket: string) =>
-  new S3Destination({
-    type: "s3",
-    bucket,
-    prefix: "p",
-    endpoint: s3.endpoint,
-    region: "us-east-1",
-    pathStyle: true,
-    credentials: { ...S3RVER_CREDENTIALS },
-    partSize: PART,
-    queueSize: 4,
-  });
+  s3rverDestination(s3, { bucket, prefix: "p", partSize: PART, queueSize: 4 });
 
 function run(
   bucket: string,
   opts: { restart?: boolean; discard?: boolean; controller?: AbortController } = {},
 ) {
-  const t = target(bucket);
-  const claims: JobClaims = {
-    iss: "cairn-control-plane",
-    aud: config.runnerId,
-    sub: config.tenantId,
-    jti: `job_${Math.random().toString(36).slice(2)}`,
-    iat: 0,
-    exp: 0,
-    job: {
-      type: "sync",
-      params: {
-        binding: { ...BINDING, backupId: `bk_${bucket.replace(/-/g, "_")}` },
-        fileName: archive.fileName,
-        size: archive.size,
-        sha256: archive.sha256,
-        source: { kind: "local" },
-        target: t,
-        ...(opts.restart && { restart: true }),
-        ...(opts.discard && { discard: true }),
-      },
-    },
-  };
+  const { target, secrets } = remote(bucket);
+  const claims = jobClaims(config, syncCopyJob(`bk_${bucket.replace(/-/g, "_")}`, archive, target, opts));
   const ctx: JobContext = {
     jobId: claims.jti,
     claims,
-    secrets: secretsFor(t),
+    secrets,
     config,
     signal: (opts.controller ?? new AbortController()).signal,
     progress: () => {},
