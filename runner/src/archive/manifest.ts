@@ -84,10 +84,13 @@ class EntrySplitter {
   private carry = "";
   private readonly meta: string[] = [];
   count = 0;
+  /**
+   * Per piece fed: where its complete entries lie in (carried text + piece) and where the carry
+   * for the next piece starts (-1: none). Later walks replay these cuts instead of scanning again.
+   */
+  readonly cuts: number[] = [];
 
-  constructor(private readonly parse: boolean) {}
-
-  feed(piece: string, out: ManifestEntry[]): void {
+  feed(piece: string): void {
     const text = this.carry + piece;
     this.carry = "";
     const n = text.length;
@@ -151,17 +154,16 @@ class EntrySplitter {
       }
       i++;
     }
+    let carryFrom = -1;
     if (i < n || entryStart !== -1) {
       // An unfinished string or entry: keep its text and scan it again with the next piece.
       const from = entryStart !== -1 ? entryStart : i;
       if (entryStart !== -1) this.depth = 2;
       if (metaFrom !== -1) this.meta.push(text.slice(metaFrom, from));
       this.carry = text.slice(from);
+      carryFrom = from;
     } else if (metaFrom !== -1) this.meta.push(text.slice(metaFrom));
-    if (this.parse && batchTo > batchFrom) {
-      const batch = JSON.parse(`[${text.slice(batchFrom, batchTo)}]`) as ManifestEntry[];
-      for (const e of batch) out.push(e);
-    }
+    this.cuts.push(batchFrom, batchTo, carryFrom);
   }
 
   finish(): ManifestMeta {
@@ -181,15 +183,17 @@ export class ManifestReader {
     readonly meta: ManifestMeta,
     /** number of entries */
     readonly count: number,
+    /** EntrySplitter.cuts of the checking walk: 3 numbers per frame */
+    private readonly cuts: number[],
   ) {}
 
   /** Checks the container (checksum or tag, frame bounds) and the JSON; entries are not kept. */
   static async open(buf: Buffer, seal?: SealContext): Promise<ManifestReader> {
     const frames = openManifestFrames(buf, seal);
-    const split = new EntrySplitter(false);
+    const split = new EntrySplitter();
     const utf8 = new TextDecoder("utf-8");
     for (let i = 0; i < frames.length; i++)
-      feed(split, await inflate(frames[i]!, utf8, i === frames.length - 1), []);
+      feed(split, await inflate(frames[i]!, utf8, i === frames.length - 1));
     let meta: ManifestMeta;
     try {
       meta = split.finish();
@@ -200,18 +204,31 @@ export class ManifestReader {
     if (m.v !== 1 || !Array.isArray(m.frames) || !m.binding || !m.totals)
       throw corrupt("manifest fields missing");
     delete m.entries;
-    return new ManifestReader(frames, meta, split.count);
+    return new ManifestReader(frames, meta, split.count, split.cuts);
   }
 
   /** The entries in manifest order, a decompressed piece (~1 MiB of JSON) at a time. */
   async *batches(signal?: AbortSignal): AsyncGenerator<ManifestEntry[]> {
-    const split = new EntrySplitter(true);
     const utf8 = new TextDecoder("utf-8");
     let n = 0;
+    let carry = "";
     for (let i = 0; i < this.frames.length; i++) {
       signal?.throwIfAborted();
-      const out: ManifestEntry[] = [];
-      feed(split, await inflate(this.frames[i]!, utf8, i === this.frames.length - 1), out);
+      // The same bytes as in open(), so the same cuts: only the entries are parsed (JSON.parse
+      // still checks each batch), the structure scan is not repeated.
+      const text = carry + (await inflate(this.frames[i]!, utf8, i === this.frames.length - 1));
+      const from = this.cuts[3 * i]!;
+      const to = this.cuts[3 * i + 1]!;
+      const carryFrom = this.cuts[3 * i + 2]!;
+      carry = carryFrom >= 0 ? text.slice(carryFrom) : "";
+      let out: ManifestEntry[] = [];
+      if (to > from) {
+        try {
+          out = JSON.parse(`[${text.slice(from, to)}]`) as ManifestEntry[];
+        } catch {
+          throw corrupt("manifest is not valid JSON");
+        }
+      }
       for (const e of out)
         if (typeof e !== "object" || e === null || Array.isArray(e))
           throw corrupt("manifest entry is not an object");
@@ -241,9 +258,9 @@ async function inflate(frame: Buffer, utf8: TextDecoder, last: boolean): Promise
 }
 
 /** One piece through the splitter; anything but an ArchiveError means malformed JSON. */
-function feed(split: EntrySplitter, text: string, out: ManifestEntry[]): void {
+function feed(split: EntrySplitter, text: string): void {
   try {
-    split.feed(text, out);
+    split.feed(text);
   } catch (err) {
     if (err instanceof ArchiveError) throw err;
     throw corrupt("manifest is not valid JSON");
