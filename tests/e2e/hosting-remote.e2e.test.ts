@@ -9,7 +9,7 @@ import { randomBytes } from "node:crypto";
 import { rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { pg, treeDigest } from "../hosting/helpers";
+import { dropPgDatabases, pg, treeDigest } from "../hosting/helpers";
 import { startS3Server, type TestS3Server } from "../destinations/s3-server";
 import {
   type Cluster,
@@ -96,10 +96,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await runner?.stop();
-  for (const db of pg(`SELECT datname FROM pg_database WHERE datname LIKE '${tag}%'`)
-    .split("\n")
-    .filter(Boolean))
-    pg(`DROP DATABASE "${db}" WITH (FORCE)`);
+  dropPgDatabases(tag);
   await Promise.all([cluster?.close(), s3?.close()]);
 });
 

@@ -11,7 +11,7 @@ import { existsSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { RESTORE_PHASES } from "../../runner/src/hosting-restore/progress";
-import { my, pg, treeDigest } from "../hosting/helpers";
+import { dropMyDatabases, dropPgDatabases, my, pg, treeDigest } from "../hosting/helpers";
 import {
   type Cluster,
   type RunnerHandle,
@@ -94,12 +94,8 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await runner?.stop();
-  for (const db of pg(`SELECT datname FROM pg_database WHERE datname LIKE '${tag}%'`)
-    .split("\n")
-    .filter(Boolean))
-    pg(`DROP DATABASE "${db}" WITH (FORCE)`);
-  for (const db of my(`SHOW DATABASES LIKE '${tag}%'`).split("\n").filter(Boolean))
-    my(`DROP DATABASE \`${db}\``);
+  dropPgDatabases(tag);
+  dropMyDatabases(tag);
   await cluster?.close();
 });
 

@@ -8,7 +8,7 @@ import { createBackup } from "../../runner/src/archive";
 import { discoverInventory, parseHostConfig } from "../../runner/src/inventory";
 import { backupHosting } from "../../runner/src/sources";
 import { engineRestoreSource, restoreHosting } from "../../runner/src/hosting-restore";
-import { pg, treeDigest } from "./helpers";
+import { dropPgDatabases, pg, treeDigest } from "./helpers";
 
 // The same round trip through the real archive engine (tar -> zstd frames -> AEAD, password mode).
 const tag = `cairn_e${randomBytes(3).toString("hex")}`;
@@ -35,10 +35,7 @@ beforeAll(() => {
 });
 
 afterAll(() => {
-  for (const db of pg(`SELECT datname FROM pg_database WHERE datname LIKE '${tag}%'`)
-    .split("\n")
-    .filter(Boolean))
-    pg(`DROP DATABASE "${db}" WITH (FORCE)`);
+  dropPgDatabases(tag);
   if (work) rmSync(work, { recursive: true, force: true });
 });
 

@@ -25,6 +25,20 @@ export const my = (sql: string, db?: string) =>
     { encoding: "utf8" },
   ).trim();
 
+/** Drops the PostgreSQL databases whose names start with `tag` (one test's own: the server is shared). */
+export function dropPgDatabases(tag: string): void {
+  for (const db of pg(`SELECT datname FROM pg_database WHERE datname LIKE '${tag}%'`)
+    .split("\n")
+    .filter(Boolean))
+    pg(`DROP DATABASE "${db}" WITH (FORCE)`);
+}
+
+/** Drops the MariaDB databases whose names start with `tag` (one test's own: the server is shared). */
+export function dropMyDatabases(tag: string): void {
+  for (const db of my(`SHOW DATABASES LIKE '${tag}%'`).split("\n").filter(Boolean))
+    my(`DROP DATABASE \`${db}\``);
+}
+
 /** sha256 over every file's relative path, mode and bytes, in sorted order. */
 export function treeDigest(root: string): string {
   const h = createHash("sha256");

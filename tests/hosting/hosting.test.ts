@@ -18,7 +18,7 @@ import {
   writeTarFile,
   type RestoreProgress,
 } from "../../runner/src/hosting-restore";
-import { my, pg, treeDigest } from "./helpers";
+import { dropMyDatabases, dropPgDatabases, my, pg, treeDigest } from "./helpers";
 
 const DATASET = "/work/shared/bench/make-hosting-dataset.mjs";
 const tag = `cairn_t${randomBytes(3).toString("hex")}`;
@@ -96,12 +96,8 @@ beforeAll(async () => {
 });
 
 afterAll(() => {
-  for (const db of pg(`SELECT datname FROM pg_database WHERE datname LIKE '${tag}%'`)
-    .split("\n")
-    .filter(Boolean))
-    pg(`DROP DATABASE "${db}" WITH (FORCE)`);
-  for (const db of my(`SHOW DATABASES LIKE '${tag}%'`).split("\n").filter(Boolean))
-    my(`DROP DATABASE \`${db}\``);
+  dropPgDatabases(tag);
+  dropMyDatabases(tag);
   if (work) rmSync(work, { recursive: true, force: true });
 });
 

@@ -19,15 +19,15 @@ import { manifestFileName } from "../archive/manifest";
 import { frameTarOffsets } from "../archive/reader";
 import type { RunnerConfig } from "../config";
 import { makeRunnerConfig, makeSigningKey } from "../daemon/test-fixtures";
-import { S3Destination } from "../destinations/s3";
 import { backupHandler } from "../jobs/backup";
 import { loadCreateBackup, loadRestoreArchive } from "../jobs/engine";
 import { restoreHandler } from "../jobs/restore";
+import { s3rverDestination } from "../jobs/test-helpers";
 import { syncHandler } from "../jobs/sync";
 import type { JobContext } from "../jobs/types";
 import { memoryLogger } from "../util/log";
-import { S3RVER_CREDENTIALS, startS3Server, type TestS3Server } from "../../../tests/destinations/s3-server";
-import { my, pg, treeDigest } from "../../../tests/hosting/helpers";
+import { startS3Server, type TestS3Server } from "../../../tests/destinations/s3-server";
+import { dropMyDatabases, dropPgDatabases, my, pg, treeDigest } from "../../../tests/hosting/helpers";
 
 const tag = `cairn_r${randomBytes(3).toString("hex")}`;
 const PG_DB = `${tag}_site0`;
@@ -63,17 +63,7 @@ const secrets = (): JobSecrets => ({
   destinations: { dst_s3: { accessKeyId: "S3RVER", secretAccessKey: "S3RVER" } },
 });
 const s3dest = () =>
-  new S3Destination({
-    type: "s3",
-    bucket: "offsite",
-    prefix: "host1",
-    endpoint: s3.endpoint,
-    region: "us-east-1",
-    pathStyle: true,
-    credentials: S3RVER_CREDENTIALS,
-    partSize: 5 * 1024 * 1024,
-    queueSize: 2,
-  });
+  s3rverDestination(s3, { bucket: "offsite", prefix: "host1", partSize: 5 * 1024 * 1024, queueSize: 2 });
 
 let seq = 0;
 const claimsOf = (job: JobClaims["job"]): JobClaims => ({
@@ -180,12 +170,8 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await s3?.close();
-  for (const db of pg(`SELECT datname FROM pg_database WHERE datname LIKE '${tag}%'`)
-    .split("\n")
-    .filter(Boolean))
-    pg(`DROP DATABASE "${db}" WITH (FORCE)`);
-  for (const db of my(`SHOW DATABASES LIKE '${tag}%'`).split("\n").filter(Boolean))
-    my(`DROP DATABASE \`${db}\``);
+  dropPgDatabases(tag);
+  dropMyDatabases(tag);
   for (const d of [work, runnerDir]) if (d) await rm(d, { recursive: true, force: true });
 });
 
