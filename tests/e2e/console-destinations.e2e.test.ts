@@ -5,9 +5,9 @@
  * that sync, downloads and hits the download limit; a USER sees no Destinations view and gets 403.
  */
 import { createHash, randomBytes } from "node:crypto";
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { chromium, type Browser, type Page } from "playwright-core";
+import type { Browser, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startFakeDrive, type FakeDrive } from "../destinations/fake-gdrive-server";
 import { S3RVER_CREDENTIALS, startS3Server, type TestS3Server } from "../destinations/s3-server";
@@ -19,11 +19,10 @@ import {
   startCluster,
   waitFor,
 } from "../support/cluster";
+import { haveChromium, launchChromium, warnIfNoChromium } from "../support/chromium";
+import { driveDestinationBody } from "../support/drive-destination";
 
-const CHROMIUM = "/usr/bin/chromium";
-const haveChromium = existsSync(CHROMIUM);
-if (!haveChromium)
-  console.warn(`[console-destinations.e2e] skipped: ${CHROMIUM} not found (Debian package chromium)`);
+warnIfNoChromium("console-destinations.e2e");
 
 const MiB = 1024 * 1024;
 const USER = { email: "plain-user@example.test", password: "Plain-User-Pass-7!" };
@@ -100,19 +99,7 @@ beforeAll(async () => {
   );
   await api("POST", "/api/v1/users", { ...USER, role: "USER" });
   if (!haveChromium) return;
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    args: [
-      "--headless",
-      "--no-sandbox",
-      "--disable-gpu",
-      "--disable-quic",
-      "--disable-background-networking",
-      "--disable-component-update",
-      "--disable-sync",
-      "--no-first-run",
-    ],
-  });
+  browser = await launchChromium();
   page = await (await browser.newContext({ acceptDownloads: true })).newPage();
   page.on("pageerror", (e) => pageErrors.push(e.message));
   page.on("dialog", (d) => void d.accept());
@@ -314,18 +301,7 @@ describe.skipIf(!haveChromium)("console: destinations, copies, sync monitor", ()
   }, 60_000);
 
   it("Authorize with Google runs the consent round trip; the destination then tests OK", async () => {
-    const gd = await api<Destination>("POST", "/api/v1/destinations", {
-      name: "drive",
-      kind: "gdrive",
-      config: {
-        folderId: drive.rootId,
-        apiBase: drive.apiBase,
-        uploadBase: drive.uploadBase,
-        tokenUrl: drive.tokenUrl,
-        authUrl: drive.authUrl,
-      },
-      credentials: { clientId: drive.clientId, clientSecret: drive.clientSecret },
-    });
+    const gd = await api<Destination>("POST", "/api/v1/destinations", driveDestinationBody(drive, "drive"));
     await page.reload();
     const row = `#dest-rows tr[data-key="${gd.id}"]`;
     await page.waitForSelector(`${row} .dest-auth`);

@@ -2,9 +2,9 @@
  * The console in a real browser (Debian chromium driven by playwright-core): sign in, see the runner
  * online, create a backup with the button and watch its status go live to completed.
  */
-import { existsSync, mkdirSync, writeFileSync } from "node:fs";
+import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { chromium, type Browser } from "playwright-core";
+import type { Browser } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
   ADMIN,
@@ -14,10 +14,9 @@ import {
   startCluster,
   waitFor,
 } from "../support/cluster";
+import { haveChromium, launchChromium, warnIfNoChromium } from "../support/chromium";
 
-const CHROMIUM = "/usr/bin/chromium";
-const haveChromium = existsSync(CHROMIUM);
-if (!haveChromium) console.warn(`[console.e2e] skipped: ${CHROMIUM} not found (Debian package chromium)`);
+warnIfNoChromium("console.e2e");
 
 let cluster: Cluster;
 let runner: RunnerHandle;
@@ -33,19 +32,7 @@ describe.skipIf(!haveChromium)("web console", () => {
     await waitFor("runner online", async () =>
       (await cluster.api.listRunners()).some((r) => r.name === "browser-runner" && r.status === "online"),
     );
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: [
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--no-first-run",
-      ],
-    });
+    browser = await launchChromium();
   }, 120_000);
 
   afterAll(async () => {

@@ -15,6 +15,7 @@ import {
   startCluster,
   waitFor,
 } from "../support/cluster";
+import { driveDestinationBody } from "../support/drive-destination";
 
 let cluster: Cluster;
 let runner: RunnerHandle;
@@ -50,18 +51,7 @@ async function finished(jobId: string): Promise<Job> {
 }
 
 async function createDriveDestination(name: string, clientSecret = drive.clientSecret) {
-  return api<{ id: string }>("POST", "/api/v1/destinations", {
-    name,
-    kind: "gdrive",
-    config: {
-      folderId: drive.rootId,
-      apiBase: drive.apiBase,
-      uploadBase: drive.uploadBase,
-      tokenUrl: drive.tokenUrl,
-      authUrl: drive.authUrl,
-    },
-    credentials: { clientId: drive.clientId, clientSecret },
-  });
+  return api<{ id: string }>("POST", "/api/v1/destinations", driveDestinationBody(drive, name, clientSecret));
 }
 
 /** What the browser does: follow the authorization URL to the consent screen, which redirects back. */
