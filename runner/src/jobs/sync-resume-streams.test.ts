@@ -17,12 +17,13 @@ import { GdriveDestination } from "../destinations/gdrive";
 import type { GdriveSpec } from "../destinations/url";
 import { memoryLogger } from "../util/log";
 import { startFakeDrive, type FakeDrive } from "../../../tests/destinations/fake-gdrive-server";
+import { fakeDriveConfig } from "../../../tests/support/drive-destination";
 import { startFtpServer, type TestFtpServer } from "../../../tests/destinations/ftp-server";
 import { sshdUnavailable, startSshd, type TestSshd } from "../../../tests/destinations/sshd";
 import { startTcpFaultProxy, type TcpFaultProxy } from "../../../tests/destinations/tcp-fault-proxy";
 import { remoteSpec } from "./remote-destination";
 import { syncHandler } from "./sync";
-import { jobClaims, remoteTarget, syncCopyJob } from "./test-helpers";
+import { expectStoppedByAbort, jobClaims, remoteTarget, syncCopyJob } from "./test-helpers";
 import { JobFailure, type JobContext } from "./types";
 
 const MiB = 1024 * 1024;
@@ -85,18 +86,6 @@ async function savedToken(key: string, destinationId: string): Promise<Record<st
   const file = stateFile(key, destinationId);
   expect((await stat(file)).mode & 0o777).toBe(0o600);
   return (JSON.parse(await readFile(file, "utf8")) as { token: Record<string, unknown> }).token;
-}
-
-/** The job must end because of the abort (AbortError or the destination's CANCELLED), not otherwise. */
-async function expectStoppedByAbort(job: Promise<unknown>): Promise<void> {
-  const err = (await job.then(
-    () => new Error("the job finished although it was paused"),
-    (e: unknown) => e,
-  )) as { name?: string; code?: string };
-  expect(
-    err.name === "AbortError" || err.code === "CANCELLED",
-    `${err.name} ${err.code} ${String(err)}`,
-  ).toBe(true);
 }
 
 async function sha256File(file: string): Promise<{ size: number; sha256: string }> {
@@ -393,15 +382,7 @@ describe("sync resume: google drive (local Drive v3 server)", () => {
   function place(key: string) {
     return remoteTarget(
       `dst_${key}`,
-      {
-        kind: "gdrive",
-        config: {
-          folderId: drive.rootId,
-          apiBase: drive.apiBase,
-          uploadBase: drive.uploadBase,
-          tokenUrl: drive.tokenUrl,
-        },
-      },
+      { kind: "gdrive", config: fakeDriveConfig(drive) },
       { clientId: drive.clientId, clientSecret: drive.clientSecret, refreshToken: drive.refreshToken },
     );
   }

@@ -13,7 +13,14 @@ import { makeRunnerConfig, makeSigningKey } from "../daemon/test-fixtures";
 import { memoryLogger } from "../util/log";
 import { startS3Server, type TestS3Server } from "../../../tests/destinations/s3-server";
 import { syncHandler } from "./sync";
-import { jobClaims, remoteTarget, s3rverDestination, s3rverKeys, syncCopyJob } from "./test-helpers";
+import {
+  expectStoppedByAbort,
+  jobClaims,
+  remoteTarget,
+  s3rverDestination,
+  s3rverKeys,
+  syncCopyJob,
+} from "./test-helpers";
 import { JobFailure, type JobContext } from "./types";
 
 const MiB = 1024 * 1024;
@@ -234,19 +241,3 @@ describe("sync pause / resume / retry (s3rver)", () => {
     }
   });
 });
-
-/**
- * The job must end because of the abort, not succeed or fail for another reason. Depending on where the
- * upload is, the abort surfaces as the AbortError itself or as the destination's CANCELLED error; the
- * daemon then reports the signal's reason (PAUSED / CANCELLED) as the job's code.
- */
-async function expectStoppedByAbort(job: Promise<unknown>): Promise<void> {
-  const err = (await job.then(
-    () => new Error("the job finished although it was aborted"),
-    (e: unknown) => e,
-  )) as { name?: string; code?: string };
-  expect(
-    err.name === "AbortError" || err.code === "CANCELLED",
-    `${err.name} ${err.code} ${String(err)}`,
-  ).toBe(true);
-}

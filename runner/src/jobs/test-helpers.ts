@@ -1,8 +1,10 @@
 /**
  * What the sync and destination job tests share: claims as the control plane would sign them (the
  * tests hand them to the handlers directly), a sync job of an archive in the backup directory, remote
- * targets with their secrets, and S3 destinations on the test s3rver.
+ * targets with their secrets, S3 destinations on the test s3rver, and the check that a job ended
+ * because it was aborted.
  */
+import { expect } from "vitest";
 import type { JobClaims, JobSecrets, RemoteJobDestination } from "../../../shared/protocol/job-claims";
 import { BINDING } from "../archive/test-helpers";
 import type { RunnerConfig } from "../config";
@@ -69,6 +71,22 @@ export const s3rverKeys = (): Record<string, unknown> => ({
   accessKeyId: "S3RVER",
   secretAccessKey: "S3RVER",
 });
+
+/**
+ * The job must end because of the abort, not succeed or fail for another reason. Depending on where the
+ * upload is, the abort surfaces as the AbortError itself or as the destination's CANCELLED error; the
+ * daemon then reports the signal's reason (PAUSED / CANCELLED) as the job's code.
+ */
+export async function expectStoppedByAbort(job: Promise<unknown>): Promise<void> {
+  const err = (await job.then(
+    () => new Error("the job finished although it was aborted"),
+    (e: unknown) => e,
+  )) as { name?: string; code?: string };
+  expect(
+    err.name === "AbortError" || err.code === "CANCELLED",
+    `${err.name} ${err.code} ${String(err)}`,
+  ).toBe(true);
+}
 
 /** A runner-side S3 destination on the test s3rver. */
 export function s3rverDestination(
