@@ -8,7 +8,7 @@ import { pipeline } from "node:stream/promises";
 import { setFlagsFromString } from "node:v8";
 import { runInNewContext } from "node:vm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { DestinationError, type Destination } from "../../runner/src/destinations/types";
+import { DestinationError, type Destination, type ObjectWriter } from "../../runner/src/destinations/types";
 
 export interface ConformanceOptions {
   /** Peak of live ArrayBuffer memory allowed while streaming the big object (default 16 MiB). */
@@ -35,6 +35,29 @@ export async function writeObject(dest: Destination, name: string, body: Buffer)
     await w.abort(err);
     throw err;
   }
+}
+
+/** The DestinationError `p` rejects with (it must reject with one). */
+export async function failure(p: Promise<unknown>): Promise<DestinationError> {
+  const err = await p.then(
+    () => null,
+    (e: unknown) => e,
+  );
+  expect(err).toBeInstanceOf(DestinationError);
+  return err as DestinationError;
+}
+
+/** Writes `body` with a writer that continues the suspended upload `token`; the committed writer. */
+export async function writeResumed(
+  dest: Destination,
+  name: string,
+  token: unknown,
+  body: Buffer,
+): Promise<ObjectWriter> {
+  const w = await dest.createWriter(name, { resume: token, keepOnFailure: true });
+  await pipeline(Readable.from([body]), w.stream);
+  await w.commit();
+  return w;
 }
 
 /** Deterministic pseudo-random data (xorshift32) in 1 MiB chunks, holding one chunk at a time. */

@@ -9,20 +9,11 @@ import { FTPError } from "basic-ftp";
 import { FtpDestination } from "../../runner/src/destinations/ftp";
 import { DestinationError } from "../../runner/src/destinations/types";
 import { parseDestinationUrl, type FtpSpec } from "../../runner/src/destinations/url";
-import { destinationConformance, readAll, writeObject } from "./conformance";
+import { destinationConformance, failure, readAll, writeObject, writeResumed } from "./conformance";
 import { startFtpServer, type TestFtpServer } from "./ftp-server";
 
 const MiB = 1024 * 1024;
 const FAST_RETRY = { attempts: 3, baseDelayMs: 10, maxDelayMs: 50 };
-
-async function failure(p: Promise<unknown>): Promise<DestinationError> {
-  const err = await p.then(
-    () => null,
-    (e: unknown) => e,
-  );
-  expect(err).toBeInstanceOf(DestinationError);
-  return err as DestinationError;
-}
 
 for (const tls of [false, true]) {
   describe(tls ? "ftps (explicit TLS)" : "ftp (plain)", () => {
@@ -128,9 +119,7 @@ for (const tls of [false, true]) {
         const { dest, token } = await suspendedAfter("again.bin", body, 2 * MiB);
         expect(token).toMatchObject({ kind: "ftp-temp", offset: 2 * MiB });
         const before = server.stats.bytesStored;
-        const w = await dest.createWriter("again.bin", { resume: token, keepOnFailure: true });
-        await pipeline(Readable.from([body]), w.stream);
-        await w.commit();
+        const w = await writeResumed(dest, "again.bin", token, body);
         expect(w.skippedBytes).toBe(2 * MiB);
         expect(server.stats.bytesStored - before).toBe(MiB);
         expect((await readAll(await dest.createReadStream("again.bin"))).equals(body)).toBe(true);
@@ -142,9 +131,7 @@ for (const tls of [false, true]) {
         const dir = join(server.root, "data");
         await appendFile(join(dir, posix.basename(token.temp)), Buffer.from("x"));
         const before = server.stats.bytesStored;
-        const w = await dest.createWriter("long.bin", { resume: token, keepOnFailure: true });
-        await pipeline(Readable.from([body]), w.stream);
-        await w.commit();
+        const w = await writeResumed(dest, "long.bin", token, body);
         expect(w.skippedBytes).toBe(0);
         expect(server.stats.bytesStored - before).toBe(body.length);
         expect((await readAll(await dest.createReadStream("long.bin"))).equals(body)).toBe(true);

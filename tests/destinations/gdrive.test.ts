@@ -10,7 +10,7 @@ import { GdriveDestination } from "../../runner/src/destinations/gdrive";
 import { buildAuthorizationUrl, exchangeAuthorizationCode } from "../../runner/src/destinations/gdrive-oauth";
 import { DestinationError } from "../../runner/src/destinations/types";
 import { parseDestinationUrl, type GdriveSpec } from "../../runner/src/destinations/url";
-import { destinationConformance, readAll, writeObject } from "./conformance";
+import { destinationConformance, failure, readAll, writeObject, writeResumed } from "./conformance";
 import { startFakeDrive, type FakeDrive } from "./fake-gdrive-server";
 
 const MiB = 1024 * 1024;
@@ -48,15 +48,6 @@ async function spec(over: Partial<GdriveSpec> = {}, tokens?: object): Promise<Gd
   }) as GdriveSpec;
   // 1 MiB chunks so the 20 MiB object takes many resumable PUTs.
   return { ...base, chunkSize: MiB, retry: FAST_RETRY, ...over };
-}
-
-async function failure(p: Promise<unknown>): Promise<DestinationError> {
-  const err = await p.then(
-    () => null,
-    (e: unknown) => e,
-  );
-  expect(err).toBeInstanceOf(DestinationError);
-  return err as DestinationError;
 }
 
 destinationConformance(
@@ -137,20 +128,22 @@ describe("gdrive", () => {
     expect(await dest.stat("md5.bin")).toBeNull();
   });
 
-  it("resume across writers: the session is asked what it holds and only the rest is sent", async () => {
-    const dest = new GdriveDestination(await spec());
-    const body = randomBytes(3 * MiB + 100);
-    const first = await dest.createWriter("across.bin", { keepOnFailure: true });
-    // 2.5 MiB written with 1 MiB chunks: two chunks reach the session.
+  /** Starts an upload of `body`, writes 2.5 MiB in 1 MiB chunks (two reach the session), suspends it. */
+  async function suspendedAfterTwoChunks(dest: GdriveDestination, name: string, body: Buffer) {
+    const first = await dest.createWriter(name, { keepOnFailure: true });
     await new Promise<void>((resolve, reject) =>
       first.stream.write(body.subarray(0, 2.5 * MiB), (e) => (e ? reject(e) : resolve())),
     );
-    const token = await first.suspend?.();
+    return first.suspend?.();
+  }
+
+  it("resume across writers: the session is asked what it holds and only the rest is sent", async () => {
+    const dest = new GdriveDestination(await spec());
+    const body = randomBytes(3 * MiB + 100);
+    const token = await suspendedAfterTwoChunks(dest, "across.bin", body);
     expect(token).toMatchObject({ kind: "gdrive-session", name: "across.bin", offset: 2 * MiB });
     const before = drive.stats.chunkBytes;
-    const w = await dest.createWriter("across.bin", { resume: token, keepOnFailure: true });
-    await pipeline(Readable.from([body]), w.stream);
-    await w.commit();
+    const w = await writeResumed(dest, "across.bin", token, body);
     expect(w.skippedBytes).toBe(2 * MiB);
     expect(drive.stats.chunkBytes - before).toBe(body.length - 2 * MiB);
     expect((await readAll(await dest.createReadStream("across.bin"))).equals(body)).toBe(true);
@@ -159,11 +152,7 @@ describe("gdrive", () => {
   it("resume across writers: bytes changed in the held session fail the MD5 at commit, no file is left", async () => {
     const dest = new GdriveDestination(await spec());
     const body = randomBytes(3 * MiB + 100);
-    const first = await dest.createWriter("changed.bin", { keepOnFailure: true });
-    await new Promise<void>((resolve, reject) =>
-      first.stream.write(body.subarray(0, 2.5 * MiB), (e) => (e ? reject(e) : resolve())),
-    );
-    const token = await first.suspend?.();
+    const token = await suspendedAfterTwoChunks(dest, "changed.bin", body);
     expect(drive.tamperSessions(4096)).toBeGreaterThanOrEqual(1);
     const w = await dest.createWriter("changed.bin", { resume: token, keepOnFailure: true });
     await pipeline(Readable.from([body]), w.stream);
@@ -174,11 +163,7 @@ describe("gdrive", () => {
   it("resume across writers: a resumed upload whose completion carries no md5Checksum is refused, no file is left", async () => {
     const dest = new GdriveDestination(await spec());
     const body = randomBytes(3 * MiB + 100);
-    const first = await dest.createWriter("nomd5.bin", { keepOnFailure: true });
-    await new Promise<void>((resolve, reject) =>
-      first.stream.write(body.subarray(0, 2.5 * MiB), (e) => (e ? reject(e) : resolve())),
-    );
-    const token = await first.suspend?.();
+    const token = await suspendedAfterTwoChunks(dest, "nomd5.bin", body);
     drive.faults.omitMd5 = true;
     try {
       const w = await dest.createWriter("nomd5.bin", { resume: token, keepOnFailure: true });

@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { SftpDestination } from "../../runner/src/destinations/sftp";
 import { DestinationError } from "../../runner/src/destinations/types";
 import { parseDestinationUrl, type SftpSpec } from "../../runner/src/destinations/url";
-import { destinationConformance, readAll, writeObject } from "./conformance";
+import { destinationConformance, failure, readAll, writeObject, writeResumed } from "./conformance";
 import { sshdUnavailable, startSshd, type TestSshd } from "./sshd";
 import { startTcpFaultProxy, type TcpFaultProxy } from "./tcp-fault-proxy";
 
@@ -17,15 +17,6 @@ const MiB = 1024 * 1024;
 const FAST_RETRY = { attempts: 3, baseDelayMs: 10, maxDelayMs: 50 };
 const unavailable = sshdUnavailable();
 if (unavailable) console.warn(`sftp tests skipped: ${unavailable}`);
-
-async function failure(p: Promise<unknown>): Promise<DestinationError> {
-  const err = await p.then(
-    () => null,
-    (e: unknown) => e,
-  );
-  expect(err).toBeInstanceOf(DestinationError);
-  return err as DestinationError;
-}
 
 describe.skipIf(unavailable !== undefined)("sftp", () => {
   let sshd: TestSshd;
@@ -198,9 +189,7 @@ describe.skipIf(unavailable !== undefined)("sftp", () => {
       const body = randomBytes(3 * MiB);
       const { dest, token } = await suspendedAfter("again.bin", body, 2 * MiB);
       expect(token).toMatchObject({ kind: "sftp-temp", offset: 2 * MiB });
-      const w = await dest.createWriter("again.bin", { resume: token, keepOnFailure: true });
-      await pipeline(Readable.from([body]), w.stream);
-      await w.commit();
+      const w = await writeResumed(dest, "again.bin", token, body);
       expect(w.skippedBytes).toBe(2 * MiB);
       expect((await readAll(await dest.createReadStream("again.bin"))).equals(body)).toBe(true);
       expect((await readdir(data)).filter((f) => f.includes("again.bin.part-"))).toEqual([]);
