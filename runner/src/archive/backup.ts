@@ -73,15 +73,14 @@ export async function createBackup(opts: BackupOptions & BackupInternals): Promi
     onProgress: opts.onProgress,
     signal: opts.signal,
   };
-  // The worker starts reading files while the password's KDF runs.
-  const sealing = sealFor(opts, chunkSize);
-  sealing.catch(() => {});
+  // The KDF first: scrypt's 128 MiB would otherwise add to the pipeline's memory at its peak
+  // (measured: +20 MiB peak RSS for 0.1 s saved).
   let producer: TarProducer | undefined;
   let seal: Awaited<ReturnType<typeof createSealContext>> | undefined;
   try {
+    seal = await sealFor(opts, chunkSize);
     if (!opts.entries && !opts.tarInThread)
       producer = await TarProducer.start(opts.sources!, chunkSize, sink, manifestBuilder, PRODUCER_AHEAD);
-    seal = await sealing;
   } catch (err) {
     await producer?.close();
     throw toArchiveError(err);
