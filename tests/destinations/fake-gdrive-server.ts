@@ -48,6 +48,8 @@ export interface DriveFaults {
   omitMd5?: boolean;
   /** Refuse new upload sessions with 403 storageQuotaExceeded. */
   quotaExceeded?: boolean;
+  /** Answer upload-session status queries with 403 forbidden (a session this client may not use). */
+  refuseSessionStatus?: boolean;
 }
 
 export interface FakeDrive {
@@ -277,6 +279,8 @@ export async function startFakeDrive(): Promise<FakeDrive> {
       if (status) {
         await body(req);
         stats.statusQueries++;
+        if (faults.refuseSessionStatus)
+          return driveError(res, 403, "forbidden", "The user does not have access");
         if (status[1] !== "*" && Number(status[1]) === s.receivedLen) return complete(res, id, s);
         res.writeHead(308, s.receivedLen > 0 ? { range: `bytes=0-${s.receivedLen - 1}` } : {}).end();
         return;

@@ -434,6 +434,26 @@ describe("sync resume: google drive (local Drive v3 server)", () => {
     expect((await storedBytes(p)).equals(data)).toBe(true);
   });
 
+  it("a held session the server refuses (403) is dropped, not retried forever: uploaded from zero in the same job", async () => {
+    const p = place("drive_refused");
+    await expectStoppedByAbort(run("drive_refused", p.target, p.secrets, { pauseAt: 10 * MiB }).job);
+    await savedToken("drive_refused", p.destinationId);
+    drive.faults.refuseSessionStatus = true;
+    try {
+      const before = drive.stats.chunkBytes;
+      const { job, log } = run("drive_refused", p.target, p.secrets);
+      const out = await job;
+      expect(out.result).toMatchObject({ status: "completed", sha256: archive.sha256, resumedBytes: 0 });
+      expect(drive.stats.chunkBytes - before).toBe(archive.size);
+      expect(log.lines.join("\n")).toContain("sync resume refused");
+      expect((await storedBytes(p)).equals(data)).toBe(true);
+      // the refused session was cancelled, not left open on the server
+      expect(drive.stats.sessionsOpen()).toBe(0);
+    } finally {
+      drive.faults.refuseSessionStatus = false;
+    }
+  });
+
   it("changed bytes in the held session are caught by the MD5 at commit: uploaded again from zero, never corrupt", async () => {
     const p = place("drive_tamper");
     await expectStoppedByAbort(run("drive_tamper", p.target, p.secrets, { pauseAt: 10 * MiB }).job);

@@ -11,7 +11,7 @@ import { manifestFileName } from "../archive/manifest";
 import type { Progress } from "../archive/types";
 import type { RunnerConfig } from "../config";
 import { JobRejection } from "../daemon/job-verifier";
-import type { Destination } from "../destinations";
+import type { Destination, ObjectWriter } from "../destinations";
 import { LocalDestination } from "../destinations/local";
 import { resumeTokenBytes } from "../destinations/resume-tokens";
 import { SyncResumeStore, type SavedSync } from "./sync-resume-store";
@@ -68,6 +68,13 @@ function transient(err: unknown): boolean {
   return (err as { code?: unknown } | null)?.code === "CONNECTION_FAILED";
 }
 
+/** The held upload could not be adopted (see copyAttempt); the attempt is made again from zero. */
+class ResumeRefused extends Error {
+  constructor(cause: unknown) {
+    super(`held upload not adopted: ${(cause as Error)?.message ?? String(cause)}`, { cause });
+  }
+}
+
 interface ResumeState {
   store: SyncResumeStore;
   backupId: string;
@@ -93,8 +100,9 @@ async function copyResumable(
   try {
     return { ...(await copyAttempt(from, to, name, signal, resume, onAcked)), restarted: false };
   } catch (err) {
-    if (!resume.saved || (err as { code?: unknown } | null)?.code !== "INTEGRITY_MISMATCH" || signal.aborted)
-      throw err;
+    const refused =
+      err instanceof ResumeRefused || (err as { code?: unknown } | null)?.code === "INTEGRITY_MISMATCH";
+    if (!resume.saved || !refused || signal.aborted) throw err;
     const again = await copyAttempt(from, to, name, signal, { ...resume, saved: undefined }, onAcked);
     return { ...again, restarted: true };
   }
@@ -123,16 +131,29 @@ async function copyAttempt(
   let skipped = () => 0;
   // The writer only sees real cancels: a pause must not abort the multipart upload.
   const cancel = new AbortController();
-  const w = await to.createWriter(name, {
-    signal: cancel.signal,
-    resume: saved?.token,
-    keepOnFailure: true,
-    sizeHint: resume.size,
-    onAcked: (n) => {
-      acked += n;
-      onAcked?.(acked, acked - skipped());
-    },
-  });
+  let w: ObjectWriter;
+  try {
+    w = await to.createWriter(name, {
+      signal: cancel.signal,
+      resume: saved?.token,
+      keepOnFailure: true,
+      sizeHint: resume.size,
+      onAcked: (n) => {
+        acked += n;
+        onAcked?.(acked, acked - skipped());
+      },
+    });
+  } catch (err) {
+    // A held upload refused for a reason other than a passing network fault (a session the server
+    // no longer accepts, a temp file that cannot be read) would fail every later attempt the same
+    // way: drop it, and let copyResumable start from zero.
+    if (saved && !transient(err) && !signal.aborted) {
+      await to.discardSuspended?.(saved.token).catch(() => {});
+      await store.remove(backupId, destinationId);
+      throw new ResumeRefused(err);
+    }
+    throw err;
+  }
   // Writers count what they skipped (held from an earlier attempt) before reporting it acknowledged.
   skipped = () => w.skippedBytes ?? 0;
   // Pause also stops a commit that is waiting on parts in flight (suspend cuts them).
@@ -260,10 +281,13 @@ export function syncHandler(): JobHandler {
         if (sent.skipped > 0)
           ctx.log.info("sync resumed", { jobId: ctx.jobId, destinationId, skippedBytes: sent.skipped });
         if (sent.restarted)
-          ctx.log.warn("sync resume refused: held bytes or source did not check out, uploaded from zero", {
-            jobId: ctx.jobId,
-            destinationId,
-          });
+          ctx.log.warn(
+            "sync resume refused: the held upload was not adopted or did not check out; uploaded from zero",
+            {
+              jobId: ctx.jobId,
+              destinationId,
+            },
+          );
         const bad = async (msg: string): Promise<never> => {
           await to.delete(p.fileName).catch(() => {});
           throw new JobFailure("INTEGRITY_MISMATCH", msg);
