@@ -5,7 +5,7 @@
  * Creates `cairn_bench_<engine>` databases of about --mib MiB of table data on the local servers
  * (127.0.0.1:5432 trust, 127.0.0.1:3306 root) and drops them afterwards unless --keep.
  */
-import { execFileSync, spawn } from "node:child_process";
+import { spawn } from "node:child_process";
 import { createWriteStream, mkdtempSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -15,6 +15,7 @@ import { createBackup } from "../runner/src/archive";
 import { parseHostConfig, type DatabaseServerConfig } from "../runner/src/inventory";
 import { mysqlEntries } from "../runner/src/sources/mysql";
 import { postgresEntries } from "../runner/src/sources/postgres";
+import { my, pg } from "../tests/hosting/helpers";
 
 const { values } = parseArgs({
   options: {
@@ -37,28 +38,6 @@ const cfg = parseHostConfig({
 });
 const server = (e: string) => cfg.databaseServers.find((s) => s.engine === e)!;
 const DB = (e: string) => `cairn_bench_${e}`;
-
-const pg = (sql: string, db = "postgres") =>
-  execFileSync(
-    "psql",
-    ["-h", "127.0.0.1", "-U", "postgres", "-d", db, "-AtX", "-v", "ON_ERROR_STOP=1", "-c", sql],
-    { encoding: "utf8" },
-  ).trim();
-const my = (sql: string, db?: string) =>
-  execFileSync(
-    "mariadb",
-    [
-      "-h",
-      "127.0.0.1",
-      "-uroot",
-      "--batch",
-      "--skip-column-names",
-      ...(db ? [`--database=${db}`] : []),
-      "-e",
-      sql,
-    ],
-    { encoding: "utf8" },
-  ).trim();
 
 function seed(engine: string): void {
   const db = DB(engine);

@@ -272,10 +272,6 @@ function nonce(prefix: Buffer, counter: number, last: boolean): Buffer {
 }
 
 /** [u32 plaintext length][ciphertext][16-byte tag]. */
-export function sealSegment(ctx: SealContext, counter: number, last: boolean, plain: Buffer): Buffer {
-  return Buffer.concat(sealSegmentParts(ctx, counter, last, plain));
-}
-
 /**
  * The sealed segment as pieces (length field, ciphertext, tag), written one after another without
  * joining them. Synchronous on purpose: the AES-NI work is ~0.3 ms per MiB, less than a WebCrypto

@@ -20,8 +20,6 @@ import type { HostFlags } from "./hosting-flags";
  * (a component failed; the archive holds the rest), 1 failed, 2 usage/config.
  */
 
-export { hostingFail, isHostingRun, type HostFlags } from "./hosting-flags";
-
 async function host(f: HostFlags) {
   const config = f.config ? await loadHostConfig(resolve(f.config)) : parseHostConfig({});
   const root = f.root ? resolve(f.root) : config.root;
