@@ -23,7 +23,8 @@ const MIB = Number(args.get("mib") ?? 1024);
 const LEVEL = Number(args.get("level") ?? 3);
 const RUNS = Math.max(1, Number(args.get("runs") ?? 1));
 const repo = resolve(import.meta.dirname, "..");
-const BIN = join(repo, "runner/bin/cairn-runner.mjs");
+/** The launcher users run (package bin), so the figures include its malloc setting. */
+const BIN = join(repo, "runner/bin/cairn-runner");
 const benchDir = join(repo, ".tmp/bench");
 const tree = join(benchDir, `hosting-${MIB}`);
 const work = join(benchDir, `run-${process.pid}`);
@@ -132,8 +133,7 @@ async function main(): Promise<void> {
     const outDir = join(work, "out");
     const ourB = await best(
       () =>
-        measure(process.execPath, [
-          BIN,
+        measure(BIN, [
           "backup",
           "--source",
           tree,
@@ -158,17 +158,7 @@ async function main(): Promise<void> {
     );
     const rc = join(work, "rc");
     const ourR = await best(
-      () =>
-        measure(process.execPath, [
-          BIN,
-          "restore",
-          result.path,
-          "--target",
-          rc,
-          "--password-file",
-          pw,
-          "--json",
-        ]),
+      () => measure(BIN, ["restore", result.path, "--target", rc, "--password-file", pw, "--json"]),
       () => rmSync(rc, { recursive: true, force: true }),
     );
     const listing = (d: string) =>

@@ -142,7 +142,8 @@ function runChild(target: string, extra: string[]): Promise<Result> {
     const c = spawn(
       process.execPath,
       [...nodeArgs, "--import", "tsx", fileURLToPath(import.meta.url), "--child", target, ...extra],
-      { stdio: ["ignore", "pipe", "inherit"] },
+      // As runner/bin/cairn-runner (the launcher users run) sets it.
+      { stdio: ["ignore", "pipe", "inherit"], env: { MALLOC_ARENA_MAX: "2", ...process.env } },
     );
     let out = "";
     c.stdout.on("data", (d: Buffer) => (out += d.toString()));

@@ -16,13 +16,15 @@ const DATA = resolve(REPO_ROOT, ".data");
 const PERSIST = resolve(DATA, "wrangler");
 const RUNNER_DIR = resolve(DATA, "runner");
 const RUNNER_CONFIG = resolve(RUNNER_DIR, "config.json");
-const RUNNER_BIN = resolve(REPO_ROOT, "runner/bin/cairn-runner.mjs");
+/** The launcher users run (it sets the malloc arena limit), on the node that runs this script. */
+const RUNNER_BIN = resolve(REPO_ROOT, "runner/bin/cairn-runner");
+const RUNNER_ENV = { ...process.env, NODE: process.execPath };
 
 const log = (msg: string) => console.log(`[cairn] ${msg}`);
 
 function runCli(args: string[]): Promise<void> {
   return new Promise((ok, fail) => {
-    const child = spawn(process.execPath, [RUNNER_BIN, ...args], { stdio: ["ignore", "inherit", "inherit"] });
+    const child = spawn(RUNNER_BIN, args, { stdio: ["ignore", "inherit", "inherit"], env: RUNNER_ENV });
     child.on("error", fail);
     child.on("exit", (code) =>
       code === 0 ? ok() : fail(new Error(`cairn-runner ${args[0]} exited with ${code}`)),
@@ -112,8 +114,9 @@ async function main(): Promise<void> {
       log("enrolled a local runner (config .data/runner/config.json)");
     }
 
-    runner = spawn(process.execPath, [RUNNER_BIN, "start", "--config", RUNNER_CONFIG], {
+    runner = spawn(RUNNER_BIN, ["start", "--config", RUNNER_CONFIG], {
       stdio: ["ignore", "inherit", "inherit"],
+      env: RUNNER_ENV,
     });
     runner.on("exit", (code, signal) => {
       if (!stopping) {
