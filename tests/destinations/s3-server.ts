@@ -3,6 +3,8 @@ import { spawn } from "node:child_process";
 import { once } from "node:events";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
+import { ListMultipartUploadsCommand, ListPartsCommand, S3Client } from "@aws-sdk/client-s3";
+import type { S3Spec } from "../../runner/src/destinations/url";
 
 export interface TestS3Server {
   endpoint: string;
@@ -65,4 +67,41 @@ export async function startS3Server(buckets: string[]): Promise<TestS3Server> {
       await exited;
     },
   };
+}
+
+/**
+ * Reads what the server holds through the AWS SDK, a client independent of the one under test
+ * (which has no ListMultipartUploads: the runner never needs it).
+ */
+function sdkFor(spec: S3Spec): S3Client {
+  // Its notice about a future Node policy is not a test failure.
+  process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= "true";
+  return new S3Client({
+    endpoint: spec.endpoint,
+    region: spec.region,
+    forcePathStyle: true,
+    credentials: spec.credentials,
+  });
+}
+
+/** The multipart uploads in progress in the destination's bucket. */
+export async function openUploads(spec: S3Spec): Promise<{ key: string; uploadId: string }[]> {
+  const sdk = sdkFor(spec);
+  try {
+    const out = await sdk.send(new ListMultipartUploadsCommand({ Bucket: spec.bucket }));
+    return (out.Uploads ?? []).map((u) => ({ key: u.Key!, uploadId: u.UploadId! }));
+  } finally {
+    sdk.destroy();
+  }
+}
+
+/** The sizes of the parts the server stored for an upload. */
+export async function partSizes(spec: S3Spec, key: string, uploadId: string): Promise<number[]> {
+  const sdk = sdkFor(spec);
+  try {
+    const out = await sdk.send(new ListPartsCommand({ Bucket: spec.bucket, Key: key, UploadId: uploadId }));
+    return (out.Parts ?? []).map((p) => Number(p.Size));
+  } finally {
+    sdk.destroy();
+  }
 }

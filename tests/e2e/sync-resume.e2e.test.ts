@@ -6,10 +6,9 @@
 import { createHash, randomBytes } from "node:crypto";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { ListMultipartUploadsCommand } from "@aws-sdk/client-s3";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { S3Destination } from "../../runner/src/destinations/s3";
-import { startS3Server, type TestS3Server } from "../destinations/s3-server";
+import { openUploads, startS3Server, type TestS3Server } from "../destinations/s3-server";
 import {
   type Cluster,
   type RunnerHandle,
@@ -78,8 +77,7 @@ async function finished(jobId: string): Promise<Job> {
 async function uploads(): Promise<string[]> {
   const d = s3At();
   try {
-    const out = await d.client.send(new ListMultipartUploadsCommand({ Bucket: "e2e" }));
-    return (out.Uploads ?? []).map((u) => u.UploadId!);
+    return (await openUploads(d.spec)).map((u) => u.uploadId);
   } finally {
     await d.close();
   }

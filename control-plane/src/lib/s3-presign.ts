@@ -2,6 +2,7 @@
  * SigV4 query-string presigning (AWS "Authenticating Requests: Using Query Parameters") with WebCrypto,
  * so the Worker hands out a short-lived GET URL and the bytes go straight from storage to the user.
  */
+import { amzDate as formatAmzDate, canonicalQuery, credentialScope, uriEncode } from "../../../shared/sigv4";
 
 export interface PresignInput {
   /** e.g. `https://s3.eu-west-1.amazonaws.com` or `http://127.0.0.1:4569`; no trailing slash needed. */
@@ -19,17 +20,6 @@ export interface PresignInput {
 
 const enc = new TextEncoder();
 
-/** RFC 3986 encoding as SigV4 wants it: only A-Z a-z 0-9 - _ . ~ stay as they are. */
-export function uriEncode(s: string, keepSlash = false): string {
-  let out = "";
-  for (const byte of enc.encode(s)) {
-    const ch = String.fromCharCode(byte);
-    if (/[A-Za-z0-9\-_.~]/.test(ch) || (keepSlash && ch === "/")) out += ch;
-    else out += `%${byte.toString(16).toUpperCase().padStart(2, "0")}`;
-  }
-  return out;
-}
-
 const hex = (b: ArrayBuffer) => [...new Uint8Array(b)].map((x) => x.toString(16).padStart(2, "0")).join("");
 
 async function hmac(key: ArrayBuffer | Uint8Array, data: string): Promise<ArrayBuffer> {
@@ -44,12 +34,9 @@ export async function presignGetUrl(i: PresignInput): Promise<string> {
   const basePath = base.pathname.replace(/\/+$/, "");
   const path = `${basePath}${i.pathStyle ? `/${uriEncode(i.bucket)}` : ""}/${uriEncode(i.key, true)}`;
   const now = i.now ?? new Date();
-  const amzDate = now
-    .toISOString()
-    .replace(/[-:]/g, "")
-    .replace(/\.\d{3}/, "");
+  const amzDate = formatAmzDate(now);
   const day = amzDate.slice(0, 8);
-  const scope = `${day}/${i.region}/s3/aws4_request`;
+  const scope = credentialScope(amzDate, i.region);
   const params: [string, string][] = [
     ["X-Amz-Algorithm", "AWS4-HMAC-SHA256"],
     ["X-Amz-Credential", `${i.accessKeyId}/${scope}`],
@@ -58,11 +45,7 @@ export async function presignGetUrl(i: PresignInput): Promise<string> {
     ["X-Amz-SignedHeaders", "host"],
   ];
   if (i.sessionToken) params.push(["X-Amz-Security-Token", i.sessionToken]);
-  const query = params
-    .map(([k, v]) => [uriEncode(k), uriEncode(v)] as const)
-    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
-    .map(([k, v]) => `${k}=${v}`)
-    .join("&");
+  const query = canonicalQuery(params);
   const canonical = ["GET", path, query, `host:${host}\n`, "host", "UNSIGNED-PAYLOAD"].join("\n");
   const toSign = [
     "AWS4-HMAC-SHA256",

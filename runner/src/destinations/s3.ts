@@ -7,25 +7,12 @@
 import { createHash, type Hash } from "node:crypto";
 import { Writable, type Readable } from "node:stream";
 import { finished } from "node:stream/promises";
-import {
-  AbortMultipartUploadCommand,
-  CompleteMultipartUploadCommand,
-  CreateMultipartUploadCommand,
-  DeleteObjectCommand,
-  GetObjectCommand,
-  HeadObjectCommand,
-  ListObjectsV2Command,
-  ListPartsCommand,
-  PutObjectCommand,
-  S3Client,
-  UploadPartCommand,
-  type S3ClientConfig,
-} from "@aws-sdk/client-s3";
 import { checkObjectName, normalizePrefix } from "./names";
 import { runProbe } from "./probe";
 import { withMappedErrors } from "./read-stream";
 import { parseS3ResumeToken, type S3ResumeToken } from "./s3-resume";
-import { DEFAULT_RETRY, withRetry, type RetryPolicy } from "./retry";
+import { DEFAULT_RETRY, type RetryPolicy } from "./retry";
+import { escapeXml, S3Client, S3ResponseError, xmlBlocks, xmlText, type S3Request } from "./s3-client";
 import {
   DestinationError,
   type Destination,
@@ -35,10 +22,6 @@ import {
   type WriterOptions,
 } from "./types";
 import { specUrl, type S3Spec } from "./url";
-
-// The runner supports Node 20 by design; the SDK's notice about its future Node policy would
-// otherwise land on the CLI's stderr, whose lines are meant for errors.
-process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= "true";
 
 const MiB = 1024 * 1024;
 const MAX_PART_SIZE = 5 * 1024 * MiB;
@@ -58,18 +41,12 @@ const SPACE_ERRORS = new Set([
   "StorageFull",
 ]);
 
-/** Turn an SDK error into a DestinationError that names the destination and the cause (never a secret). */
+/** Turn a failed call into a DestinationError that names the destination and the cause (never a secret). */
 export function mapS3Error(url: string, what: string, err: unknown): DestinationError {
   if (err instanceof DestinationError) return err;
-  const e = err as {
-    name?: string;
-    Code?: string;
-    code?: string;
-    message?: string;
-    $metadata?: { httpStatusCode?: number };
-  };
-  const name = e?.Code ?? e?.name ?? "";
-  const status = e?.$metadata?.httpStatusCode;
+  const e = err as { name?: string; code?: string; message?: string };
+  const name = err instanceof S3ResponseError ? err.code : (e?.name ?? "");
+  const status = err instanceof S3ResponseError ? err.status : undefined;
   let code: DestinationErrorCode;
   if (AUTH_ERRORS.has(name) || status === 401 || status === 403) code = "AUTH_FAILED";
   else if (
@@ -110,35 +87,17 @@ export class S3Destination implements Destination {
     this.url = specUrl(spec);
     this.prefix = normalizePrefix(spec.prefix);
     this.retry = spec.retry ?? DEFAULT_RETRY;
-    const config: S3ClientConfig = {
+    this.client = new S3Client({
+      bucket: spec.bucket,
       region: spec.region,
       endpoint: spec.endpoint,
-      forcePathStyle: spec.pathStyle,
+      pathStyle: spec.pathStyle,
       credentials: spec.credentials,
-      // The SDK's own retry loop (exponential backoff) covers resets and 5xx on each request.
-      maxAttempts: this.retry.attempts,
-      // Flexible checksums use aws-chunked trailers many S3-compatible servers reject; we check MD5 ETags.
-      requestChecksumCalculation: "WHEN_REQUIRED",
-      responseChecksumValidation: "WHEN_REQUIRED",
-      // With "Expect: 100-continue" (the SDK's default for bodies of 2 MiB and more) the SDK's Node
-      // handler sends each part on a fresh agent without keep-alive: a new TCP (and TLS) connection
-      // per part. A part refused after its body was sent costs one part of bandwidth; a handshake per
-      // part costs CPU on both ends every time.
-      expectContinueHeader: false,
-    };
-    this.client = new S3Client(config);
-    // Part bodies already carry a signed Content-MD5 that the server checks; hashing every byte a
-    // second time with SHA-256 for the signature doubled the runner's CPU per uploaded byte.
-    this.client.middlewareStack.add(
-      (next) => async (args) => {
-        const req = args.request as { headers?: Record<string, string>; body?: unknown };
-        if (req.headers && Buffer.isBuffer(req.body) && req.headers["content-md5"]) {
-          req.headers["x-amz-content-sha256"] = "UNSIGNED-PAYLOAD";
-        }
-        return next(args);
-      },
-      { step: "build", name: "cairnUnsignedPayloadWithMd5" },
-    );
+      retry: this.retry,
+      // Keep-alive sockets for the parts in flight and the control calls beside them: no
+      // handshake per part. (No "Expect: 100-continue" either: one round trip per part.)
+      maxSockets: spec.queueSize + 2,
+    });
   }
 
   key(name: string): string {
@@ -158,11 +117,7 @@ export class S3Destination implements Destination {
 
   async abortUpload(key: string, uploadId: string): Promise<void> {
     try {
-      await this.send(`abort upload of ${key}`, () =>
-        this.client.send(
-          new AbortMultipartUploadCommand({ Bucket: this.spec.bucket, Key: key, UploadId: uploadId }),
-        ),
-      );
+      await this.send(`abort upload of ${key}`, { method: "DELETE", key, query: { uploadId } });
     } catch (err) {
       // Already gone (completed, aborted, expired by a lifecycle rule): nothing is left to bill.
       if ((err as DestinationError).code !== "NOT_FOUND") throw err;
@@ -178,21 +133,21 @@ export class S3Destination implements Destination {
     let marker: string | undefined;
     try {
       do {
-        const page = await this.send(`list parts of ${key}`, () =>
-          this.client.send(
-            new ListPartsCommand({
-              Bucket: this.spec.bucket,
-              Key: key,
-              UploadId: uploadId,
-              PartNumberMarker: marker,
-            }),
-          ),
-        );
-        for (const p of page.Parts ?? []) {
-          if (p.PartNumber === undefined || !p.ETag) continue;
-          out.set(p.PartNumber, { etag: p.ETag.replace(/"/g, ""), size: Number(p.Size ?? -1) });
+        const page = await this.send(`list parts of ${key}`, {
+          method: "GET",
+          key,
+          query: { uploadId, "part-number-marker": marker },
+        });
+        for (const p of xmlBlocks(page.text, "Part")) {
+          const n = Number(xmlText(p, "PartNumber"));
+          const etag = xmlText(p, "ETag");
+          if (!Number.isInteger(n) || n < 1 || !etag) continue;
+          out.set(n, { etag: etag.replace(/"/g, ""), size: Number(xmlText(p, "Size") ?? -1) });
         }
-        marker = page.IsTruncated ? String(page.NextPartNumberMarker ?? "") || undefined : undefined;
+        marker =
+          xmlText(page.text, "IsTruncated") === "true"
+            ? xmlText(page.text, "NextPartNumberMarker")
+            : undefined;
       } while (marker);
     } catch (err) {
       if ((err as DestinationError).code === "NOT_FOUND") return null;
@@ -202,22 +157,30 @@ export class S3Destination implements Destination {
   }
 
   async createReadStream(name: string, range?: { start: number; end?: number }): Promise<Readable> {
-    const Key = this.key(name);
-    const Range = range ? `bytes=${range.start}-${range.end ?? ""}` : undefined;
-    try {
-      const out = await this.client.send(new GetObjectCommand({ Bucket: this.spec.bucket, Key, Range }));
-      return withMappedErrors(out.Body as Readable, (err) => mapS3Error(this.url, `read ${name}`, err));
-    } catch (err) {
-      throw mapS3Error(this.url, `read ${name}`, err);
+    const key = this.key(name);
+    const out = await this.send(`read ${name}`, {
+      method: "GET",
+      key,
+      headers: { range: range ? `bytes=${range.start}-${range.end ?? ""}` : undefined },
+      stream: true,
+    });
+    const body = out.stream!;
+    // A server that ignores the range would hand over the object from byte 0 as if it were the range.
+    if (range && (range.start > 0 || range.end !== undefined) && out.status !== 206) {
+      body.destroy();
+      throw new DestinationError(
+        "PROTOCOL_ERROR",
+        this.url,
+        `read ${name}: the server ignored the byte range`,
+      );
     }
+    return withMappedErrors(body, (err) => mapS3Error(this.url, `read ${name}`, err));
   }
 
   async stat(name: string): Promise<ObjectInfo | null> {
     try {
-      const h = await this.client.send(
-        new HeadObjectCommand({ Bucket: this.spec.bucket, Key: this.key(name) }),
-      );
-      return { name, size: Number(h.ContentLength ?? 0), mtime: h.LastModified };
+      const h = await this.send(`stat ${name}`, { method: "HEAD", key: this.key(name) });
+      return { name, ...sizeAndTime(h.headers) };
     } catch (err) {
       const mapped = mapS3Error(this.url, `stat ${name}`, err);
       // HEAD has no body, so a missing bucket also looks like 404: tell them apart with a list.
@@ -234,22 +197,24 @@ export class S3Destination implements Destination {
     let token: string | undefined;
     try {
       do {
-        const page = await this.client.send(
-          new ListObjectsV2Command({
-            Bucket: this.spec.bucket,
-            Prefix: this.prefix + prefix,
-            ContinuationToken: token,
-          }),
-        );
-        for (const o of page.Contents ?? []) {
-          if (!o.Key) continue;
+        const page = await this.client.send({
+          method: "GET",
+          query: { "list-type": "2", prefix: this.prefix + prefix, "continuation-token": token },
+        });
+        for (const o of xmlBlocks(page.text, "Contents")) {
+          const key = xmlText(o, "Key");
+          if (!key?.startsWith(this.prefix)) continue;
+          const modified = xmlText(o, "LastModified");
           out.push({
-            name: o.Key.slice(this.prefix.length),
-            size: Number(o.Size ?? 0),
-            mtime: o.LastModified,
+            name: key.slice(this.prefix.length),
+            size: Number(xmlText(o, "Size") ?? 0),
+            mtime: modified ? new Date(modified) : undefined,
           });
         }
-        token = page.IsTruncated ? page.NextContinuationToken : undefined;
+        token =
+          xmlText(page.text, "IsTruncated") === "true"
+            ? xmlText(page.text, "NextContinuationToken")
+            : undefined;
       } while (token);
     } catch (err) {
       throw mapS3Error(this.url, "list", err);
@@ -259,10 +224,10 @@ export class S3Destination implements Destination {
 
   async delete(name: string): Promise<void> {
     try {
-      await this.client.send(new DeleteObjectCommand({ Bucket: this.spec.bucket, Key: this.key(name) }));
+      await this.client.send({ method: "DELETE", key: this.key(name) });
     } catch (err) {
       const mapped = mapS3Error(this.url, `delete ${name}`, err);
-      if (mapped.code !== "NOT_FOUND" || String((err as Error).name) === "NoSuchBucket") throw mapped;
+      if (mapped.code !== "NOT_FOUND" || (err as S3ResponseError).code === "NoSuchBucket") throw mapped;
     }
   }
 
@@ -280,15 +245,34 @@ export class S3Destination implements Destination {
   }
 
   async close(): Promise<void> {
-    this.client.destroy();
+    this.client.close();
   }
 
-  /** Retried idempotent request (abort, head); the SDK already retried each attempt at the HTTP level. */
-  send<T>(what: string, fn: () => Promise<T>): Promise<T> {
-    return withRetry(this.retry, fn).catch((err) => {
+  /** One call (the client retries transient faults); failures come back as DestinationErrors. */
+  send(what: string, req: S3Request) {
+    return this.client.send(req).catch((err: unknown) => {
       throw mapS3Error(this.url, what, err);
     });
   }
+}
+
+function sizeAndTime(h: Record<string, string | string[] | undefined>): { size: number; mtime?: Date } {
+  const modified = typeof h["last-modified"] === "string" ? new Date(h["last-modified"]) : undefined;
+  return { size: Number(h["content-length"] ?? -1), mtime: modified };
+}
+
+/** The ETag header without its quotes. */
+function etagOf(h: Record<string, string | string[] | undefined>): string {
+  return String(h.etag ?? "").replace(/"/g, "");
+}
+
+/** Storage class and server-side encryption, as headers of CreateMultipartUpload and PutObject. */
+function storageHeaders(spec: S3Spec): Record<string, string | undefined> {
+  return {
+    "x-amz-storage-class": spec.storageClass,
+    "x-amz-server-side-encryption": spec.sse,
+    "x-amz-server-side-encryption-aws-kms-key-id": spec.sseKmsKeyId,
+  };
 }
 
 /** What the stored object's ETag must be: the single PUT's MD5, or a multipart upload's. */
@@ -428,22 +412,18 @@ class S3Writer implements ObjectWriter {
     }
     if (this.uploadId === undefined) {
       const creating = this.dest
-        .send(`start upload of ${this.name}`, () =>
-          this.dest.client.send(
-            new CreateMultipartUploadCommand({
-              Bucket: this.spec.bucket,
-              Key: this.key,
-              StorageClass: this.spec.storageClass,
-              ServerSideEncryption: this.spec.sse,
-              SSEKMSKeyId: this.spec.sseKmsKeyId,
-            }),
-          ),
-        )
+        .send(`start upload of ${this.name}`, {
+          method: "POST",
+          key: this.key,
+          query: { uploads: "" },
+          headers: storageHeaders(this.spec),
+        })
         .then((created) => {
-          if (!created.UploadId)
+          const uploadId = xmlText(created.text, "UploadId");
+          if (!uploadId)
             throw new DestinationError("PROTOCOL_ERROR", this.dest.url, "server returned no UploadId");
           // Set inside the promise so an abort that awaits `creating` always sees the id.
-          this.uploadId = created.UploadId;
+          this.uploadId = uploadId;
         });
       this.creating = creating.catch(() => {});
       await creating;
@@ -471,22 +451,18 @@ class S3Writer implements ObjectWriter {
       ? AbortSignal.any([this.signal, this.requests.signal])
       : this.requests.signal;
     const p = this.dest.client
-      .send(
-        new UploadPartCommand({
-          Bucket: this.spec.bucket,
-          Key: this.key,
-          UploadId: uploadId,
-          PartNumber,
-          Body: body,
-          ContentMD5: md5.toString("base64"),
-          ContentLength: body.length,
-        }),
-        { abortSignal },
-      )
+      .send({
+        method: "PUT",
+        key: this.key,
+        query: { partNumber: String(PartNumber), uploadId },
+        headers: { "content-md5": md5.toString("base64") },
+        body,
+        signal: abortSignal,
+      })
       .then(
         (r) => {
-          this.parts.push({ PartNumber, ETag: r.ETag ?? "" });
-          const etag = (r.ETag ?? "").replace(/"/g, "");
+          const etag = etagOf(r.headers);
+          this.parts.push({ PartNumber, ETag: etag });
           if (etag) this.partMeta.set(PartNumber, { etag, size: body.length, md5: md5hex });
           if (this.ackedEtag(etag, md5hex)) this.onAcked?.(body.length);
         },
@@ -576,23 +552,14 @@ class S3Writer implements ObjectWriter {
   private async finish(): Promise<EtagExpectation> {
     if (this.uploadId === undefined) {
       const { body, md5 } = this.take();
-      const put = await this.dest.send(`upload ${this.name}`, () =>
-        this.dest.client.send(
-          new PutObjectCommand({
-            Bucket: this.spec.bucket,
-            Key: this.key,
-            Body: body,
-            ContentMD5: md5.toString("base64"),
-            ContentLength: body.length,
-            StorageClass: this.spec.storageClass,
-            ServerSideEncryption: this.spec.sse,
-            SSEKMSKeyId: this.spec.sseKmsKeyId,
-          }),
-          { abortSignal: this.signal },
-        ),
-      );
-      if (this.ackedEtag((put.ETag ?? "").replace(/"/g, ""), md5.toString("hex")))
-        this.onAcked?.(body.length);
+      const put = await this.dest.send(`upload ${this.name}`, {
+        method: "PUT",
+        key: this.key,
+        headers: { "content-md5": md5.toString("base64"), ...storageHeaders(this.spec) },
+        body,
+        signal: this.signal,
+      });
+      if (this.ackedEtag(etagOf(put.headers), md5.toString("hex"))) this.onAcked?.(body.length);
       return { single: md5.toString("hex") };
     }
     if (this.partLen > 0) {
@@ -603,22 +570,21 @@ class S3Writer implements ObjectWriter {
     if (this.failure) throw this.failure;
     const parts = [...this.parts].sort((a, b) => a.PartNumber - b.PartNumber);
     const uploadId = this.uploadId;
-    await this.dest.send(`complete upload of ${this.name}`, () =>
-      this.dest.client.send(
-        new CompleteMultipartUploadCommand({
-          Bucket: this.spec.bucket,
-          Key: this.key,
-          UploadId: uploadId,
-          MultipartUpload: { Parts: parts },
-        }),
-      ),
-    );
+    const list = parts
+      .map((p) => `<Part><PartNumber>${p.PartNumber}</PartNumber><ETag>"${escapeXml(p.ETag)}"</ETag></Part>`)
+      .join("");
+    await this.dest.send(`complete upload of ${this.name}`, {
+      method: "POST",
+      key: this.key,
+      query: { uploadId },
+      headers: { "content-type": "application/xml" },
+      body: Buffer.from(`<CompleteMultipartUpload>${list}</CompleteMultipartUpload>`),
+      signBody: true,
+    });
     this.uploadId = undefined;
     return {
       multipart: `${createHash("md5").update(Buffer.concat(this.partMd5s)).digest("hex")}-${parts.length}`,
-      partsMatch: parts.every(
-        (p) => p.ETag.replace(/"/g, "") === this.partMd5s[p.PartNumber - 1]?.toString("hex"),
-      ),
+      partsMatch: parts.every((p) => p.ETag === this.partMd5s[p.PartNumber - 1]?.toString("hex")),
     };
   }
 
@@ -636,11 +602,9 @@ class S3Writer implements ObjectWriter {
    * sha256 in the backup record is checked when it is verified, restored or copied.
    */
   private async verify(expected: EtagExpectation): Promise<ObjectInfo> {
-    const h = await this.dest.send(`check ${this.name}`, () =>
-      this.dest.client.send(new HeadObjectCommand({ Bucket: this.spec.bucket, Key: this.key })),
-    );
-    const size = Number(h.ContentLength ?? -1);
-    const etag = (h.ETag ?? "").replace(/"/g, "");
+    const h = await this.dest.send(`check ${this.name}`, { method: "HEAD", key: this.key });
+    const { size, mtime } = sizeAndTime(h.headers);
+    const etag = etagOf(h.headers);
     // SSE-KMS ETags are not MD5s of the content, so only the size can be compared there.
     const etagComparable = this.spec.sse !== "aws:kms" && etag !== "";
     let etagProblem: string | undefined;
@@ -661,7 +625,7 @@ class S3Writer implements ObjectWriter {
         `stored ${this.name} does not match what was sent (size ${size} vs ${this.total}${etagProblem ? `, ${etagProblem}` : ""})`,
       );
     }
-    return { name: this.name, size, mtime: h.LastModified };
+    return { name: this.name, size, mtime };
   }
 
   abort(_reason?: unknown): Promise<void> {

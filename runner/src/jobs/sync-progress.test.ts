@@ -9,7 +9,6 @@ import { mkdir, rm, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
-import { ListPartsCommand, ListMultipartUploadsCommand } from "@aws-sdk/client-s3";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import type { JobProgress } from "../../../shared/protocol/runner-messages";
 import type { RunnerConfig } from "../config";
@@ -17,7 +16,12 @@ import { ProgressReporter, type ProgressUpdate } from "../daemon/progress";
 import { makeRunnerConfig, makeSigningKey } from "../daemon/test-fixtures";
 import { LocalDestination } from "../destinations/local";
 import { memoryLogger } from "../util/log";
-import { startS3Server, type TestS3Server } from "../../../tests/destinations/s3-server";
+import {
+  openUploads,
+  partSizes,
+  startS3Server,
+  type TestS3Server,
+} from "../../../tests/destinations/s3-server";
 import { FanoutDestination } from "./fanout-destination";
 import { syncHandler } from "./sync";
 import { jobClaims, remoteTarget, s3rverDestination, s3rverKeys, syncCopyJob } from "./test-helpers";
@@ -56,13 +60,8 @@ async function until(what: string, check: () => Promise<boolean> | boolean): Pro
 async function partsOf(bucket: string, key: string): Promise<number[]> {
   const d = s3dest(bucket);
   try {
-    const ups = await d.client.send(new ListMultipartUploadsCommand({ Bucket: bucket }));
-    const up = ups.Uploads?.[0];
-    if (!up?.UploadId) return [];
-    const listed = await d.client.send(
-      new ListPartsCommand({ Bucket: bucket, Key: key, UploadId: up.UploadId }),
-    );
-    return (listed.Parts ?? []).map((p) => Number(p.Size));
+    const [up] = await openUploads(d.spec);
+    return up ? await partSizes(d.spec, key, up.uploadId) : [];
   } finally {
     await d.close();
   }

@@ -6,12 +6,11 @@
 import { createHash, randomBytes } from "node:crypto";
 import { mkdir, readFile, rm, stat, writeFile } from "node:fs/promises";
 import path from "node:path";
-import { ListMultipartUploadsCommand } from "@aws-sdk/client-s3";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { RunnerConfig } from "../config";
 import { makeRunnerConfig, makeSigningKey } from "../daemon/test-fixtures";
 import { memoryLogger } from "../util/log";
-import { startS3Server, type TestS3Server } from "../../../tests/destinations/s3-server";
+import { openUploads, startS3Server, type TestS3Server } from "../../../tests/destinations/s3-server";
 import { syncHandler } from "./sync";
 import {
   expectStoppedByAbort,
@@ -87,8 +86,7 @@ const stateFile = (bucket: string) =>
 async function uploadsIn(bucket: string): Promise<string[]> {
   const d = destOf(bucket);
   try {
-    const out = await d.client.send(new ListMultipartUploadsCommand({ Bucket: bucket }));
-    return (out.Uploads ?? []).map((u) => u.UploadId!);
+    return (await openUploads(d.spec)).map((u) => u.uploadId);
   } finally {
     await d.close();
   }

@@ -1,0 +1,140 @@
+import { createServer } from "node:http";
+import type { AddressInfo } from "node:net";
+import { describe, expect, it } from "vitest";
+import { DEFAULT_RETRY } from "./retry";
+import { authorization, S3Client, S3ResponseError, signingKey, xmlBlocks, xmlText } from "./s3-client";
+
+// AWS's worked example, "Signature Calculations for the Authorization Header: Transferring Payload
+// in a Single Chunk", GET Object: a signature bug that a lenient test server would accept fails here.
+const SECRET = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY";
+const EMPTY = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+
+describe("SigV4", () => {
+  it("signs AWS's documented GET Object example to the documented signature", () => {
+    const auth = authorization({
+      method: "GET",
+      path: "/test.txt",
+      query: "",
+      headers: {
+        host: "examplebucket.s3.amazonaws.com",
+        range: "bytes=0-9",
+        "x-amz-content-sha256": EMPTY,
+        "x-amz-date": "20130524T000000Z",
+      },
+      payloadHash: EMPTY,
+      date: "20130524T000000Z",
+      region: "us-east-1",
+      accessKeyId: "AKIAIOSFODNN7EXAMPLE",
+      signingKey: signingKey(SECRET, "20130524", "us-east-1"),
+    });
+    expect(auth).toBe(
+      "AWS4-HMAC-SHA256 Credential=AKIAIOSFODNN7EXAMPLE/20130524/us-east-1/s3/aws4_request, " +
+        "SignedHeaders=host;range;x-amz-content-sha256;x-amz-date, " +
+        "Signature=f0e8bdb87c964420e857bd35b5d6ed310bd44f0170aba48dd91039c6036bdb41",
+    );
+  });
+
+  it("signs AWS's documented GET Bucket (list) example, with a query", () => {
+    const auth = authorization({
+      method: "GET",
+      path: "/",
+      query: "max-keys=2&prefix=J",
+      headers: {
+        host: "examplebucket.s3.amazonaws.com",
+        "x-amz-content-sha256": EMPTY,
+        "x-amz-date": "20130524T000000Z",
+      },
+      payloadHash: EMPTY,
+      date: "20130524T000000Z",
+      region: "us-east-1",
+      accessKeyId: "AKIAIOSFODNN7EXAMPLE",
+      signingKey: signingKey(SECRET, "20130524", "us-east-1"),
+    });
+    expect(auth).toContain("Signature=34b48302e7b5fa45bde8084f4b7868a86f0a534bc59db6670ed5711ef69dc6f7");
+  });
+});
+
+describe("S3 XML answers", () => {
+  it("reads flat elements and decodes entities (keys may hold & < > and quotes)", () => {
+    const xml =
+      '<?xml version="1.0"?><ListBucketResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/">' +
+      "<IsTruncated>false</IsTruncated><Contents><Key>a&amp;b&lt;c&gt;&quot;d&apos;&#233;</Key><Size>3</Size></Contents>" +
+      "<Contents><Key>z</Key><Size>0</Size></Contents></ListBucketResult>";
+    const contents = xmlBlocks(xml, "Contents");
+    expect(contents.map((c) => xmlText(c, "Key"))).toEqual([`a&b<c>"d'é`, "z"]);
+    expect(xmlText(xml, "IsTruncated")).toBe("false");
+    expect(xmlText(xml, "NextContinuationToken")).toBeUndefined();
+  });
+});
+
+describe("S3Client answers", () => {
+  async function withServer(
+    answer: (status: (n: number) => void) => string,
+    fn: (client: S3Client) => Promise<void>,
+  ): Promise<number> {
+    let calls = 0;
+    const server = createServer((req, res) => {
+      calls++;
+      req.resume();
+      let code = 200;
+      const body = answer((n) => (code = n));
+      res.writeHead(code, { "content-type": "application/xml" }).end(body);
+    });
+    await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+    const client = new S3Client({
+      bucket: "b",
+      region: "us-east-1",
+      endpoint: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+      pathStyle: true,
+      credentials: { accessKeyId: "k", secretAccessKey: "s" },
+      retry: { ...DEFAULT_RETRY, baseDelayMs: 1, maxDelayMs: 2 },
+      maxSockets: 2,
+    });
+    try {
+      await fn(client);
+    } finally {
+      client.close();
+      await new Promise((r) => server.close(r));
+    }
+    return calls;
+  }
+
+  it("a 200 that carries an <Error> (CompleteMultipartUpload does that) is an error, an InternalError retried", async () => {
+    const calls = await withServer(
+      () => "<Error><Code>InternalError</Code><Message>try again</Message></Error>",
+      async (client) => {
+        const err = await client.send({ method: "POST", key: "k", query: { uploadId: "u" } }).catch((e) => e);
+        expect(err).toBeInstanceOf(S3ResponseError);
+        expect((err as S3ResponseError).code).toBe("InternalError");
+      },
+    );
+    expect(calls).toBe(DEFAULT_RETRY.attempts);
+  });
+
+  it("a 403 is final: its code and message come back, no retry", async () => {
+    const calls = await withServer(
+      (status) => {
+        status(403);
+        return "<Error><Code>SignatureDoesNotMatch</Code><Message>bad signature</Message></Error>";
+      },
+      async (client) => {
+        const err = (await client.send({ method: "GET", key: "k" }).catch((e) => e)) as S3ResponseError;
+        expect([err.code, err.status, err.message]).toEqual(["SignatureDoesNotMatch", 403, "bad signature"]);
+      },
+    );
+    expect(calls).toBe(1);
+  });
+
+  it("an answer larger than 16 MiB is refused, not buffered", async () => {
+    await withServer(
+      (status) => {
+        status(500);
+        return "x".repeat(17 * 1024 * 1024);
+      },
+      async (client) => {
+        const err = (await client.send({ method: "GET", key: "k" }).catch((e) => e)) as S3ResponseError;
+        expect(err.code).toBe("ResponseTooLarge");
+      },
+    );
+  });
+});
