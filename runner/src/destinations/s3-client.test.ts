@@ -3,6 +3,8 @@ import type { AddressInfo } from "node:net";
 import { describe, expect, it } from "vitest";
 import { DEFAULT_RETRY } from "./retry";
 import { authorization, S3Client, S3ResponseError, signingKey, xmlBlocks, xmlText } from "./s3-client";
+import { S3Destination } from "./s3";
+import { DestinationError } from "./types";
 
 // AWS's worked example, "Signature Calculations for the Authorization Header: Transferring Payload
 // in a Single Chunk", GET Object: a signature bug that a lenient test server would accept fails here.
@@ -136,5 +138,40 @@ describe("S3Client answers", () => {
         expect(err.code).toBe("ResponseTooLarge");
       },
     );
+  });
+});
+
+describe("S3Destination ranged reads", () => {
+  it("refuses a ranged read that the server answers with the whole object (200), since the bytes would be misplaced", async () => {
+    const server = createServer((req, res) => {
+      req.resume();
+      res.writeHead(200, { "content-length": "10" }).end("0123456789");
+    });
+    await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+    const dest = new S3Destination({
+      type: "s3",
+      bucket: "bucket",
+      prefix: "",
+      region: "us-east-1",
+      endpoint: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+      pathStyle: true,
+      credentials: { accessKeyId: "k", secretAccessKey: "s" },
+      partSize: 5 * 1024 * 1024,
+      queueSize: 1,
+    });
+    try {
+      const err = (await dest.createReadStream("a.bin", { start: 4 }).catch((e) => e)) as DestinationError;
+      expect(err).toBeInstanceOf(DestinationError);
+      expect(err.code).toBe("PROTOCOL_ERROR");
+      expect(err.message).toContain("ignored the byte range");
+      // Without a range, the same answer is the object.
+      const whole = await dest.createReadStream("a.bin");
+      let text = "";
+      for await (const c of whole) text += String(c);
+      expect(text).toBe("0123456789");
+    } finally {
+      await dest.close();
+      await new Promise((r) => server.close(r));
+    }
   });
 });
