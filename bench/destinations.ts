@@ -1,5 +1,5 @@
 /**
- * Destination throughput, local directory vs S3 (s3rver on loopback, bounded multipart, default 8 MiB x 4):
+ * Destination throughput, local directory vs S3 (s3rver on loopback, bounded multipart, default 5 MiB x 4):
  *   tsx bench/destinations.ts [--mib 512]          raw stream of N MiB of incompressible data
  *   tsx bench/destinations.ts --tree-mib 1024      encrypted backup (panel key, zstd 3) of the hosting
  *                                                  tree from ../shared/bench/make-hosting-dataset.mjs

@@ -340,7 +340,7 @@ class S3Writer implements ObjectWriter {
 
   /**
    * S3 allows at most 10,000 parts. A size hint sets the part size up front; beyond that the size
-   * doubles every 1,000 parts (8 MiB parts reach ~8 TiB), so a large backup never runs out of parts.
+   * doubles every 1,000 parts (5 MiB parts reach ~5 TiB), so a large backup never runs out of parts.
    */
   private nextPartSize(): number {
     const n = this.parts.length + this.inflight.size;

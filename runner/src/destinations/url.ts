@@ -36,13 +36,18 @@ export const s3SpecSchema = z.object({
   sse: z.enum(["AES256", "aws:kms"]).optional(),
   sseKmsKeyId: z.string().optional(),
   credentials: s3Credentials,
-  /** Memory bound of one upload is partSize x queueSize (S3 requires parts >= 5 MiB except the last). */
+  /**
+   * Memory bound of one upload is partSize x (queueSize + 1) (S3 requires parts >= 5 MiB except the
+   * last). 5 MiB x 4, the AWS SDK's own upload defaults: 8 MiB parts took a 1 GiB backup to S3 over
+   * the 256 MiB budget (and an auto-sync to two buckets pays it twice); larger objects get larger
+   * parts by themselves (size hint, growth every 1,000 parts).
+   */
   partSize: z
     .number()
     .int()
     .min(5 * 1024 * 1024)
     .max(5 * 1024 * 1024 * 1024)
-    .default(8 * 1024 * 1024),
+    .default(5 * 1024 * 1024),
   queueSize: z.number().int().min(1).max(16).default(4),
   retry: retrySchema,
 });
