@@ -7,6 +7,9 @@
  *   [--runs 3]                                     repeat; each run does both targets, in alternating
  *                                                  order, so load from other work on the machine hits both
  *   [--cpu-prof DIR]                               write a V8 CPU profile of each target run into DIR
+ *   [--pin]                                        both targets' runner on CPU 0, s3rver alone on CPU 1:
+ *                                                  the server's work no longer takes the runner's CPU,
+ *                                                  as with S3 on another machine (needs 2+ CPUs, taskset)
  * Each target runs in its own child process, so the printed peak RSS (the child's maxRSS) is that
  * target's alone; s3rver runs in yet another process, whose CPU time during each run is read from
  * /proc. Prints MiB/s, runner CPU, s3rver CPU, peak RSS, the ratio per run and the medians.
@@ -139,9 +142,11 @@ function runChild(target: string, extra: string[]): Promise<Result> {
     ? ["--cpu-prof", "--cpu-prof-dir", prof, "--cpu-prof-name", `${target}-${Date.now()}.cpuprofile`]
     : [];
   return new Promise((resolveP, reject) => {
+    const cmd = [process.execPath, ...nodeArgs, "--import", "tsx", fileURLToPath(import.meta.url)];
+    if (args.has("pin")) cmd.unshift("taskset", "-c", "0");
     const c = spawn(
-      process.execPath,
-      [...nodeArgs, "--import", "tsx", fileURLToPath(import.meta.url), "--child", target, ...extra],
+      cmd[0]!,
+      [...cmd.slice(1), "--child", target, ...extra],
       // As runner/bin/cairn-runner (the launcher users run) sets it.
       { stdio: ["ignore", "pipe", "inherit"], env: { MALLOC_ARENA_MAX: "2", ...process.env } },
     );
@@ -178,6 +183,11 @@ async function main(): Promise<void> {
     label = `raw stream of ${mib} MiB`;
   }
   const s3 = await startS3Server(["bench"]);
+  if (args.has("pin")) {
+    // -a: every thread of the server (libuv pool included).
+    const pinned = spawnSync("taskset", ["-a", "-p", "-c", "1", String(s3.pid)], { encoding: "utf8" });
+    if (pinned.status !== 0) throw new Error(`taskset failed: ${pinned.stderr}`);
+  }
   const runs = Number(args.get("runs") ?? 1);
   const tuning = ["part-mib", "queue"].flatMap((k) => (args.has(k) ? [`--${k}`, args.get(k) as string] : []));
   const defaults = parseDestinationUrl("s3://bench/runs", { s3Credentials: S3RVER_CREDENTIALS }) as S3Spec;
@@ -187,6 +197,7 @@ async function main(): Promise<void> {
   const ratios: number[] = [];
   try {
     console.log(`${label} (each target in its own process; s3rver in another), ${runs} run(s)`);
+    if (args.has("pin")) console.log("pinned: the runner of both targets on CPU 0, s3rver alone on CPU 1");
     for (let run = 1; run <= runs; run++) {
       // Alternate the order so a slow phase of other work on the machine does not always hit one target.
       const order = run % 2 === 1 ? ["local", "s3"] : ["s3", "local"];
