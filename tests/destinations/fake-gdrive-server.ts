@@ -50,6 +50,8 @@ export interface DriveFaults {
   quotaExceeded?: boolean;
   /** Answer upload-session status queries with 403 forbidden (a session this client may not use). */
   refuseSessionStatus?: boolean;
+  /** Never answer a session cancel (DELETE): the request is held open and the session kept. */
+  holdSessionCancel?: boolean;
 }
 
 export interface FakeDrive {
@@ -74,6 +76,8 @@ export interface FakeDrive {
     codeExchanges: number;
     /** Body bytes received by chunk PUTs and kept by sessions (what uploads put on the wire). */
     chunkBytes: number;
+    /** Session cancels left unanswered by `holdSessionCancel`. */
+    cancelsHeld: number;
   };
   /**
    * Flip one byte (at `offset`) in what every open session holds; the session's MD5 is recomputed
@@ -173,6 +177,7 @@ export async function startFakeDrive(): Promise<FakeDrive> {
     resets: 0,
     codeExchanges: 0,
     chunkBytes: 0,
+    cancelsHeld: 0,
     sessionsOpen: () => sessions.size,
   };
   /** Codes minted by the consent endpoint: one-time, bound to redirect_uri and the PKCE challenge. */
@@ -269,6 +274,10 @@ export async function startFakeDrive(): Promise<FakeDrive> {
       const s = sessions.get(id);
       if (!s) return driveError(res, 404, "notFound", "Upload session not found");
       if (req.method === "DELETE") {
+        if (faults.holdSessionCancel) {
+          stats.cancelsHeld++;
+          return;
+        }
         sessions.delete(id);
         res.writeHead(499).end();
         return;

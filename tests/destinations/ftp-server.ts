@@ -1,7 +1,7 @@
 /**
  * ftp-srv on a free loopback port (plain, or explicit TLS with a self-signed certificate made by
- * the openssl CLI), with server-side fault injection: truncate stored files by one byte, or reset
- * the connection after N bytes of an upload.
+ * the openssl CLI), with server-side fault injection: truncate stored files by one byte, reset the
+ * connection after N bytes of an upload, or refuse to delete files.
  */
 import { execFileSync } from "node:child_process";
 import { mkdtemp, readFile, rm } from "node:fs/promises";
@@ -14,6 +14,8 @@ import { freePort } from "./sshd";
 export interface FtpFaults {
   mode?: "truncate" | "reset";
   resetAfterBytes?: number;
+  /** Answer DELE with 550 and keep the file (as a server refusing to delete a file it holds open). */
+  refuseDelete?: boolean;
 }
 
 export interface TestFtpServer {
@@ -68,6 +70,11 @@ export async function startFtpServer(opts: { tls: boolean; root?: string }): Pro
   const password = "ftp-test-password";
 
   class FaultyFs extends FileSystem {
+    override delete(path: string): ReturnType<FileSystem["delete"]> {
+      if (faults.refuseDelete) return Promise.reject(new Error("Permission denied"));
+      return super.delete(path);
+    }
+
     override write(
       fileName: string,
       o?: { append?: boolean; start?: unknown },

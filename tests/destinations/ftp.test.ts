@@ -11,6 +11,7 @@ import { DestinationError } from "../../runner/src/destinations/types";
 import { parseDestinationUrl, type FtpSpec } from "../../runner/src/destinations/url";
 import { destinationConformance, failure, readAll, writeObject, writeResumed } from "./conformance";
 import { startFtpServer, type TestFtpServer } from "./ftp-server";
+import { startTcpFaultProxy } from "./tcp-fault-proxy";
 
 const MiB = 1024 * 1024;
 const FAST_RETRY = { attempts: 3, baseDelayMs: 10, maxDelayMs: 50 };
@@ -98,21 +99,73 @@ for (const tls of [false, true]) {
       expect((await readAll(await dest.createReadStream("after-reset.bin"))).equals(body)).toBe(true);
     });
 
+    /** Names of the files in the destination's directory that belong to object `name` (temps included). */
+    async function filesOf(name: string): Promise<string[]> {
+      return (await readdir(join(server.root, "data"))).filter((f) => f.includes(name));
+    }
+
+    /** Writes the first `held` bytes of `body` and waits until the server has them on disk. */
+    async function writeHeld(dest: FtpDestination, name: string, body: Buffer, held: number) {
+      const w = await dest.createWriter(name, { keepOnFailure: true });
+      w.stream.write(body.subarray(0, held));
+      const dir = join(server.root, "data");
+      for (let i = 0; i < 400; i++) {
+        const temp = (await readdir(dir)).find((f) => f.startsWith(`.${name}.part-`));
+        if (temp && (await stat(join(dir, temp))).size === held) break;
+        await new Promise((r) => setTimeout(r, 25));
+      }
+      return w;
+    }
+
+    it("a DELE the server refuses is not taken for a removal: abort() fails, a later abort() removes the temp", async () => {
+      const w = await writeHeld(new FtpDestination(spec()), "refused.bin", randomBytes(100_000), 100_000);
+      server.faults.refuseDelete = true;
+      try {
+        const err = await failure(w.abort());
+        expect(err.message).toContain("refused to delete");
+        expect((await filesOf("refused.bin")).length).toBe(1);
+      } finally {
+        server.faults.refuseDelete = false;
+      }
+      await w.abort();
+      expect(await filesOf("refused.bin")).toEqual([]);
+    });
+
     describe("resume across writers (suspend token)", () => {
       /** Writes `held` bytes, waits until the server has them on disk, suspends. */
       async function suspendedAfter(name: string, body: Buffer, held: number) {
         const dest = new FtpDestination(spec());
-        const w = await dest.createWriter(name, { keepOnFailure: true });
-        w.stream.write(body.subarray(0, held));
-        const dir = join(server.root, "data");
-        for (let i = 0; i < 400; i++) {
-          const temp = (await readdir(dir)).find((f) => f.startsWith(`.${name}.part-`));
-          if (temp && (await stat(join(dir, temp))).size === held) break;
-          await new Promise((r) => setTimeout(r, 25));
-        }
+        const w = await writeHeld(dest, name, body, held);
         const token = (await w.suspend?.()) as { offset: number; temp: string };
         return { dest, token };
       }
+
+      /** Suspends an upload of `held` bytes after the server went out of reach (its SIZE cannot be read). */
+      async function suspendedUnreachable(name: string, body: Buffer, held: number) {
+        const proxy = await startTcpFaultProxy(server.port);
+        const w = await writeHeld(new FtpDestination(spec({ port: proxy.port })), name, body, held);
+        await proxy.close();
+        const token = (await w.suspend?.()) as { offset: number; temp: string };
+        expect(token).toMatchObject({ kind: "ftp-temp", name });
+        expect(await filesOf(name)).toEqual([posix.basename(token.temp)]);
+        return token;
+      }
+
+      it("suspended out of reach, the temp keeps a token: the next job continues it", async () => {
+        const body = randomBytes(3 * MiB);
+        const token = await suspendedUnreachable("unreachable.bin", body, 2 * MiB);
+        const dest = new FtpDestination(spec());
+        const w = await writeResumed(dest, "unreachable.bin", token, body);
+        expect(w.skippedBytes).toBe(2 * MiB);
+        expect((await readAll(await dest.createReadStream("unreachable.bin"))).equals(body)).toBe(true);
+        expect(await filesOf("unreachable.bin")).toEqual(["unreachable.bin"]);
+      });
+
+      it("suspended out of reach, the temp keeps a token: a discard removes it", async () => {
+        const token = await suspendedUnreachable("unreachable-discard.bin", randomBytes(2 * MiB), MiB);
+        await new FtpDestination(spec()).discardSuspended(token);
+        expect(await filesOf("unreachable-discard.bin")).toEqual([]);
+      });
 
       it("continues with APPE: only the rest is stored, the object is byte-identical", async () => {
         const body = randomBytes(3 * MiB);

@@ -115,6 +115,76 @@ describe("gdrive", () => {
     expect(drive.stats.sessionsOpen()).toBe(0);
   });
 
+  describe("a session cancel the server never answers", () => {
+    /** A writer whose first chunk has reached the session (so the session holds bytes). */
+    async function writerWithOneChunk(dest: GdriveDestination, name: string, signal?: AbortSignal) {
+      const w = await dest.createWriter(name, { signal });
+      await new Promise<void>((resolve, reject) =>
+        w.stream.write(randomBytes(MiB + 10), (e) => (e ? reject(e) : resolve())),
+      );
+      return w;
+    }
+
+    it("a failed upload: abort() gives up after the cancel timeout, the copy still fails, a later abort() cancels", async () => {
+      const dest = new GdriveDestination(await spec(), { cancelTimeoutMs: 200 });
+      const open = drive.stats.sessionsOpen();
+      const held = drive.stats.cancelsHeld;
+      const w = await dest.createWriter("held-cancel.bin");
+      drive.faults.fail503Count = 1000;
+      drive.faults.holdSessionCancel = true;
+      try {
+        const err = await failure(pipeline(Readable.from([randomBytes(2 * MiB)]), w.stream));
+        expect(err.code).toBe("CONNECTION_FAILED");
+        expect((await failure(w.commit())).code).toBe("CONNECTION_FAILED");
+        const abortErr = await failure(w.abort(err));
+        expect(abortErr.code).toBe("CONNECTION_FAILED");
+        expect(abortErr.message).toContain("no answer within 0.2 s");
+        expect(drive.stats.cancelsHeld - held).toBeGreaterThanOrEqual(2);
+        expect(drive.stats.sessionsOpen()).toBe(open + 1);
+      } finally {
+        drive.faults.fail503Count = 0;
+        drive.faults.holdSessionCancel = false;
+      }
+      await w.abort();
+      expect(drive.stats.sessionsOpen()).toBe(open);
+      expect(await dest.stat("held-cancel.bin")).toBeNull();
+    });
+
+    it("a cancelled job: abort() returns, commit() fails, nothing is stored", async () => {
+      const dest = new GdriveDestination(await spec(), { cancelTimeoutMs: 200 });
+      const cancel = new AbortController();
+      const w = await writerWithOneChunk(dest, "cancelled.bin", cancel.signal);
+      drive.faults.holdSessionCancel = true;
+      try {
+        cancel.abort(new Error("job cancelled"));
+        expect((await failure(w.abort())).code).toBe("CONNECTION_FAILED");
+        w.stream.end();
+        expect((await failure(w.commit())).code).toBe("CANCELLED");
+      } finally {
+        drive.faults.holdSessionCancel = false;
+      }
+      expect(await dest.stat("cancelled.bin")).toBeNull();
+      await w.abort();
+    });
+
+    it("discardSuspended() of a session gives up after the cancel timeout", async () => {
+      const dest = new GdriveDestination(await spec(), { cancelTimeoutMs: 200 });
+      const w = await writerWithOneChunk(dest, "discard-held.bin");
+      const token = await w.suspend?.();
+      expect(token).toMatchObject({ kind: "gdrive-session", offset: MiB });
+      const open = drive.stats.sessionsOpen();
+      drive.faults.holdSessionCancel = true;
+      try {
+        expect((await failure(dest.discardSuspended(token))).code).toBe("CONNECTION_FAILED");
+        expect(drive.stats.sessionsOpen()).toBe(open);
+      } finally {
+        drive.faults.holdSessionCancel = false;
+      }
+      await dest.discardSuspended(token);
+      expect(drive.stats.sessionsOpen()).toBe(open - 1);
+    });
+  });
+
   it("a checksum mismatch after upload is INTEGRITY_MISMATCH and the file is removed", async () => {
     const dest = new GdriveDestination(await spec());
     drive.faults.corruptMd5 = true;

@@ -1,13 +1,25 @@
 /** SFTP destination against a real OpenSSH sshd started by this file on a free loopback port. */
 import { execFileSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { appendFile, mkdir, readdir, readFile, stat, truncate, writeFile } from "node:fs/promises";
+import { constants } from "node:fs";
+import {
+  appendFile,
+  mkdir,
+  open,
+  readdir,
+  readFile,
+  rm,
+  stat,
+  truncate,
+  writeFile,
+  type FileHandle,
+} from "node:fs/promises";
 import { join } from "node:path";
 import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { SftpDestination } from "../../runner/src/destinations/sftp";
-import { DestinationError } from "../../runner/src/destinations/types";
+import { DestinationError, type ObjectWriter } from "../../runner/src/destinations/types";
 import { parseDestinationUrl, type SftpSpec } from "../../runner/src/destinations/url";
 import { destinationConformance, failure, readAll, writeObject, writeResumed } from "./conformance";
 import { sshdUnavailable, startSshd, type TestSshd } from "./sshd";
@@ -171,6 +183,75 @@ describe.skipIf(unavailable !== undefined)("sftp", () => {
       await w.abort();
       expect((await readdir(data)).filter((f) => f.includes("cut.bin"))).toEqual([]);
       await dest.close();
+    });
+  });
+
+  describe("an SFTP server that stops answering behind a live connection (a stuck disk)", () => {
+    /**
+     * Read ends that let the blocked servers go. Held to the end: a server whose open() of the FIFO
+     * comes after a reader has come and gone would block again, forever.
+     */
+    const releases: FileHandle[] = [];
+    afterAll(async () => {
+      for (const r of releases) await r.close();
+    });
+
+    /**
+     * A writer of `body` with its first MiB acknowledged, whose SFTP server then blocks (a request to
+     * open a FIFO for writing does not return until someone reads it, and the server handles one
+     * request at a time, while sshd keeps answering keepalives) with the second MiB in flight. Calls
+     * `during`, then lets the blocked server go.
+     */
+    async function withBlockedServer(
+      name: string,
+      body: Buffer,
+      opts: { keepOnFailure?: boolean },
+      during: (dest: SftpDestination, w: ObjectWriter) => Promise<void>,
+    ): Promise<void> {
+      const dest = new SftpDestination(spec(), { cleanupTimeoutMs: 300 });
+      let acked = 0;
+      let firstAcked = () => {};
+      const first = new Promise<void>((resolve) => (firstAcked = resolve));
+      const w = await dest.createWriter(name, {
+        ...opts,
+        onAcked: (n) => {
+          acked += n;
+          if (acked >= MiB) firstAcked();
+        },
+      });
+      w.stream.write(body.subarray(0, MiB));
+      await first;
+      const fifo = join(data, `${name}.fifo`);
+      execFileSync("mkfifo", [fifo]);
+      try {
+        const sftp = await dest.session();
+        sftp.open(fifo, "w", () => {});
+        w.stream.write(body.subarray(MiB, 2 * MiB), () => {});
+        await during(dest, w);
+      } finally {
+        releases.push(await open(fifo, constants.O_RDONLY | constants.O_NONBLOCK));
+        await rm(fifo);
+        await dest.close();
+      }
+    }
+
+    it("abort() cuts the connection after the cleanup timeout and removes the temp over a new one", async () => {
+      await withBlockedServer("blocked.bin", randomBytes(2 * MiB), {}, async (_dest, w) => {
+        await w.abort();
+        expect((await readdir(data)).filter((f) => f.startsWith(".blocked.bin"))).toEqual([]);
+        expect((await failure(w.commit())).code).toBe("CONNECTION_FAILED");
+      });
+    });
+
+    it("suspend() returns a token for the acknowledged run, which the next writer continues", async () => {
+      const body = randomBytes(3 * MiB);
+      await withBlockedServer("blocked-pause.bin", body, { keepOnFailure: true }, async (dest, w) => {
+        const token = await w.suspend?.();
+        expect(token).toMatchObject({ kind: "sftp-temp", offset: MiB });
+        const again = await writeResumed(dest, "blocked-pause.bin", token, body);
+        expect(again.skippedBytes).toBe(MiB);
+        expect((await readAll(await dest.createReadStream("blocked-pause.bin"))).equals(body)).toBe(true);
+      });
     });
   });
 

@@ -180,13 +180,34 @@ export class FtpDestination implements Destination {
   async discardSuspended(token: unknown): Promise<void> {
     const t = suspendedTempToken(token, "ftp-temp", (n) => this.path(n));
     if (!t) return;
-    await this.op(`remove temp of ${t.name}`, async (c) => {
-      try {
-        await c.remove(t.temp);
-      } catch (err) {
-        if (!(err instanceof FTPError && err.code === 550)) throw err;
-      }
-    });
+    await this.op(`remove temp of ${t.name}`, (c) => this.removeFile(c, t.temp));
+  }
+
+  /**
+   * DELE, failing unless the file is gone afterwards: 550 answers both "no such file" and "not
+   * allowed" (and some servers refuse a file still open after a cut), so only a SIZE that no longer
+   * finds it tells a refusal from a file that was already gone.
+   */
+  async removeFile(client: Client, path: string): Promise<void> {
+    try {
+      await client.remove(path);
+    } catch (err) {
+      if (!(err instanceof FTPError)) throw err;
+      const stillThere = await client.size(path).then(
+        () => true,
+        (e: unknown) => {
+          if (e instanceof FTPError && e.code === 550) return false;
+          throw e;
+        },
+      );
+      if (stillThere)
+        throw new DestinationError(
+          "PROTOCOL_ERROR",
+          this.url,
+          `the server refused to delete ${posix.basename(path)}: ${err.message}`,
+          { cause: err },
+        );
+    }
   }
 
   async createReadStream(name: string, range?: { start: number; end?: number }): Promise<Readable> {
@@ -435,26 +456,41 @@ class FtpWriter implements ObjectWriter {
   /**
    * Stop and keep the temp file for a later job: the token names it with the size the server settled
    * on and the sha256 of our first that many bytes. When that size left the hash window (or nothing
-   * arrived) the temp is removed and undefined returned.
+   * arrived) the temp is removed and undefined returned. A temp whose size cannot be read (server out
+   * of reach) or that cannot be removed is never left without a token: its token names the bytes
+   * passed on toward the server instead, so the next job continues it if the server holds exactly
+   * those (checked like any token) and removes it otherwise, and a discard deletes it.
    */
   suspend(): Promise<TempFileToken | undefined> {
     if (this.done || this.aborting) return Promise.resolve(undefined);
     this.suspending ??= (async () => {
+      const passedOn = this.written - this.stream.readableLength;
       if (!this.stream.destroyed) this.stream.destroy();
       this.client?.close();
       await this.upload?.catch(() => {});
       // Still checking the source against the adopted prefix: nothing was appended.
       if (!this.crossed) return this.resumed;
-      const size = await this.settledSize().catch(() => 0);
-      const token = suspendedUploadToken("ftp-temp", this.name, this.temp, size, this.hashed);
-      if (!token) await this.removeTemp().catch(() => {});
-      return token;
+      const size = await this.settledSize().catch((err: unknown) => err);
+      if (typeof size === "number") {
+        const token = suspendedUploadToken("ftp-temp", this.name, this.temp, size, this.hashed);
+        if (token) return token;
+      }
+      const guess = suspendedUploadToken("ftp-temp", this.name, this.temp, passedOn, this.hashed);
+      // Out of reach for SIZE: a DELE would only wait out the same retries.
+      const unreachable = size instanceof DestinationError && size.code === "CONNECTION_FAILED";
+      if (guess && unreachable) return guess;
+      const removed = await this.removeTemp().then(
+        () => true,
+        () => false,
+      );
+      // Nothing passed on (so no token can name the temp): at worst an empty temp is left.
+      return removed ? undefined : guess;
     })();
     return this.suspending;
   }
 
   private async removeTemp(): Promise<void> {
-    await this.dest.op(`remove temp of ${this.name}`, (c) => c.remove(this.temp, true));
+    await this.dest.op(`remove temp of ${this.name}`, (c) => this.dest.removeFile(c, this.temp));
   }
 
   abort(_reason?: unknown): Promise<void> {

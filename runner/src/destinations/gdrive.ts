@@ -30,6 +30,13 @@ import { specUrl, type GdriveSpec } from "./url";
 const FOLDER = "application/vnd.google-apps.folder";
 /** Per request (one chunk at most): long enough for a slow uplink, short enough to notice a stall. */
 const REQUEST_TIMEOUT_MS = 10 * 60_000;
+/** Asking a session what it holds: no body either way, so a live server answers at once. */
+const STATUS_TIMEOUT_MS = 30_000;
+/**
+ * Cancelling a session (abort, discard): bodiless too, and on the way out of a failed or cancelled
+ * job, which must not wait on a server that stopped answering.
+ */
+const CANCEL_TIMEOUT_MS = 10_000;
 const FILE_FIELDS = "id,name,size,mimeType,modifiedTime,md5Checksum";
 
 interface DriveFile {
@@ -61,10 +68,16 @@ export class GdriveDestination implements Destination {
   readonly retry: RetryPolicy;
   private token?: { value: string; expiresAt: number };
   private readonly folders = new Map<string, string>();
+  /** How long a session cancel may wait for its answer. */
+  readonly cancelTimeoutMs: number;
 
-  constructor(readonly spec: GdriveSpec) {
+  constructor(
+    readonly spec: GdriveSpec,
+    opts: { cancelTimeoutMs?: number } = {},
+  ) {
     this.url = specUrl(spec);
     this.retry = spec.retry ?? DEFAULT_RETRY;
+    this.cancelTimeoutMs = opts.cancelTimeoutMs ?? CANCEL_TIMEOUT_MS;
   }
 
   private async accessToken(force = false): Promise<string> {
@@ -287,7 +300,7 @@ export class GdriveDestination implements Destination {
           const res = await fetch(session, {
             method: "PUT",
             headers: { "content-range": `bytes */${total ?? "*"}` },
-            signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS),
+            signal: AbortSignal.timeout(STATUS_TIMEOUT_MS),
           });
           if (res.status === 308) {
             await res.body?.cancel();
@@ -323,9 +336,43 @@ export class GdriveDestination implements Destination {
     const t =
       typeof name === "string" ? parseGdriveSessionToken(token, name, this.spec.uploadBase) : undefined;
     if (!t) return;
-    await fetch(t.session, { method: "DELETE", signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS) }).then((r) =>
-      r.body?.cancel(),
-    );
+    await this.cancelSession(t.session, `discard upload of ${t.name}`);
+  }
+
+  /**
+   * Cancels an upload session (`DELETE`, Drive answers 499), within `cancelTimeoutMs`. A session
+   * already gone (404/410) or any other definite answer is done with; no answer, or a 5xx/429, is a
+   * CONNECTION_FAILED (the session still exists; it never becomes a file and expires on its own).
+   */
+  async cancelSession(session: string, what: string): Promise<void> {
+    let status: number;
+    try {
+      const res = await fetch(session, {
+        method: "DELETE",
+        signal: AbortSignal.timeout(this.cancelTimeoutMs),
+      });
+      await res.body?.cancel();
+      status = res.status;
+    } catch (err) {
+      const why =
+        (err as Error).name === "TimeoutError"
+          ? `no answer within ${this.cancelTimeoutMs / 1000} s`
+          : (err as Error).message;
+      throw new DestinationError(
+        "CONNECTION_FAILED",
+        this.url,
+        `${what}: cancelling the session failed: ${why}`,
+        {
+          cause: err,
+        },
+      );
+    }
+    if (status >= 500 || status === 429)
+      throw new DestinationError(
+        "CONNECTION_FAILED",
+        this.url,
+        `${what}: cancelling the session failed: HTTP ${status}`,
+      );
   }
 
   async createReadStream(name: string, range?: { start: number; end?: number }): Promise<Readable> {
@@ -417,6 +464,7 @@ class GdriveWriter implements ObjectWriter {
   private readonly md5 = createHash("md5");
   private total = 0;
   private aborting?: Promise<void>;
+  private cancelled = false;
   private suspending?: Promise<GdriveSessionToken | undefined>;
   /** Cuts the chunk in flight on pause (the session keeps what arrived). */
   private readonly requests = new AbortController();
@@ -503,7 +551,7 @@ class GdriveWriter implements ObjectWriter {
     const res = await fetch(this.session, {
       method: "PUT",
       headers: { "content-range": `bytes */${total}` },
-      signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS),
+      signal: AbortSignal.timeout(STATUS_TIMEOUT_MS),
     });
     await res.body?.cancel();
     if (res.status === 308) this.offset = rangeEnd(res.headers.get("range"));
@@ -648,15 +696,21 @@ class GdriveWriter implements ObjectWriter {
 
   abort(_reason?: unknown): Promise<void> {
     if (this.done) return Promise.resolve();
-    this.aborting ??= (async () => {
+    const previous = this.aborting;
+    this.aborting = (async () => {
+      await previous?.catch(() => {});
       await this.suspending?.catch(() => {});
+      if (this.cancelled) return;
       if (!this.stream.destroyed) this.stream.destroy();
       // Cancelling the session discards what it holds; an unfinished session never becomes a file.
-      await fetch(this.session, { method: "DELETE" })
-        .then((r) => r.body?.cancel())
-        .catch(() => {});
+      await this.dest.cancelSession(this.session, `abort upload of ${this.name}`);
+      this.cancelled = true;
     })();
-    return this.aborting;
+    // A cancel that got no answer is not remembered as done: a later abort() tries again.
+    return this.aborting.catch((err: unknown) => {
+      this.aborting = Promise.resolve();
+      throw err;
+    });
   }
 }
 

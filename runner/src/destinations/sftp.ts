@@ -47,6 +47,13 @@ const MAX_INFLIGHT = 8;
  * queued by at most MAX_INFLIGHT pieces plus one write batch.
  */
 const HASH_WINDOW = 8 * 1024 * 1024;
+/**
+ * How long a cleanup step (pieces in flight settling, closing the file, removing the temp) may wait
+ * for the server: the 2 MiB in flight take about a minute at 300 kbit/s. An SSH connection can stay up,
+ * keepalives answered, while the SFTP server behind it hangs (a stuck disk), and ssh2 requests have no
+ * timeout of their own.
+ */
+const CLEANUP_TIMEOUT_MS = 60_000;
 
 interface Session {
   client: Client;
@@ -65,11 +72,16 @@ export class SftpDestination implements Destination {
   private readonly retry: RetryPolicy;
   private current?: Promise<Session>;
   private hostKeyProblem?: string;
+  readonly cleanupTimeoutMs: number;
 
-  constructor(readonly spec: SftpSpec) {
+  constructor(
+    readonly spec: SftpSpec,
+    opts: { cleanupTimeoutMs?: number } = {},
+  ) {
     this.url = specUrl(spec);
     this.root = posix.normalize(spec.path.startsWith("/") ? spec.path : `/${spec.path}`);
     this.retry = spec.retry ?? DEFAULT_RETRY;
+    this.cleanupTimeoutMs = opts.cleanupTimeoutMs ?? CLEANUP_TIMEOUT_MS;
   }
 
   /** Map an ssh2/SFTP error to a DestinationError naming this destination and the cause. */
@@ -193,9 +205,47 @@ export class SftpDestination implements Destination {
     );
   }
 
-  /** Run an idempotent operation, reconnecting on a dropped connection. */
-  async op<T>(what: string, fn: (sftp: SFTPWrapper) => Promise<T>): Promise<T> {
-    return withRetry(this.retry, async () => fn(await this.session()), {
+  /**
+   * `p`, or CONNECTION_FAILED when the server leaves it unanswered for `cleanupTimeoutMs`; the current
+   * connection is then cut, which fails whatever else waits on it, and the next call reconnects.
+   */
+  async bounded<T>(what: string, p: Promise<T>): Promise<T> {
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => {
+        const cur = this.current;
+        this.current = undefined;
+        void cur?.then(
+          (sess) => {
+            sess.closed = true;
+            sess.client.destroy();
+          },
+          () => {},
+        );
+        reject(
+          new DestinationError(
+            "CONNECTION_FAILED",
+            this.url,
+            `${what}: no answer from the SFTP server within ${this.cleanupTimeoutMs / 1000} s`,
+          ),
+        );
+      }, this.cleanupTimeoutMs);
+    });
+    try {
+      return await Promise.race([p, timeout]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /** Run an idempotent operation, reconnecting on a dropped connection; `bounded` for cleanup steps. */
+  async op<T>(
+    what: string,
+    fn: (sftp: SFTPWrapper) => Promise<T>,
+    opts: { bounded?: boolean } = {},
+  ): Promise<T> {
+    const once = async () => fn(await this.session());
+    return withRetry(this.retry, () => (opts.bounded ? this.bounded(what, once()) : once()), {
       retryable: (err) =>
         !(err instanceof DestinationError) && this.mapError(what, err).code === "CONNECTION_FAILED",
     }).catch((err: unknown) => {
@@ -229,8 +279,10 @@ export class SftpDestination implements Destination {
       if (await this.adoptTemp(token))
         return new SftpWriter(this, name, token.temp, final, writerOpts, token);
       // Missing, short or not the bytes we sent: never build on it. Start again from zero.
-      await this.op(`remove temp of ${name}`, (sftp) =>
-        call<void>((cb) => sftp.unlink(token.temp, () => cb(undefined, undefined))),
+      await this.op(
+        `remove temp of ${name}`,
+        (sftp) => call<void>((cb) => sftp.unlink(token.temp, () => cb(undefined, undefined))),
+        { bounded: true },
       ).catch(() => {});
     }
     const temp = newTempPath(final);
@@ -277,8 +329,10 @@ export class SftpDestination implements Destination {
   async discardSuspended(token: unknown): Promise<void> {
     const t = suspendedTempToken(token, "sftp-temp", (n) => this.path(n));
     if (!t) return;
-    await this.op(`remove temp of ${t.name}`, (sftp) =>
-      call<void>((cb) => sftp.unlink(t.temp, (e) => cb(e, undefined))),
+    await this.op(
+      `remove temp of ${t.name}`,
+      (sftp) => call<void>((cb) => sftp.unlink(t.temp, (e) => cb(e, undefined))),
+      { bounded: true },
     ).catch((err: unknown) => {
       if (!(err instanceof DestinationError && err.code === "NOT_FOUND")) throw err;
     });
@@ -644,8 +698,7 @@ class SftpWriter implements ObjectWriter {
     if (this.done || this.aborting) return Promise.resolve(undefined);
     this.suspending ??= (async () => {
       if (!this.stream.destroyed) this.stream.destroy();
-      while (this.inflight.size > 0) await Promise.allSettled([...this.inflight]);
-      await this.closeHandle().catch(() => {});
+      await this.stopTransfers();
       // Still checking the source against the adopted prefix: the server holds exactly that.
       if (!this.crossed) return this.resumed;
       const token = suspendedUploadToken("sftp-temp", this.name, this.temp, this.acked, this.hashed);
@@ -655,10 +708,26 @@ class SftpWriter implements ObjectWriter {
     return this.suspending;
   }
 
+  /**
+   * Lets the pieces in flight settle (they stop retrying once stopping) and closes the file. A server
+   * that leaves them unanswered past the cleanup timeout has its connection cut, which fails them; the
+   * acknowledged run is what a token may name. (A hung server that wakes may still apply writes it
+   * had queued: our bytes at their own offsets, or into a temp since removed.)
+   */
+  private async stopTransfers(): Promise<void> {
+    const settled = (async () => {
+      while (this.inflight.size > 0) await Promise.allSettled([...this.inflight]);
+      await this.closeHandle().catch(() => {});
+    })();
+    await this.dest.bounded(`stop upload of ${this.name}`, settled).catch(() => {});
+  }
+
   private async removeTemp(): Promise<void> {
     await this.dest
-      .op(`remove temp of ${this.name}`, (sftp) =>
-        call<void>((cb) => sftp.unlink(this.temp, (e) => cb(e, undefined))),
+      .op(
+        `remove temp of ${this.name}`,
+        (sftp) => call<void>((cb) => sftp.unlink(this.temp, (e) => cb(e, undefined))),
+        { bounded: true },
       )
       .catch((err: unknown) => {
         if (!(err instanceof DestinationError && err.code === "NOT_FOUND")) throw err;
@@ -673,9 +742,8 @@ class SftpWriter implements ObjectWriter {
       if (this.tempRemoved) return;
       if (!this.stream.destroyed) this.stream.destroy();
       // Pending pieces stop retrying once aborting is set; let them settle before closing the file.
-      while (this.inflight.size > 0) await Promise.allSettled([...this.inflight]);
+      await this.stopTransfers();
       await this.suspending?.catch(() => {});
-      await this.closeHandle().catch(() => {});
       await this.removeTemp();
       this.tempRemoved = true;
     })();
