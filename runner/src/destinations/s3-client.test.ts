@@ -175,3 +175,36 @@ describe("S3Destination ranged reads", () => {
     }
   });
 });
+
+describe("S3Client addressing", () => {
+  const client = (o: { bucket: string; endpoint?: string; pathStyle?: boolean }) =>
+    new S3Client({
+      region: "eu-west-1",
+      pathStyle: false,
+      credentials: { accessKeyId: "k", secretAccessKey: "s" },
+      retry: DEFAULT_RETRY,
+      maxSockets: 1,
+      ...o,
+    });
+
+  it("uses AWS's regional endpoint, virtual-hosted, with keys encoded once and slashes kept", () => {
+    expect(client({ bucket: "backups" }).urlOf("web 01/a+b.tar.zst")).toBe(
+      "https://backups.s3.eu-west-1.amazonaws.com/web%2001/a%2Bb.tar.zst",
+    );
+  });
+
+  it("puts a dotted bucket in the path over https, where the certificate could not cover its host name", () => {
+    expect(client({ bucket: "backups.example.com" }).urlOf("k")).toBe(
+      "https://s3.eu-west-1.amazonaws.com/backups.example.com/k",
+    );
+  });
+
+  it("keeps a custom endpoint's base path, path-style; the bucket itself for listings", () => {
+    const c = client({ bucket: "b", endpoint: "http://127.0.0.1:9000/s3/", pathStyle: true });
+    expect(c.urlOf("x/y")).toBe("http://127.0.0.1:9000/s3/b/x/y");
+    expect(c.urlOf()).toBe("http://127.0.0.1:9000/s3/b");
+    expect(client({ bucket: "b", endpoint: "https://storage.googleapis.com" }).urlOf()).toBe(
+      "https://b.storage.googleapis.com/",
+    );
+  });
+});

@@ -150,11 +150,17 @@ export function authorization(i: {
 export class S3Client {
   private readonly base: URL;
   private readonly agent: http.Agent;
+  /**
+   * Virtual-hosted style puts the bucket in the host name; a bucket with dots there breaks TLS
+   * (the wildcard certificate covers one label), so such buckets go path-style over https.
+   */
+  private readonly pathStyle: boolean;
   /** The signing key changes with the day only. */
   private dayKey?: { day: string; key: Buffer };
 
   constructor(private readonly config: S3ClientConfig) {
     this.base = new URL(config.endpoint ?? `https://s3.${config.region}.amazonaws.com`);
+    this.pathStyle = config.pathStyle || (this.base.protocol === "https:" && config.bucket.includes("."));
     const agentOpts = { keepAlive: true, maxSockets: config.maxSockets };
     this.agent = this.base.protocol === "https:" ? new https.Agent(agentOpts) : new http.Agent(agentOpts);
   }
@@ -168,9 +174,16 @@ export class S3Client {
     this.agent.destroy();
   }
 
+  /** Where a request for `key` goes (tests and error messages; no credentials in it). */
+  urlOf(key?: string): string {
+    const { host, path } = this.target(key);
+    return `${this.base.protocol}//${host}${path}`;
+  }
+
   private target(key: string | undefined): { host: string; path: string } {
     const basePath = this.base.pathname.replace(/\/+$/, "");
-    const { bucket, pathStyle } = this.config;
+    const { bucket } = this.config;
+    const pathStyle = this.pathStyle;
     const host = pathStyle ? this.base.host : `${bucket}.${this.base.host}`;
     const bucketPath = pathStyle ? `/${uriEncode(bucket)}` : "";
     const keyPath = key === undefined ? (pathStyle ? "" : "/") : `/${uriEncode(key, true)}`;
@@ -226,9 +239,7 @@ export class S3Client {
       const r = transport.request(
         {
           protocol: this.base.protocol,
-          hostname: this.config.pathStyle
-            ? this.base.hostname
-            : `${this.config.bucket}.${this.base.hostname}`,
+          hostname: this.pathStyle ? this.base.hostname : `${this.config.bucket}.${this.base.hostname}`,
           port: this.base.port || undefined,
           method: req.method,
           path: query ? `${path}?${query}` : path,
