@@ -13,23 +13,25 @@ import { isTerminalJobState } from "../../../shared/jobs";
 import type { JobDestination, JobSecrets, JobSpec } from "../../../shared/protocol/job-claims";
 import { randomToken, sha256Hex } from "../crypto/random";
 import { db } from "../db/client";
-import { backupCopies, backups, jobs, type runners } from "../db/schema";
+import { backupCopies, jobs, type runners } from "../db/schema";
 import type { AppEnv } from "../env";
-import { ApiError, conflict, notFound } from "../errors";
+import { ApiError, conflict } from "../errors";
 import { activity, noteActivity } from "../lib/activity";
 import { currentUser, requireAuth, tenantScope } from "../lib/auth";
 import { findCopy } from "../lib/backup-copies";
 import { openCredentials } from "../lib/destination-credentials";
-import { findDestination, jobCredentials, jobDestination } from "../lib/destinations";
+import { findDestination, jobCredentials, jobDestination, type DestinationRow } from "../lib/destinations";
 import { dispatchJob } from "../lib/dispatch";
 import { newId } from "../lib/ids";
+import { pendingJobRow } from "../lib/pending-job";
 import { takeRateLimit } from "../lib/rate-limit";
 import { getSetting } from "../lib/settings";
 import { presignGetUrl } from "../lib/s3-presign";
 import { readJson } from "../lib/validate";
 import { relayStub } from "./relay";
-import { findRunner } from "./runners";
 import { runnerStub } from "../lib/runner-stub";
+import { archiveBinding, findBackup, type BackupRow } from "./backups";
+import { findRunner } from "./runners";
 
 type RunnerRow = typeof runners.$inferSelect;
 
@@ -45,16 +47,6 @@ const SyncBody = z.object({
 /** destinationId absent: the archive in the runner's own backup directory (always relayed). */
 const DownloadBody = z.object({ destinationId: z.string().min(1).max(64).optional() });
 
-async function findBackup(c: { env: AppEnv["Bindings"] }, id: string, scope: string | null) {
-  const row = await db(c.env.DB)
-    .select()
-    .from(backups)
-    .where(and(eq(backups.id, id), scope ? eq(backups.tenantId, scope) : undefined))
-    .get();
-  if (!row) throw notFound("backup");
-  return row;
-}
-
 export const backupCopyRoutes = new Hono<AppEnv>();
 
 backupCopyRoutes.post("/:id/sync", activity("backup.sync"), requireAuth("backups.create"), async (c) => {
@@ -63,7 +55,24 @@ backupCopyRoutes.post("/:id/sync", activity("backup.sync"), requireAuth("backups
   return startSync(c, id, await readJson(c, SyncBody));
 });
 
-type BackupRow = Awaited<ReturnType<typeof findBackup>>;
+/** The backup's archive on the runner's disk; only a finished backup has one. */
+function completedArchive(b: BackupRow): { fileName: string; size: number; sha256: string } {
+  if (b.status !== "completed" && b.status !== "partial")
+    throw conflict(`backup is ${b.status}, not completed`);
+  if (!b.fileName || b.size === null || !b.sha256) throw conflict("backup has no archive file");
+  return { fileName: b.fileName, size: b.size, sha256: b.sha256 };
+}
+
+/** The job of a copy's latest attempt (sync, or the backup job for an auto-sync copy). */
+async function lastAttemptJob(env: AppEnv["Bindings"], copy: { jobId: string | null }) {
+  return copy.jobId ? await db(env.DB).select().from(jobs).where(eq(jobs.id, copy.jobId)).get() : undefined;
+}
+
+/** Two attempts must never write the same upload: a paused job has to have stopped first. */
+function refuseWhilePausing(job: { state: string } | undefined) {
+  if (job && !isTerminalJobState(job.state))
+    throw conflict("the copy is still pausing; try again in a moment");
+}
 
 /** A sync job: the backup's identity and expected bytes (checked after upload), where to read, where to write. */
 function syncJobSpec(
@@ -76,34 +85,12 @@ function syncJobSpec(
   return {
     type: "sync",
     params: {
-      binding: { backupId: b.id, tenantId: b.tenantId, chainRootId: b.chainRootId, parentId: b.parentId },
+      binding: archiveBinding(b),
       ...archive,
       source,
       target: jobDestination(target),
       ...mode,
     },
-  };
-}
-
-function syncJobRow(
-  b: BackupRow,
-  runnerId: string,
-  userId: string,
-  jobId: string,
-  spec: JobSpec,
-  now: number,
-) {
-  return {
-    id: jobId,
-    tenantId: b.tenantId,
-    runnerId,
-    backupId: b.id,
-    type: "sync" as const,
-    state: "PENDING" as const,
-    params: JSON.stringify(spec.params),
-    createdBy: userId,
-    createdAt: now,
-    updatedAt: now,
   };
 }
 
@@ -115,9 +102,7 @@ async function startSync(c: Context<AppEnv>, id: string, body: z.infer<typeof Sy
   const user = currentUser(c);
   const b = await findBackup(c, id, tenantScope(user));
   noteActivity(c, { tenantId: b.tenantId, details: { destinationId: body.destinationId } });
-  if (b.status !== "completed" && b.status !== "partial")
-    throw conflict(`backup is ${b.status}, not completed`);
-  if (!b.fileName || b.size === null || !b.sha256) throw conflict("backup has no archive file");
+  const archive = completedArchive(b);
   const target = await findDestination(c.env, body.destinationId, b.tenantId);
   const runner = await findRunner(c, b.runnerId, b.tenantId);
   if (runner.revokedAt) throw conflict("runner is revoked");
@@ -138,20 +123,23 @@ async function startSync(c: Context<AppEnv>, id: string, body: z.infer<typeof Sy
   if (existing?.status === "completed") throw conflict("this backup already has a completed copy there");
   if (existing && existing.status !== "failed" && existing.status !== "paused")
     throw conflict(`a copy to this destination is ${existing.status}`);
-  if (existing?.status === "paused" && existing.jobId) {
-    // Two attempts must never write the same upload: the paused job has to have stopped first.
-    const prev = await db(c.env.DB).select().from(jobs).where(eq(jobs.id, existing.jobId)).get();
-    if (prev && !isTerminalJobState(prev.state))
-      throw conflict("the copy is still pausing; try again in a moment");
-  }
-  const spec = syncJobSpec(b, { fileName: b.fileName, size: b.size, sha256: b.sha256 }, source, target, {
-    ...(body.restart && { restart: true }),
-  });
+  if (existing?.status === "paused") refuseWhilePausing(await lastAttemptJob(c.env, existing));
+  const spec = syncJobSpec(b, archive, source, target, { ...(body.restart && { restart: true }) });
   const secrets = { destinations: await jobCredentials(c.env, credRows) };
   const jobId = newId("job");
   const now = Date.now();
   const d = db(c.env.DB);
-  const jobInsert = d.insert(jobs).values(syncJobRow(b, runner.id, user.id, jobId, spec, now));
+  const jobInsert = d.insert(jobs).values(
+    pendingJobRow({
+      id: jobId,
+      tenantId: b.tenantId,
+      runnerId: runner.id,
+      backupId: b.id,
+      spec,
+      createdBy: user.id,
+      now,
+    }),
+  );
   // Retry reuses the failed row: one row per (backup, destination), its history is in the jobs.
   const copyWrite = existing
     ? d
@@ -165,7 +153,7 @@ async function startSync(c: Context<AppEnv>, id: string, body: z.infer<typeof Sy
         destinationId: target.id,
         jobId,
         status: "pending",
-        objectName: b.fileName,
+        objectName: archive.fileName,
         bytesDone: 0,
         createdAt: now,
         updatedAt: now,
@@ -201,74 +189,66 @@ backupCopyRoutes.post(
         windowMs: 3600_000,
         what: "downloads",
       });
-    if (!body.destinationId) {
-      if (b.status !== "completed" && b.status !== "partial")
-        throw conflict(`backup is ${b.status}, not completed`);
-      if (!b.fileName || b.size === null || !b.sha256) throw conflict("backup has no archive file");
+    const relay = async (from: RelaySource) => {
       const runner = await onlineRunner(c, b.runnerId, b.tenantId);
       await takeDownload();
-      return c.json(
-        await startRelay(c, {
-          runner,
-          backupId: b.id,
-          fileName: b.fileName,
-          size: b.size,
-          sha256: b.sha256,
-          source: { kind: "local" },
-          secrets: null,
-        }),
-      );
-    }
+      return c.json(await startRelay(c, runner, b.id, from));
+    };
+    if (!body.destinationId)
+      return relay({ ...completedArchive(b), source: { kind: "local" }, secrets: null });
     const copy = await findCopy(c.env, b.id, body.destinationId);
     if (copy.status !== "completed" || !copy.objectName)
       throw conflict(`the copy is ${copy.status}, not completed`);
     const dest = await findDestination(c.env, body.destinationId, b.tenantId);
-    if (!PRESIGNABLE_KINDS.includes(dest.kind as DestinationKind)) {
-      if (copy.size === null || !copy.sha256) throw conflict("the copy has no recorded size and checksum");
-      const runner = await onlineRunner(c, b.runnerId, b.tenantId);
+    if (PRESIGNABLE_KINDS.includes(dest.kind as DestinationKind)) {
       await takeDownload();
-      return c.json(
-        await startRelay(c, {
-          runner,
-          backupId: b.id,
-          fileName: copy.objectName,
-          size: copy.size,
-          sha256: copy.sha256,
-          source: jobDestination(dest),
-          secrets: { destinations: await jobCredentials(c.env, [dest]) },
-        }),
-      );
+      return c.json(await presignedDownload(c.env, dest, { ...copy, objectName: copy.objectName }));
     }
-    await takeDownload();
-    if (!dest.encryptedCredentials) throw conflict("destination has no credentials");
-    const config = S3Config.parse(JSON.parse(dest.config));
-    const creds = S3Credentials.parse(
-      await openCredentials(c.env, dest.tenantId, dest.id, dest.encryptedCredentials),
-    );
-    const gcs = dest.kind === "gcs";
-    const region = config.region ?? (gcs ? "auto" : "us-east-1");
-    const prefix = config.prefix.replace(/^\/+/, "").replace(/\/+$/, "");
-    const url = await presignGetUrl({
-      endpoint:
-        config.endpoint ?? (gcs ? "https://storage.googleapis.com" : `https://s3.${region}.amazonaws.com`),
-      bucket: config.bucket,
-      key: prefix ? `${prefix}/${copy.objectName}` : copy.objectName,
-      region,
-      pathStyle: config.pathStyle,
-      accessKeyId: creds.accessKeyId,
-      secretAccessKey: creds.secretAccessKey,
-      sessionToken: creds.sessionToken,
-      expiresSeconds: DOWNLOAD_URL_TTL_SECONDS,
-    });
-    return c.json({
-      url,
-      expiresAt: new Date(Date.now() + DOWNLOAD_URL_TTL_SECONDS * 1000).toISOString(),
+    if (copy.size === null || !copy.sha256) throw conflict("the copy has no recorded size and checksum");
+    return relay({
       fileName: copy.objectName,
       size: copy.size,
       sha256: copy.sha256,
+      source: jobDestination(dest),
+      secrets: { destinations: await jobCredentials(c.env, [dest]) },
     });
   },
 );
+
+/** A GET URL signed with the destination's own keys, valid DOWNLOAD_URL_TTL_SECONDS. */
+async function presignedDownload(
+  env: AppEnv["Bindings"],
+  dest: DestinationRow,
+  copy: { objectName: string; size: number | null; sha256: string | null },
+) {
+  if (!dest.encryptedCredentials) throw conflict("destination has no credentials");
+  const config = S3Config.parse(JSON.parse(dest.config));
+  const creds = S3Credentials.parse(
+    await openCredentials(env, dest.tenantId, dest.id, dest.encryptedCredentials),
+  );
+  const gcs = dest.kind === "gcs";
+  const region = config.region ?? (gcs ? "auto" : "us-east-1");
+  const prefix = config.prefix.replace(/^\/+/, "").replace(/\/+$/, "");
+  const url = await presignGetUrl({
+    endpoint:
+      config.endpoint ?? (gcs ? "https://storage.googleapis.com" : `https://s3.${region}.amazonaws.com`),
+    bucket: config.bucket,
+    key: prefix ? `${prefix}/${copy.objectName}` : copy.objectName,
+    region,
+    pathStyle: config.pathStyle,
+    accessKeyId: creds.accessKeyId,
+    secretAccessKey: creds.secretAccessKey,
+    sessionToken: creds.sessionToken,
+    expiresSeconds: DOWNLOAD_URL_TTL_SECONDS,
+  });
+  return {
+    url,
+    expiresAt: new Date(Date.now() + DOWNLOAD_URL_TTL_SECONDS * 1000).toISOString(),
+    fileName: copy.objectName,
+    size: copy.size,
+    sha256: copy.sha256,
+  };
+}
 
 /** A relay needs the runner now: refuse at once (409 RUNNER_OFFLINE) rather than leave a download hanging. */
 async function onlineRunner(c: Context<AppEnv>, runnerId: string, tenantId: string) {
@@ -283,24 +263,22 @@ async function onlineRunner(c: Context<AppEnv>, runnerId: string, tenantId: stri
   return runner;
 }
 
-async function startRelay(
-  c: Context<AppEnv>,
-  a: {
-    runner: RunnerRow;
-    backupId: string;
-    fileName: string;
-    size: number;
-    sha256: string;
-    source: JobDestination;
-    secrets: JobSecrets | null;
-  },
-) {
+/** What a relay streams: an archive on the runner's disk or a remote copy the runner reads. */
+interface RelaySource {
+  fileName: string;
+  size: number;
+  sha256: string;
+  source: JobDestination;
+  secrets: JobSecrets | null;
+}
+
+async function startRelay(c: Context<AppEnv>, runner: RunnerRow, backupId: string, a: RelaySource) {
   const relayId = newId("rly");
   const key = randomToken();
   const expiresAt = Date.now() + DOWNLOAD_URL_TTL_SECONDS * 1000;
   await relayStub(c.env, relayId).open({
     keyHash: await sha256Hex(key),
-    runnerId: a.runner.id,
+    runnerId: runner.id,
     fileName: a.fileName,
     size: a.size,
     expiresAt,
@@ -314,20 +292,19 @@ async function startRelay(
   const now = Date.now();
   await db(c.env.DB)
     .insert(jobs)
-    .values({
-      id: jobId,
-      tenantId: a.runner.tenantId,
-      runnerId: a.runner.id,
-      backupId: a.backupId,
-      type: "relay-upload",
-      state: "PENDING",
-      params: JSON.stringify(spec.params),
-      createdBy: currentUser(c).id,
-      createdAt: now,
-      updatedAt: now,
-    });
+    .values(
+      pendingJobRow({
+        id: jobId,
+        tenantId: runner.tenantId,
+        runnerId: runner.id,
+        backupId,
+        spec,
+        createdBy: currentUser(c).id,
+        now,
+      }),
+    );
   noteActivity(c, { details: { jobId, relayId } });
-  await dispatchJob(c.env, a.runner, { jobId, spec, secrets: a.secrets, backupId: a.backupId });
+  await dispatchJob(c.env, runner, { jobId, spec, secrets: a.secrets, backupId });
   return {
     url: new URL(`/api/v1/relay/${relayId}?key=${key}`, c.req.url).toString(),
     relayed: true,
@@ -337,6 +314,16 @@ async function startRelay(
     size: a.size,
     sha256: a.sha256,
   };
+}
+
+/** The copy named by `/:id/copies/:destinationId`, in the caller's tenant. */
+async function requestedCopy(c: Context<AppEnv>) {
+  const id = c.req.param("id")!;
+  const destinationId = c.req.param("destinationId")!;
+  noteActivity(c, { targetType: "backup", targetId: id, details: { destinationId } });
+  const b = await findBackup(c, id, tenantScope(currentUser(c)));
+  noteActivity(c, { tenantId: b.tenantId });
+  return { b, copy: await findCopy(c.env, b.id, destinationId), destinationId };
 }
 
 /**
@@ -349,17 +336,10 @@ backupCopyRoutes.post(
   activity("backup.copy.pause"),
   requireAuth("backups.create"),
   async (c) => {
-    const id = c.req.param("id");
-    const destinationId = c.req.param("destinationId");
-    noteActivity(c, { targetType: "backup", targetId: id, details: { destinationId } });
-    const b = await findBackup(c, id, tenantScope(currentUser(c)));
-    noteActivity(c, { tenantId: b.tenantId });
-    const copy = await findCopy(c.env, b.id, destinationId);
+    const { b, copy, destinationId } = await requestedCopy(c);
     if (copy.status !== "pending" && copy.status !== "running")
       throw conflict(`the copy is ${copy.status}, not running`);
-    const job = copy.jobId
-      ? await db(c.env.DB).select().from(jobs).where(eq(jobs.id, copy.jobId)).get()
-      : undefined;
+    const job = await lastAttemptJob(c.env, copy);
     if (!job || job.type !== "sync")
       throw conflict("only a sync job can be paused; a copy made during a backup can be retried later");
     // Keep the last progress the monitor saw, so a paused copy shows how far it got.
@@ -387,26 +367,16 @@ backupCopyRoutes.post(
   activity("backup.copy.resume"),
   requireAuth("backups.create"),
   async (c) => {
-    const id = c.req.param("id");
-    const destinationId = c.req.param("destinationId");
-    noteActivity(c, { targetType: "backup", targetId: id });
-    const b = await findBackup(c, id, tenantScope(currentUser(c)));
-    const copy = await findCopy(c.env, b.id, destinationId);
+    const { b, copy, destinationId } = await requestedCopy(c);
     if (copy.status !== "paused" && copy.status !== "failed")
       throw conflict(`the copy is ${copy.status}, not paused or failed`);
     // Read from the same place as the attempt being resumed.
-    const prev = copy.jobId
-      ? await db(c.env.DB)
-          .select({ params: jobs.params, type: jobs.type })
-          .from(jobs)
-          .where(eq(jobs.id, copy.jobId))
-          .get()
-      : undefined;
+    const prev = await lastAttemptJob(c.env, copy);
     const source =
       prev?.type === "sync"
         ? (JSON.parse(prev.params) as { source?: { kind?: string; destinationId?: string } }).source
         : undefined;
-    return startSync(c, id, {
+    return startSync(c, b.id, {
       destinationId,
       ...(source?.kind === "remote" && source.destinationId && { sourceDestinationId: source.destinationId }),
     });
@@ -423,20 +393,11 @@ backupCopyRoutes.delete(
   activity("backup.copy.delete"),
   requireAuth("backups.create"),
   async (c) => {
-    const id = c.req.param("id");
-    const destinationId = c.req.param("destinationId");
-    noteActivity(c, { targetType: "backup", targetId: id, details: { destinationId } });
-    const user = currentUser(c);
-    const b = await findBackup(c, id, tenantScope(user));
-    noteActivity(c, { tenantId: b.tenantId });
-    const copy = await findCopy(c.env, b.id, destinationId);
+    const { b, copy, destinationId } = await requestedCopy(c);
     if (copy.status !== "paused" && copy.status !== "failed")
       throw conflict(`the copy is ${copy.status}; only a paused or failed copy can be deleted`);
-    const prev = copy.jobId
-      ? await db(c.env.DB).select().from(jobs).where(eq(jobs.id, copy.jobId)).get()
-      : undefined;
-    if (prev && !isTerminalJobState(prev.state))
-      throw conflict("the copy is still pausing; try again in a moment");
+    const prev = await lastAttemptJob(c.env, copy);
+    refuseWhilePausing(prev);
     const d = db(c.env.DB);
     if (prev?.type !== "sync" || !b.fileName || b.size === null || !b.sha256) {
       await d.delete(backupCopies).where(eq(backupCopies.id, copy.id));
@@ -450,7 +411,17 @@ backupCopyRoutes.delete(
     const now = Date.now();
     await d.batch([
       d.delete(backupCopies).where(eq(backupCopies.id, copy.id)),
-      d.insert(jobs).values(syncJobRow(b, runner.id, user.id, jobId, spec, now)),
+      d.insert(jobs).values(
+        pendingJobRow({
+          id: jobId,
+          tenantId: b.tenantId,
+          runnerId: runner.id,
+          backupId: b.id,
+          spec,
+          createdBy: currentUser(c).id,
+          now,
+        }),
+      ),
     ]);
     noteActivity(c, { details: { jobId } });
     const secrets = { destinations: await jobCredentials(c.env, [target]) };

@@ -12,6 +12,7 @@ import { activity, noteActivity } from "../lib/activity";
 import { currentUser, requireAuth, tenantScope } from "../lib/auth";
 import { dispatchJob } from "../lib/dispatch";
 import { newId } from "../lib/ids";
+import { pendingJobRow } from "../lib/pending-job";
 import { newDataKey, unwrapDataKey } from "../lib/panel-keys";
 import { readJson } from "../lib/validate";
 import { findRunner } from "./runners";
@@ -123,7 +124,7 @@ const ListQuery = z.object({
   runnerId: z.string().max(64).optional(),
 });
 
-type BackupRow = typeof backups.$inferSelect;
+export type BackupRow = typeof backups.$inferSelect;
 
 export function backupView(b: BackupRow) {
   return {
@@ -246,18 +247,17 @@ backupRoutes.post("/", activity("backup.create"), requireAuth("backups.create"),
     completedAt: null,
   };
   await d.batch([
-    d.insert(jobs).values({
-      id: jobId,
-      tenantId: runner.tenantId,
-      runnerId: runner.id,
-      backupId,
-      type: "backup",
-      state: "PENDING",
-      params: JSON.stringify(spec.params),
-      createdBy: user.id,
-      createdAt: now,
-      updatedAt: now,
-    }),
+    d.insert(jobs).values(
+      pendingJobRow({
+        id: jobId,
+        tenantId: runner.tenantId,
+        runnerId: runner.id,
+        backupId,
+        spec,
+        createdBy: user.id,
+        now,
+      }),
+    ),
     d.insert(backups).values(backupRow),
     ...plan.rows.map((r) => d.insert(backupCopies).values(r)),
   ]);
@@ -286,7 +286,8 @@ backupRoutes.get("/", requireAuth("backups.read"), async (c) => {
   return c.json(rows.map(backupView));
 });
 
-async function findBackup(
+/** A backup by id, 404 outside `scope` (the caller's tenant; null for ROOT). */
+export async function findBackup(
   c: { env: AppEnv["Bindings"] },
   id: string,
   scope: string | null,
@@ -316,6 +317,11 @@ backupRoutes.get("/:id", requireAuth("backups.read"), async (c) => {
     copies: await copyViews(c.env, b.id),
   });
 });
+
+/** What an archive is bound to (its AEAD associated data): a job reading or copying it names the same. */
+export function archiveBinding(b: BackupRow) {
+  return { backupId: b.id, tenantId: b.tenantId, chainRootId: b.chainRootId, parentId: b.parentId };
+}
 
 /** Restore and verify read an existing archive: same binding, same key material as the backup. */
 async function readJobFor(
@@ -387,18 +393,17 @@ async function startReadJob(
   }
   await db(c.env.DB)
     .insert(jobs)
-    .values({
-      id: jobId,
-      tenantId: b.tenantId,
-      runnerId: b.runnerId,
-      backupId: b.id,
-      type: kind,
-      state: "PENDING",
-      params: JSON.stringify(spec.params),
-      createdBy: user.id,
-      createdAt: now,
-      updatedAt: now,
-    });
+    .values(
+      pendingJobRow({
+        id: jobId,
+        tenantId: b.tenantId,
+        runnerId: b.runnerId,
+        backupId: b.id,
+        spec,
+        createdBy: user.id,
+        now,
+      }),
+    );
   noteActivity(c, { details: { jobId } });
   await dispatchJob(c.env, runner, { jobId, spec, secrets, backupId: b.id });
   return c.json({ job: { id: jobId, state: "PENDING" } }, 202);
@@ -431,7 +436,7 @@ backupRoutes.post("/:id/restore", activity("backup.restore"), requireAuth("backu
   const spec: JobSpec = {
     type: "restore",
     params: {
-      binding: { backupId: b.id, tenantId: b.tenantId, chainRootId: b.chainRootId, parentId: b.parentId },
+      binding: archiveBinding(b),
       fileName: b.fileName!,
       destination: from.destination,
       encryption,
@@ -454,7 +459,7 @@ backupRoutes.post("/:id/verify", activity("backup.verify"), requireAuth("backups
   const spec: JobSpec = {
     type: "verify",
     params: {
-      binding: { backupId: b.id, tenantId: b.tenantId, chainRootId: b.chainRootId, parentId: b.parentId },
+      binding: archiveBinding(b),
       fileName: b.fileName!,
       destination: from.destination,
       encryption,

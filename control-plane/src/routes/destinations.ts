@@ -17,6 +17,7 @@ import { sealCredentials } from "../lib/destination-credentials";
 import { destinationView, findDestination, jobCredentials, jobDestination } from "../lib/destinations";
 import { dispatchJob } from "../lib/dispatch";
 import { newId } from "../lib/ids";
+import { pendingJobRow } from "../lib/pending-job";
 import { readJson } from "../lib/validate";
 import { findRunner } from "./runners";
 
@@ -194,18 +195,17 @@ destinationRoutes.post(
     const now = Date.now();
     await db(c.env.DB)
       .insert(jobs)
-      .values({
-        id: jobId,
-        tenantId: d.tenantId,
-        runnerId: runner.id,
-        backupId: null,
-        type: "test-destination",
-        state: "PENDING",
-        params: JSON.stringify(spec.params),
-        createdBy: currentUser(c).id,
-        createdAt: now,
-        updatedAt: now,
-      });
+      .values(
+        pendingJobRow({
+          id: jobId,
+          tenantId: d.tenantId,
+          runnerId: runner.id,
+          backupId: null,
+          spec,
+          createdBy: currentUser(c).id,
+          now,
+        }),
+      );
     noteActivity(c, { tenantId: d.tenantId, details: { jobId, runnerId: runner.id } });
     await dispatchJob(c.env, runner, { jobId, spec, secrets, backupId: null });
     return c.json({ job: { id: jobId, state: "PENDING" } }, 202);

@@ -2,7 +2,7 @@ import { env } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import { eq } from "drizzle-orm";
 import { db } from "../db/client";
-import { backups, jobs, settings } from "../db/schema";
+import { jobs, settings } from "../db/schema";
 import {
   call,
   createTenantUser,
@@ -13,6 +13,7 @@ import {
   type TestRunner,
   type TestUser,
 } from "../../test/helpers";
+import { insertCompletedBackup } from "../../test/backup-fixtures";
 
 /** Hosting wiring: inventory reports → domains API, hosting backup/restore params, restore concurrency limit. */
 
@@ -43,31 +44,6 @@ async function reported(u: TestUser, r: TestRunner, domains: string[]) {
     return res.status === 200 && res.body.length === domains.length;
   }, "domains stored");
   return socket;
-}
-
-async function completedBackup(u: TestUser, r: TestRunner): Promise<string> {
-  const id = `bkp_${crypto.randomUUID().replace(/-/g, "")}`;
-  const now = Date.now();
-  await db(env.DB)
-    .insert(backups)
-    .values({
-      id,
-      tenantId: u.tenantId,
-      runnerId: r.runnerId,
-      jobId: `job_${id}`,
-      name: "hosting",
-      kind: "full",
-      status: "completed",
-      fileName: "hosting_full_20260101_000000.tar.zst",
-      size: 10,
-      sha256: "0".repeat(64),
-      fileCount: 1,
-      encryptionMode: "none",
-      chainRootId: id,
-      createdAt: now,
-      completedAt: now,
-    });
-  return id;
 }
 
 describe("inventory → domains API", () => {
@@ -209,7 +185,7 @@ describe("hosting restores", () => {
   it("signs domains, components, conflict and safetyBackup into the job", async () => {
     const u = await createTenantUser();
     const r = await enrollRunner(u);
-    const id = await completedBackup(u, r);
+    const id = await insertCompletedBackup(u.tenantId, r.runnerId);
     const res = await call(`/api/v1/backups/${id}/restore`, {
       body: {
         target: "/srv/hosting",
@@ -235,7 +211,7 @@ describe("hosting restores", () => {
     const other = await createTenantUser();
     const r = await enrollRunner(u);
     const ro = await enrollRunner(other);
-    const id = await completedBackup(u, r);
+    const id = await insertCompletedBackup(u.tenantId, r.runnerId);
     const restore = (t: TestUser, bid: string) =>
       call(`/api/v1/backups/${bid}/restore`, {
         body: { target: "/srv/hosting", domains: "all" },
@@ -248,7 +224,7 @@ describe("hosting restores", () => {
     expect(third.body.error.code).toBe("RATE_LIMITED");
     expect(third.body.error.message).toContain("restore.maxConcurrent");
     // Another tenant has its own budget.
-    expect((await restore(other, await completedBackup(other, ro))).status).toBe(202);
+    expect((await restore(other, await insertCompletedBackup(other.tenantId, ro.runnerId))).status).toBe(202);
     // A finished restore frees its slot.
     const running = await db(env.DB).select().from(jobs).where(eq(jobs.tenantId, u.tenantId)).all();
     await db(env.DB).update(jobs).set({ state: "SUCCEEDED" }).where(eq(jobs.id, running[0]!.id));
@@ -273,7 +249,7 @@ describe("hosting restores", () => {
     const r1 = await enrollRunner(u, "web-01");
     const r2 = await enrollRunner(u, "web-02");
     const foreign = await enrollRunner(other, "x");
-    const id = await completedBackup(u, r1);
+    const id = await insertCompletedBackup(u.tenantId, r1.runnerId);
     const cross = await call(`/api/v1/backups/${id}/restore`, {
       body: { target: "/srv/hosting", domains: "all", runnerId: r2.runnerId },
       token: u.token,

@@ -6,20 +6,15 @@ import type { AppEnv } from "../env";
 import { conflict, unauthorized } from "../errors";
 import { activity, noteActivity } from "../lib/activity";
 import { newId } from "../lib/ids";
+import { NewUserEmail, NewUserPassword } from "../lib/user-fields";
 import { readJson } from "../lib/validate";
 import { hashPassword } from "../crypto/password";
 import { timingSafeEqualString } from "../crypto/random";
 
 export const SetupBody = z.object({
   tenantName: z.string().trim().min(1).max(128),
-  // Deliberately loose (admin@localhost is a fine first user on a self-hosted install).
-  email: z
-    .string()
-    .trim()
-    .toLowerCase()
-    .max(254)
-    .regex(/^[^\s@]+@[^\s@]+$/, "must be an email address"),
-  password: z.string().min(12, "password must be at least 12 characters").max(1024),
+  email: NewUserEmail,
+  password: NewUserPassword,
 });
 
 export const setupRoutes = new Hono<AppEnv>();

@@ -9,17 +9,13 @@ import { conflict, forbidden, notFound } from "../errors";
 import { activity, noteActivity } from "../lib/activity";
 import { currentUser, requireAuth, tenantScope } from "../lib/auth";
 import { newId } from "../lib/ids";
+import { NewUserEmail, NewUserPassword } from "../lib/user-fields";
 import { readJson } from "../lib/validate";
 import { hashPassword } from "../crypto/password";
 
 const CreateUserBody = z.object({
-  email: z
-    .string()
-    .trim()
-    .toLowerCase()
-    .max(254)
-    .regex(/^[^\s@]+@[^\s@]+$/, "must be an email address"),
-  password: z.string().min(12, "password must be at least 12 characters").max(1024),
+  email: NewUserEmail,
+  password: NewUserPassword,
   role: z.enum(ROLES).default("USER"),
   /** ROOT may create users in any tenant; everyone else only in their own. */
   tenantId: z.string().min(1).max(64).optional(),
