@@ -10,7 +10,7 @@ import {
   createWriteStream,
 } from "node:fs";
 import { join } from "node:path";
-import { randomBytes } from "node:crypto";
+import { createHash, randomBytes } from "node:crypto";
 import {
   createBackup,
   decryptArchive,
@@ -20,7 +20,15 @@ import {
   inspectArchive,
 } from "../archive/index";
 import type { EncryptionSpec, DecryptionKey } from "../archive/types";
-import { BINDING, describeTree, makeTree, tempDir } from "../archive/test-helpers";
+import {
+  BINDING,
+  describeTree,
+  makeTree,
+  manifestEntriesOf,
+  packTar,
+  tempDir,
+} from "../archive/test-helpers";
+import { encodeTarHeader, padding, TAR_END } from "../archive/tar-header";
 
 const dirs: string[] = [];
 afterAll(() => dirs.forEach((d) => rmSync(d, { recursive: true, force: true })));
@@ -263,6 +271,49 @@ describe("verify before commit", () => {
     expect(describeTree(live)).toEqual(before);
     expect(readdirSync(live)).toEqual(["data"]);
   });
+});
+
+describe("file contents are checked against the manifest before the move", () => {
+  const fileTar = (files: [string, string][]) =>
+    Buffer.concat([
+      ...files.flatMap(([name, body]) => [
+        encodeTarHeader({ name, type: "file", size: body.length, mode: 0o644, uid: 0, gid: 0, mtime: 0 }),
+        Buffer.from(body),
+        Buffer.alloc(padding(body.length)),
+      ]),
+      TAR_END,
+    ]);
+  // Frames and tags are intact: only the per-file SHA-256 can catch these.
+  for (const [what, bad] of [
+    ["a file whose bytes differ from its manifest hash", "b.txt"],
+    ["an empty file whose manifest hash is not the empty hash", "empty"],
+  ] as const)
+    it(what, async () => {
+      const root = tempDir();
+      dirs.push(root);
+      const target = join(root, "target");
+      mkdirSync(target);
+      writeFileSync(join(target, "live.txt"), "live");
+      const tar = fileTar([
+        ["a.txt", "first"],
+        ["b.txt", "second"],
+        ["empty", ""],
+        ["c.txt", "third"],
+      ]);
+      const entries = manifestEntriesOf(tar).map((e) =>
+        e.p === bad ? { ...e, h: createHash("sha256").update("other").digest("hex") } : e,
+      );
+      for (const m of modes) {
+        const store = join(root, `store-${m.name}`);
+        mkdirSync(store);
+        const path = await packTar(tar, store, { entries, enc: m.enc });
+        await expect(restoreArchive({ source: path, target, key: m.key })).rejects.toMatchObject({
+          code: "CORRUPT",
+          message: `content of ${bad} does not match the manifest`,
+        });
+        expect(readdirSync(target)).toEqual(["live.txt"]);
+      }
+    });
 });
 
 describe("ownership mapping", () => {

@@ -179,8 +179,9 @@ export async function restoreArchive(o: RestoreOptions): Promise<RestoreResult> 
           return null;
         }
         const mode = safeMode(e.m);
-        w.open(dest, mode);
+        w.open(dest, mode, e.h ?? "");
         return {
+          checksContent: true,
           write(c: Buffer) {
             w.write(c);
             bytes += c.length;
