@@ -18,9 +18,9 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
   type Cluster,
   type RunnerHandle,
-  enrollAndStartRunner,
   startCluster,
-  waitFor,
+  startOnlineRunner,
+  waitForJobEnd,
 } from "../support/cluster";
 
 let cluster: Cluster;
@@ -48,12 +48,7 @@ beforeAll(async () => {
   cluster = await startCluster();
   source = join(cluster.dir, "site");
   mkdirSync(source, { recursive: true });
-  runner = await enrollAndStartRunner(cluster, "e2e-1", [source]);
-  runnerId = await waitFor("runner online", async () => {
-    const list = await cluster.api.listRunners();
-    const r = list.find((x) => x.name === "e2e-1" && x.status === "online");
-    return r?.id;
-  });
+  ({ runner, runnerId } = await startOnlineRunner(cluster, "e2e-1", [source]));
 }, 120_000);
 
 afterAll(async () => {
@@ -67,14 +62,7 @@ describe("backup through the API to a real runner", () => {
     const { backup, job } = await cluster.api.createBackup({ runnerId, name: "site", type: "full" });
     expect(backup.id).toBeTruthy();
 
-    const done = await waitFor(
-      "job to finish",
-      async () => {
-        const j = await cluster.api.getJob(job.id);
-        return ["SUCCEEDED", "FAILED", "INTERRUPTED", "CANCELLED"].includes(j.state) ? j : undefined;
-      },
-      60_000,
-    );
+    const done = await waitForJobEnd(cluster, job.id);
     expect(done.state, JSON.stringify(done)).toBe("SUCCEEDED");
 
     const b = await cluster.api.getBackup(backup.id);

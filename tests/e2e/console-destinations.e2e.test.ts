@@ -15,8 +15,8 @@ import {
   ADMIN,
   type Cluster,
   type RunnerHandle,
-  enrollAndStartRunner,
   startCluster,
+  startOnlineRunner,
   waitFor,
 } from "../support/cluster";
 import { haveChromium, launchChromium, warnIfNoChromium } from "../support/chromium";
@@ -93,10 +93,7 @@ beforeAll(async () => {
   writeFileSync(join(site, "index.html"), "<h1>copies</h1>\n");
   // Incompressible and > 3 parts of 8 MiB, so a sync can be held after two parts and paused.
   writeFileSync(join(site, "media.bin"), randomBytes(3 * 8 * MiB + 4097));
-  runner = await enrollAndStartRunner(cluster, "copies-runner", [site]);
-  await waitFor("runner online", async () =>
-    (await cluster.api.listRunners()).some((r) => r.name === "copies-runner" && r.status === "online"),
-  );
+  ({ runner } = await startOnlineRunner(cluster, "copies-runner", [site]));
   await api("POST", "/api/v1/users", { ...USER, role: "USER" });
   if (!haveChromium) return;
   browser = await launchChromium();

@@ -6,14 +6,7 @@ import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { Browser } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import {
-  ADMIN,
-  type Cluster,
-  type RunnerHandle,
-  enrollAndStartRunner,
-  startCluster,
-  waitFor,
-} from "../support/cluster";
+import { ADMIN, type Cluster, type RunnerHandle, startCluster, startOnlineRunner } from "../support/cluster";
 import { haveChromium, launchChromium, warnIfNoChromium } from "../support/chromium";
 
 warnIfNoChromium("console.e2e");
@@ -28,10 +21,7 @@ describe.skipIf(!haveChromium)("web console", () => {
     const site = join(cluster.dir, "console-site");
     mkdirSync(site, { recursive: true });
     writeFileSync(join(site, "index.html"), "<h1>console test</h1>\n");
-    runner = await enrollAndStartRunner(cluster, "browser-runner", [site]);
-    await waitFor("runner online", async () =>
-      (await cluster.api.listRunners()).some((r) => r.name === "browser-runner" && r.status === "online"),
-    );
+    ({ runner } = await startOnlineRunner(cluster, "browser-runner", [site]));
     browser = await launchChromium();
   }, 120_000);
 

@@ -13,13 +13,14 @@ import { startS3Server, type TestS3Server } from "../destinations/s3-server";
 import { startFtpServer, type TestFtpServer } from "../destinations/ftp-server";
 import { startFakeDrive, type FakeDrive } from "../destinations/fake-gdrive-server";
 import { sshdUnavailable, startSshd, type TestSshd } from "../destinations/sshd";
+import type { BackupView } from "../support/api-views";
 import {
   type Cluster,
   type RunnerHandle,
-  enrollAndStartRunner,
   runCli,
   startCluster,
-  waitFor,
+  startOnlineRunner,
+  waitForJobEnd,
 } from "../support/cluster";
 
 const PASSWORD = "e2e Remote-Storage 42!";
@@ -37,42 +38,7 @@ if (noSshd) console.warn(`sftp destination skipped in the e2e fan-out: ${noSshd}
 let source: string;
 let runnerId: string;
 
-interface Job {
-  id: string;
-  state: string;
-  error?: { code: string; message: string };
-  progress: Record<string, unknown>;
-}
-interface Copy {
-  destinationId: string;
-  status: string;
-  objectName: string | null;
-  size: number | null;
-  sha256: string | null;
-  bytesDone: number;
-}
-interface Backup {
-  id: string;
-  status: string;
-  fileName: string;
-  size: number;
-  sha256: string;
-  copies: Copy[];
-}
-
 const api = <T>(method: string, path: string, body?: unknown) => cluster.api.request<T>(method, path, body);
-
-async function finished(jobId: string, timeoutMs = 90_000): Promise<Job> {
-  return waitFor(
-    `job ${jobId} to finish`,
-    async () => {
-      const j = await api<Job>("GET", `/api/v1/jobs/${jobId}`);
-      return ["SUCCEEDED", "FAILED", "INTERRUPTED", "CANCELLED"].includes(j.state) ? j : undefined;
-    },
-    timeoutMs,
-    200,
-  );
-}
 
 async function createS3Destination(name: string, prefix: string, credentials: Record<string, string>) {
   return api<{ id: string; hasCredentials: boolean }>("POST", "/api/v1/destinations", {
@@ -121,11 +87,12 @@ beforeAll(async () => {
   writeFileSync(join(source, "index.html"), "<h1>remote</h1>\n");
   writeFileSync(join(source, "uploads", "big.bin"), randomBytes(6 * 1024 * 1024 + 11));
   for (let i = 0; i < 30; i++) writeFileSync(join(source, `p${i}.txt`), `page ${i}\n`.repeat(i + 1));
-  runner = await enrollAndStartRunner(cluster, "dest-1", [source], ["--allowed-root", cluster.dir]);
-  runnerId = await waitFor("runner online", async () => {
-    const list = await cluster.api.listRunners();
-    return list.find((x) => x.name === "dest-1" && x.status === "online")?.id;
-  });
+  ({ runner, runnerId } = await startOnlineRunner(
+    cluster,
+    "dest-1",
+    [source],
+    ["--allowed-root", cluster.dir],
+  ));
 }, 120_000);
 
 afterAll(async () => {
@@ -141,7 +108,7 @@ describe("remote destinations end to end", () => {
     const test = await api<{ job: { id: string } }>("POST", `/api/v1/destinations/${dest.id}/test`, {
       runnerId,
     });
-    const tj = await finished(test.job.id);
+    const tj = await waitForJobEnd(cluster, test.job.id);
     expect(tj.state, JSON.stringify(tj)).toBe("SUCCEEDED");
     const tested = await api<{ lastTest: { status: string } }>("GET", `/api/v1/destinations/${dest.id}`);
     expect(tested.lastTest.status).toBe("ok");
@@ -152,9 +119,9 @@ describe("remote destinations end to end", () => {
       encryption: { mode: "password", password: PASSWORD },
       destinations: [dest.id],
     });
-    const bj = await finished(created.job.id);
+    const bj = await waitForJobEnd(cluster, created.job.id);
     expect(bj.state, JSON.stringify(bj)).toBe("SUCCEEDED");
-    const b = await api<Backup>("GET", `/api/v1/backups/${created.backup.id}`);
+    const b = await api<BackupView>("GET", `/api/v1/backups/${created.backup.id}`);
     expect(b.status).toBe("completed");
     expect(b.copies).toHaveLength(1);
     expect(b.copies[0]).toMatchObject({
@@ -175,10 +142,10 @@ describe("remote destinations end to end", () => {
     const sync = await api<{ job: { id: string } }>("POST", `/api/v1/backups/${b.id}/sync`, {
       destinationId: later.id,
     });
-    const sj = await finished(sync.job.id);
+    const sj = await waitForJobEnd(cluster, sync.job.id);
     expect(sj.state, JSON.stringify(sj)).toBe("SUCCEEDED");
     expect(sj.progress).toMatchObject({ bytes: b.size, totalBytes: b.size });
-    const afterSync = await api<Backup>("GET", `/api/v1/backups/${b.id}`);
+    const afterSync = await api<BackupView>("GET", `/api/v1/backups/${b.id}`);
     expect(afterSync.copies.find((c) => c.destinationId === later.id)).toMatchObject({
       status: "completed",
       size: b.size,
@@ -221,12 +188,12 @@ describe("remote destinations end to end", () => {
     const localVerify = await api<{ job: { id: string } }>("POST", `/api/v1/backups/${b.id}/verify`, {
       password: PASSWORD,
     });
-    expect((await finished(localVerify.job.id)).state).toBe("FAILED");
+    expect((await waitForJobEnd(cluster, localVerify.job.id)).state).toBe("FAILED");
     const remoteVerify = await api<{ job: { id: string } }>("POST", `/api/v1/backups/${b.id}/verify`, {
       password: PASSWORD,
       destinationId: later.id,
     });
-    const vj = await finished(remoteVerify.job.id);
+    const vj = await waitForJobEnd(cluster, remoteVerify.job.id);
     expect(vj.state, JSON.stringify(vj)).toBe("SUCCEEDED");
     const apiTarget = join(cluster.dir, "api-restored");
     const restore = await api<{ job: { id: string } }>("POST", `/api/v1/backups/${b.id}/restore`, {
@@ -234,7 +201,7 @@ describe("remote destinations end to end", () => {
       password: PASSWORD,
       destinationId: dest.id,
     });
-    const rj = await finished(restore.job.id);
+    const rj = await waitForJobEnd(cluster, restore.job.id);
     expect(rj.state, JSON.stringify(rj)).toBe("SUCCEEDED");
     expect(describeTree(join(apiTarget, "site"))).toEqual(describeTree(source));
   });
@@ -248,7 +215,7 @@ describe("remote destinations end to end", () => {
     const test = await api<{ job: { id: string } }>("POST", `/api/v1/destinations/${bad.id}/test`, {
       runnerId,
     });
-    const j = await finished(test.job.id);
+    const j = await waitForJobEnd(cluster, test.job.id);
     expect(j.state).toBe("FAILED");
     expect(j.error?.code).toBe("AUTH_FAILED");
     expect(JSON.stringify(j)).not.toContain(secret);
@@ -272,9 +239,9 @@ describe("remote destinations end to end", () => {
       name: "site-bad-copy",
       destinations: [bad.id],
     });
-    const bj = await finished(created.job.id);
+    const bj = await waitForJobEnd(cluster, created.job.id);
     expect(bj.state).toBe("SUCCEEDED");
-    const b = await api<Backup>("GET", `/api/v1/backups/${created.backup.id}`);
+    const b = await api<BackupView>("GET", `/api/v1/backups/${created.backup.id}`);
     expect(b.status).toBe("completed");
     expect(b.copies[0]).toMatchObject({ status: "failed", error: { code: "AUTH_FAILED" } });
   });
@@ -317,9 +284,9 @@ describe("remote destinations end to end", () => {
       name: "site-multi",
       destinations: Object.values(ids),
     });
-    const bj = await finished(created.job.id);
+    const bj = await waitForJobEnd(cluster, created.job.id);
     expect(bj.state, JSON.stringify(bj)).toBe("SUCCEEDED");
-    const b = await api<Backup>("GET", `/api/v1/backups/${created.backup.id}`);
+    const b = await api<BackupView>("GET", `/api/v1/backups/${created.backup.id}`);
     expect(b.copies).toHaveLength(Object.keys(ids).length);
     for (const c of b.copies)
       expect(c, JSON.stringify(c)).toMatchObject({ status: "completed", size: b.size, sha256: b.sha256 });
@@ -332,7 +299,7 @@ describe("remote destinations end to end", () => {
       const v = await api<{ job: { id: string } }>("POST", `/api/v1/backups/${b.id}/verify`, {
         destinationId: id,
       });
-      const vj = await finished(v.job.id);
+      const vj = await waitForJobEnd(cluster, v.job.id);
       expect(vj.state, `${name}: ${JSON.stringify(vj)}`).toBe("SUCCEEDED");
     }
     const target = join(cluster.dir, "multi-restored");
@@ -340,7 +307,7 @@ describe("remote destinations end to end", () => {
       target,
       destinationId: ids.sftp ?? ids.drive,
     });
-    const rj = await finished(restore.job.id);
+    const rj = await waitForJobEnd(cluster, restore.job.id);
     expect(rj.state, JSON.stringify(rj)).toBe("SUCCEEDED");
     expect(describeTree(join(target, "site"))).toEqual(describeTree(source));
   });

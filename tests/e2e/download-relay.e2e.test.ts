@@ -11,12 +11,14 @@ import type { JWK } from "jose";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createRelayToken } from "../../runner/src/jobs/relay-upload";
 import { startFtpServer, type TestFtpServer } from "../destinations/ftp-server";
+import type { BackupView } from "../support/api-views";
 import {
   type Cluster,
   type RunnerHandle,
-  enrollAndStartRunner,
   startCluster,
+  startOnlineRunner,
   waitFor,
+  waitForJobEnd,
 } from "../support/cluster";
 
 let cluster: Cluster;
@@ -24,18 +26,6 @@ let runner: RunnerHandle;
 let ftp: TestFtpServer;
 let runnerId: string;
 
-interface Job {
-  id: string;
-  state: string;
-  error?: { code: string; message: string };
-}
-interface Backup {
-  id: string;
-  status: string;
-  fileName: string;
-  size: number;
-  sha256: string;
-}
 interface Download {
   url: string;
   relayed?: boolean;
@@ -50,19 +40,7 @@ const sha = (b: Buffer) => createHash("sha256").update(b).digest("hex");
 const errorOf = async (res: Response) =>
   ((await res.json()) as { error: { code: string; message: string } }).error;
 
-async function finished(jobId: string): Promise<Job> {
-  return waitFor(
-    `job ${jobId} to finish`,
-    async () => {
-      const j = await api<Job>("GET", `/api/v1/jobs/${jobId}`);
-      return ["SUCCEEDED", "FAILED", "INTERRUPTED", "CANCELLED"].includes(j.state) ? j : undefined;
-    },
-    60_000,
-    200,
-  );
-}
-
-let backup: Backup;
+let backup: BackupView;
 
 beforeAll(async () => {
   // A short relay wait so the "runner never sends" case answers quickly; every other side arrives at once.
@@ -75,19 +53,15 @@ beforeAll(async () => {
   writeFileSync(join(source, "index.html"), "<h1>relay</h1>\n");
   // Incompressible, several MiB: the relay has to stream many chunks.
   writeFileSync(join(source, "media.bin"), randomBytes(5 * 1024 * 1024 + 7));
-  runner = await enrollAndStartRunner(cluster, "relay-1", [source]);
-  runnerId = await waitFor("runner online", async () => {
-    const list = await cluster.api.listRunners();
-    return list.find((x) => x.name === "relay-1" && x.status === "online")?.id;
-  });
+  ({ runner, runnerId } = await startOnlineRunner(cluster, "relay-1", [source]));
   const created = await api<{ backup: { id: string }; job: { id: string } }>("POST", "/api/v1/backups", {
     runnerId,
     name: "site",
     encryption: { mode: "password", password: "relay e2e Password-77!" },
   });
-  const j = await finished(created.job.id);
+  const j = await waitForJobEnd(cluster, created.job.id);
   expect(j.state, JSON.stringify(j)).toBe("SUCCEEDED");
-  backup = await api<Backup>("GET", `/api/v1/backups/${created.backup.id}`);
+  backup = await api<BackupView>("GET", `/api/v1/backups/${created.backup.id}`);
   expect(backup.status).toBe("completed");
 }, 120_000);
 
@@ -108,7 +82,7 @@ describe("runner-relayed download", () => {
     expect(body.length).toBe(backup.size);
     expect(sha(body)).toBe(backup.sha256);
     expect(sha(readFileSync(join(runner.backupDir, backup.fileName)))).toBe(backup.sha256);
-    expect((await finished(dl.jobId)).state).toBe("SUCCEEDED");
+    expect((await waitForJobEnd(cluster, dl.jobId)).state).toBe("SUCCEEDED");
 
     // The browser link is single-use.
     const again = await fetch(dl.url);
@@ -183,7 +157,7 @@ describe("runner-relayed download", () => {
     const sync = await api<{ job: { id: string } }>("POST", `/api/v1/backups/${backup.id}/sync`, {
       destinationId: dest.id,
     });
-    expect((await finished(sync.job.id)).state).toBe("SUCCEEDED");
+    expect((await waitForJobEnd(cluster, sync.job.id)).state).toBe("SUCCEEDED");
     const dl = await api<Download>("POST", `/api/v1/backups/${backup.id}/download`, {
       destinationId: dest.id,
     });
@@ -209,7 +183,7 @@ describe("runner-relayed download", () => {
       expect(err.error.code).toBe("RELAY_FAILED");
       expect(err.error.job).toEqual({ id: dl.jobId, code: "NOT_FOUND" });
       expect(err.error.message).toContain(backup.fileName);
-      const j = await finished(dl.jobId);
+      const j = await waitForJobEnd(cluster, dl.jobId);
       expect(j.state).toBe("FAILED");
       expect(j.error?.code).toBe("NOT_FOUND");
       // The link is spent: asking again gives the same answer, not a second wait.

@@ -11,9 +11,9 @@ import { startFakeDrive, type FakeDrive } from "../destinations/fake-gdrive-serv
 import {
   type Cluster,
   type RunnerHandle,
-  enrollAndStartRunner,
   startCluster,
-  waitFor,
+  startOnlineRunner,
+  waitForJobEnd,
 } from "../support/cluster";
 import { driveDestinationBody } from "../support/drive-destination";
 
@@ -24,11 +24,6 @@ let runnerId: string;
 
 const api = <T>(method: string, path: string, body?: unknown) => cluster.api.request<T>(method, path, body);
 
-interface Job {
-  id: string;
-  state: string;
-  error?: { code: string; message: string };
-}
 interface Activity {
   items: {
     operation: string;
@@ -36,18 +31,6 @@ interface Activity {
     actor: { type: string; id: string | null };
     details: Record<string, unknown> | null;
   }[];
-}
-
-async function finished(jobId: string): Promise<Job> {
-  return waitFor(
-    `job ${jobId} to finish`,
-    async () => {
-      const j = await api<Job>("GET", `/api/v1/jobs/${jobId}`);
-      return ["SUCCEEDED", "FAILED", "INTERRUPTED", "CANCELLED"].includes(j.state) ? j : undefined;
-    },
-    60_000,
-    200,
-  );
 }
 
 async function createDriveDestination(name: string, clientSecret = drive.clientSecret) {
@@ -69,11 +52,7 @@ beforeAll(async () => {
   const source = join(cluster.dir, "site");
   mkdirSync(source, { recursive: true });
   writeFileSync(join(source, "index.html"), "<h1>drive</h1>\n");
-  runner = await enrollAndStartRunner(cluster, "gdrive-1", [source]);
-  runnerId = await waitFor("runner online", async () => {
-    const list = await cluster.api.listRunners();
-    return list.find((x) => x.name === "gdrive-1" && x.status === "online")?.id;
-  });
+  ({ runner, runnerId } = await startOnlineRunner(cluster, "gdrive-1", [source]));
 }, 120_000);
 
 afterAll(async () => {
@@ -85,7 +64,7 @@ describe("Google Drive authorization-code flow from the console", () => {
   it("a destination without a refresh token is refused by the runner with a clear message", async () => {
     const d = await createDriveDestination("drive-unauthorized");
     const t = await api<{ job: { id: string } }>("POST", `/api/v1/destinations/${d.id}/test`, { runnerId });
-    const j = await finished(t.job.id);
+    const j = await waitForJobEnd(cluster, t.job.id);
     expect(j.state).toBe("FAILED");
     expect(j.error?.message).toMatch(/not authorized yet/);
   });
@@ -118,7 +97,7 @@ describe("Google Drive authorization-code flow from the console", () => {
 
     const refreshesBefore = drive.stats.refreshes;
     const t = await api<{ job: { id: string } }>("POST", `/api/v1/destinations/${d.id}/test`, { runnerId });
-    const j = await finished(t.job.id);
+    const j = await waitForJobEnd(cluster, t.job.id);
     expect(j.state, JSON.stringify(j)).toBe("SUCCEEDED");
     expect(drive.stats.refreshes).toBeGreaterThan(refreshesBefore);
     const tested = await api<{ lastTest: { status: string } }>("GET", `/api/v1/destinations/${d.id}`);

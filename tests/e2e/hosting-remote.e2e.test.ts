@@ -14,8 +14,8 @@ import { startS3Server, type TestS3Server } from "../destinations/s3-server";
 import {
   type Cluster,
   type RunnerHandle,
-  enrollAndStartRunner,
   startCluster,
+  startOnlineRunner,
   waitFor,
 } from "../support/cluster";
 
@@ -76,18 +76,12 @@ beforeAll(async () => {
       databaseNaming: [{ pattern: `^${tag}_site(\\d+)$`, domain: "site$1.example.com" }],
     }),
   );
-  runner = await enrollAndStartRunner(
+  ({ runner, runnerId } = await startOnlineRunner(
     cluster,
     "hosting-offsite",
     [],
     ["--hosting-root", root, "--hosting-config", hostConfig, "--allowed-root", root],
-  );
-  runnerId = await waitFor("runner online", async () => {
-    const r = (await cluster.api.listRunners()).find(
-      (x) => x.name === "hosting-offsite" && x.status === "online",
-    );
-    return r?.id;
-  });
+  ));
   await waitFor("domains reported", async () => {
     const list = await api<Json[]>("GET", `/api/v1/runners/${runnerId}/domains`);
     return list.length === 2 ? list : undefined;

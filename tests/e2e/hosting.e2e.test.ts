@@ -15,8 +15,8 @@ import { dropMyDatabases, dropPgDatabases, my, pg, treeDigest } from "../hosting
 import {
   type Cluster,
   type RunnerHandle,
-  enrollAndStartRunner,
   startCluster,
+  startOnlineRunner,
   waitFor,
 } from "../support/cluster";
 
@@ -80,16 +80,12 @@ beforeAll(async () => {
     }),
   );
   mkdirSync(join(cluster.dir, "empty"), { recursive: true });
-  runner = await enrollAndStartRunner(
+  ({ runner, runnerId } = await startOnlineRunner(
     cluster,
     "hosting-1",
     [],
     ["--hosting-root", root, "--hosting-config", hostConfig, "--allowed-root", root],
-  );
-  runnerId = await waitFor("runner online", async () => {
-    const r = (await cluster.api.listRunners()).find((x) => x.name === "hosting-1" && x.status === "online");
-    return r?.id;
-  });
+  ));
 }, 120_000);
 
 afterAll(async () => {

@@ -10,8 +10,8 @@ import { ARCHIVE_FILE_PATTERN } from "../../shared/naming";
 import {
   type Cluster,
   type RunnerHandle,
-  enrollAndStartRunner,
   startCluster,
+  startOnlineRunner,
   waitFor,
 } from "../support/cluster";
 
@@ -26,11 +26,7 @@ beforeAll(async () => {
   mkdirSync(source, { recursive: true });
   // Incompressible data at the highest level keeps the backup busy long enough to kill it.
   for (let i = 0; i < 12; i++) writeFileSync(join(source, `blob-${i}.bin`), randomBytes(24 * 1024 * 1024));
-  runner = await enrollAndStartRunner(cluster, "doomed", [source]);
-  runnerId = await waitFor("runner online", async () => {
-    const r = (await cluster.api.listRunners()).find((x) => x.name === "doomed" && x.status === "online");
-    return r?.id;
-  });
+  ({ runner, runnerId } = await startOnlineRunner(cluster, "doomed", [source]));
 }, 120_000);
 
 afterAll(async () => {

@@ -8,45 +8,26 @@ import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { S3Destination } from "../../runner/src/destinations/s3";
+import { s3SpecSchema } from "../../runner/src/destinations/url";
 import { openUploads, startS3Server, type TestS3Server } from "../destinations/s3-server";
+import type { BackupView, CopyView } from "../support/api-views";
 import {
   type Cluster,
   type RunnerHandle,
-  enrollAndStartRunner,
   startCluster,
+  startOnlineRunner,
   waitFor,
+  waitForJobEnd,
 } from "../support/cluster";
 
-const MiB = 1024 * 1024;
-const PART = 8 * MiB; // the runner's default part size
+// The runner's default: the resumed job must skip exactly the parts it finished.
+const PART = s3SpecSchema.shape.partSize.parse(undefined);
 const PREFIX = "resume";
 
 let cluster: Cluster;
 let runner: RunnerHandle;
 let s3: TestS3Server;
 let runnerId: string;
-
-interface Job {
-  id: string;
-  state: string;
-  error?: { code: string; message: string };
-  result?: Record<string, unknown>;
-}
-interface Copy {
-  destinationId: string;
-  status: string;
-  jobId: string;
-  sha256: string | null;
-  bytesDone: number;
-}
-interface Backup {
-  id: string;
-  status: string;
-  fileName: string;
-  size: number;
-  sha256: string;
-  copies: Copy[];
-}
 
 const api = <T>(method: string, path: string, body?: unknown) => cluster.api.request<T>(method, path, body);
 const s3At = () =>
@@ -62,18 +43,6 @@ const s3At = () =>
     queueSize: 4,
   });
 
-async function finished(jobId: string): Promise<Job> {
-  return waitFor(
-    `job ${jobId} to finish`,
-    async () => {
-      const j = await api<Job>("GET", `/api/v1/jobs/${jobId}`);
-      return ["SUCCEEDED", "FAILED", "INTERRUPTED", "CANCELLED"].includes(j.state) ? j : undefined;
-    },
-    90_000,
-    200,
-  );
-}
-
 async function uploads(): Promise<string[]> {
   const d = s3At();
   try {
@@ -87,13 +56,14 @@ beforeAll(async () => {
   [cluster, s3] = await Promise.all([startCluster(), startS3Server(["e2e"])]);
   const source = join(cluster.dir, "site");
   mkdirSync(source, { recursive: true });
-  // Incompressible, so the archive spans more than two 8 MiB parts.
+  // Incompressible, so the archive spans more than two parts.
   writeFileSync(join(source, "big.bin"), randomBytes(4 * PART + 77));
-  runner = await enrollAndStartRunner(cluster, "resume-1", [source], ["--allowed-root", cluster.dir]);
-  runnerId = await waitFor("runner online", async () => {
-    const list = await cluster.api.listRunners();
-    return list.find((x) => x.name === "resume-1" && x.status === "online")?.id;
-  });
+  ({ runner, runnerId } = await startOnlineRunner(
+    cluster,
+    "resume-1",
+    [source],
+    ["--allowed-root", cluster.dir],
+  ));
 }, 120_000);
 
 afterAll(async () => {
@@ -108,9 +78,9 @@ describe("sync pause / resume end to end", () => {
       name: "site",
       encryption: { mode: "none" },
     });
-    const bj = await finished(created.job.id);
+    const bj = await waitForJobEnd(cluster, created.job.id);
     expect(bj.state, JSON.stringify(bj)).toBe("SUCCEEDED");
-    const b = await api<Backup>("GET", `/api/v1/backups/${created.backup.id}`);
+    const b = await api<BackupView>("GET", `/api/v1/backups/${created.backup.id}`);
     expect(b.size).toBeGreaterThan(3 * PART);
     const dest = await api<{ id: string }>("POST", "/api/v1/destinations", {
       name: "resumable",
@@ -139,11 +109,15 @@ describe("sync pause / resume end to end", () => {
     } finally {
       await d.close();
     }
-    const paused = await api<{ copy: Copy }>("POST", `/api/v1/backups/${b.id}/copies/${dest.id}/pause`, {});
+    const paused = await api<{ copy: CopyView }>(
+      "POST",
+      `/api/v1/backups/${b.id}/copies/${dest.id}/pause`,
+      {},
+    );
     expect(paused.copy.status).toBe("paused");
-    const pj = await finished(sync.job.id);
+    const pj = await waitForJobEnd(cluster, sync.job.id);
     expect(pj).toMatchObject({ state: "CANCELLED", error: { code: "PAUSED" } });
-    const mid = await api<Backup>("GET", `/api/v1/backups/${b.id}`);
+    const mid = await api<BackupView>("GET", `/api/v1/backups/${b.id}`);
     expect(mid.copies.find((c) => c.destinationId === dest.id)).toMatchObject({ status: "paused" });
     expect(await uploads()).toHaveLength(1);
 
@@ -154,12 +128,12 @@ describe("sync pause / resume end to end", () => {
       `/api/v1/backups/${b.id}/copies/${dest.id}/resume`,
       {},
     );
-    const rj = await finished(resumed.job.id);
+    const rj = await waitForJobEnd(cluster, resumed.job.id);
     expect(rj.state, JSON.stringify(rj)).toBe("SUCCEEDED");
     expect(rj.result).toMatchObject({ resumedBytes: 2 * PART, sha256: b.sha256 });
     const after = await s3.partStats();
     expect(after.partBytes - before.partBytes).toBe(b.size - 2 * PART);
-    const done = await api<Backup>("GET", `/api/v1/backups/${b.id}`);
+    const done = await api<BackupView>("GET", `/api/v1/backups/${b.id}`);
     expect(done.copies.find((c) => c.destinationId === dest.id)).toMatchObject({
       status: "completed",
       sha256: b.sha256,

@@ -7,6 +7,8 @@ import { mkdtempSync, rmSync, mkdirSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { ApiClient } from "../../scripts/lib/api-client";
+import { isTerminalJobState } from "../../shared/jobs";
+import type { JobView } from "./api-views";
 import { generateDevSecrets, type DevSecrets } from "../../scripts/lib/dev-secrets";
 import {
   REPO_ROOT,
@@ -105,6 +107,40 @@ export async function enrollAndStartRunner(
   ]);
   if (enroll.code !== 0) throw new Error(`enroll failed (${enroll.code}): ${enroll.stderr}`);
   return startRunner(configPath, backupDir);
+}
+
+/** Like enrollAndStartRunner, and waits until the control plane reports the runner online. */
+export async function startOnlineRunner(
+  cluster: Cluster,
+  name: string,
+  sources: string[],
+  extraEnrollArgs: string[] = [],
+): Promise<{ runner: RunnerHandle; runnerId: string }> {
+  const runner = await enrollAndStartRunner(cluster, name, sources, extraEnrollArgs);
+  try {
+    const runnerId = await waitFor(`runner ${name} online`, async () => {
+      const list = await cluster.api.listRunners();
+      return list.find((r) => r.name === name && r.status === "online")?.id;
+    });
+    return { runner, runnerId };
+  } catch (e) {
+    // The caller never gets the handle, so its afterAll could not stop the process.
+    await runner.stop();
+    throw e;
+  }
+}
+
+/** Polls a job until it has ended (any terminal state) and returns it as last read. */
+export function waitForJobEnd(cluster: Cluster, jobId: string, timeoutMs = 90_000): Promise<JobView> {
+  return waitFor(
+    `job ${jobId} to end`,
+    async () => {
+      const j = await cluster.api.request<JobView>("GET", `/api/v1/jobs/${jobId}`);
+      return isTerminalJobState(j.state) ? j : undefined;
+    },
+    timeoutMs,
+    200,
+  );
 }
 
 export function startRunner(configPath: string, backupDir: string): RunnerHandle {
