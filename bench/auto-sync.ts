@@ -6,24 +6,18 @@
  * Each run is its own child process (peak RSS is that run's maxRSS); s3rver runs in another process.
  * Prints MiB/s, runner CPU, peak RSS, the ratio, and checks the S3 object's sha256 against the archive's.
  */
-import { spawn, spawnSync } from "node:child_process";
-import { createHash, randomBytes } from "node:crypto";
-import { existsSync, mkdirSync } from "node:fs";
+import { createHash } from "node:crypto";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
+import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { createBackup } from "../runner/src/archive/index";
 import { LocalDestination } from "../runner/src/destinations/local";
 import { S3Destination } from "../runner/src/destinations/s3";
 import { FanoutDestination } from "../runner/src/jobs/fanout-destination";
 import { startS3Server } from "../tests/destinations/s3-server";
+import { MiB, benchArgs, encryptedBackup, hostingTree, runBenchChild } from "./helpers";
 
-const MiB = 1024 * 1024;
-const args = new Map<string, string>();
-for (let i = 2; i < process.argv.length; i++)
-  if (process.argv[i]?.startsWith("--")) args.set(process.argv[i]!.slice(2), process.argv[i + 1] ?? "");
-const repo = resolve(fileURLToPath(import.meta.url), "../..");
+const args = benchArgs();
 
 interface Result {
   target: string;
@@ -55,16 +49,7 @@ async function child(target: string): Promise<void> {
   const cpu0 = process.cpuUsage();
   let copyOk: boolean | undefined;
   try {
-    const r = await createBackup({
-      sources: [args.get("tree")!],
-      outDir: localDir,
-      destination: fan ?? local,
-      name: "bench",
-      kind: "full",
-      level: 3,
-      encryption: { mode: "panel", dataKey: randomBytes(32), keyId: "bench", wrappedKey: "bench" },
-      binding: { backupId: "bk_bench", tenantId: "tn_bench", chainRootId: "bk_bench", parentId: null },
-    });
+    const r = await encryptedBackup(args.get("tree")!, fan ?? local, localDir);
     const cpu = process.cpuUsage(cpu0);
     const secs = (performance.now() - t0) / 1000;
     if (fan) {
@@ -89,37 +74,15 @@ async function child(target: string): Promise<void> {
   }
 }
 
-function runChild(target: string, extra: string[]): Promise<Result> {
-  return new Promise((resolveP, reject) => {
-    const c = spawn(
-      process.execPath,
-      ["--import", "tsx", fileURLToPath(import.meta.url), "--child", target, ...extra],
-      {
-        stdio: ["ignore", "pipe", "inherit"],
-      },
-    );
-    let out = "";
-    c.stdout.on("data", (d: Buffer) => (out += d.toString()));
-    c.on("close", (code) =>
-      code === 0
-        ? resolveP(JSON.parse(out.trim().split("\n").pop() as string) as Result)
-        : reject(new Error(`${target} run exited ${code}`)),
-    );
-  });
-}
+const runChild = (target: string, extra: string[]) =>
+  runBenchChild<Result>(
+    [process.execPath, "--import", "tsx", fileURLToPath(import.meta.url), "--child", target, ...extra],
+    target,
+  );
 
 async function main(): Promise<void> {
   const treeMib = args.get("tree-mib") ?? "256";
-  const tree = join(repo, ".tmp/bench", `hosting-${treeMib}`);
-  if (!existsSync(tree)) {
-    mkdirSync(join(repo, ".tmp/bench"), { recursive: true });
-    const gen = spawnSync(
-      process.execPath,
-      [join(repo, "../shared/bench/make-hosting-dataset.mjs"), "--out", tree, "--mib", treeMib],
-      { stdio: "inherit" },
-    );
-    if (gen.status !== 0) throw new Error("dataset generation failed");
-  }
+  const tree = hostingTree(treeMib);
   const tuning = ["part-mib", "queue"].flatMap((k) => (args.has(k) ? [`--${k}`, args.get(k)!] : []));
   const s3 = await startS3Server(["bench"]);
   try {

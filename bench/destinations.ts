@@ -14,27 +14,23 @@
  * target's alone; s3rver runs in yet another process, whose CPU time during each run is read from
  * /proc. Prints MiB/s, runner CPU, s3rver CPU, peak RSS, the ratio per run and the medians.
  */
-import { spawn, spawnSync } from "node:child_process";
+import { spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { existsSync, mkdirSync, readFileSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
+import { join } from "node:path";
 import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { fileURLToPath } from "node:url";
-import { createBackup } from "../runner/src/archive/index";
 import { LocalDestination } from "../runner/src/destinations/local";
 import { S3Destination } from "../runner/src/destinations/s3";
 import type { Destination } from "../runner/src/destinations/types";
 import { parseDestinationUrl, type S3Spec } from "../runner/src/destinations/url";
 import { S3RVER_CREDENTIALS, startS3Server } from "../tests/destinations/s3-server";
+import { MiB, benchArgs, encryptedBackup, hostingTree, runBenchChild } from "./helpers";
 
-const MiB = 1024 * 1024;
-const args = new Map<string, string>();
-for (let i = 2; i < process.argv.length; i++)
-  if (process.argv[i]?.startsWith("--")) args.set(process.argv[i]!.slice(2), process.argv[i + 1] ?? "");
-const repo = resolve(fileURLToPath(import.meta.url), "../..");
+const args = benchArgs();
 
 interface Result {
   target: string;
@@ -94,16 +90,7 @@ async function child(target: string): Promise<void> {
   try {
     const tree = args.get("tree");
     if (tree) {
-      const r = await createBackup({
-        sources: [tree],
-        outDir: localDir ?? "/nonexistent",
-        destination: dest,
-        name: "bench",
-        kind: "full",
-        level: 3,
-        encryption: { mode: "panel", dataKey: randomBytes(32), keyId: "bench", wrappedKey: "bench" },
-        binding: { backupId: "bk_bench", tenantId: "tn_bench", chainRootId: "bk_bench", parentId: null },
-      });
+      const r = await encryptedBackup(tree, dest, localDir ?? "/nonexistent");
       bytesIn = r.bytesIn;
       bytesOut = r.size;
     } else {
@@ -141,23 +128,9 @@ function runChild(target: string, extra: string[]): Promise<Result> {
   const nodeArgs = prof
     ? ["--cpu-prof", "--cpu-prof-dir", prof, "--cpu-prof-name", `${target}-${Date.now()}.cpuprofile`]
     : [];
-  return new Promise((resolveP, reject) => {
-    const cmd = [process.execPath, ...nodeArgs, "--import", "tsx", fileURLToPath(import.meta.url)];
-    if (args.has("pin")) cmd.unshift("taskset", "-c", "0");
-    const c = spawn(
-      cmd[0]!,
-      [...cmd.slice(1), "--child", target, ...extra],
-      // As runner/bin/cairn-runner (the launcher users run) sets it.
-      { stdio: ["ignore", "pipe", "inherit"], env: { MALLOC_ARENA_MAX: "2", ...process.env } },
-    );
-    let out = "";
-    c.stdout.on("data", (d: Buffer) => (out += d.toString()));
-    c.on("close", (code) =>
-      code === 0
-        ? resolveP(JSON.parse(out.trim().split("\n").pop() as string) as Result)
-        : reject(new Error(`${target} run exited ${code}`)),
-    );
-  });
+  const cmd = [process.execPath, ...nodeArgs, "--import", "tsx", fileURLToPath(import.meta.url)];
+  if (args.has("pin")) cmd.unshift("taskset", "-c", "0");
+  return runBenchChild<Result>([...cmd, "--child", target, ...extra], target);
 }
 
 async function main(): Promise<void> {
@@ -165,17 +138,7 @@ async function main(): Promise<void> {
   let label: string;
   const treeMib = args.get("tree-mib");
   if (treeMib) {
-    const tree = join(repo, ".tmp/bench", `hosting-${treeMib}`);
-    if (!existsSync(tree)) {
-      mkdirSync(join(repo, ".tmp/bench"), { recursive: true });
-      const gen = spawnSync(
-        process.execPath,
-        [join(repo, "../shared/bench/make-hosting-dataset.mjs"), "--out", tree, "--mib", treeMib],
-        { stdio: "inherit" },
-      );
-      if (gen.status !== 0) throw new Error("dataset generation failed");
-    }
-    extra.push("--tree", tree);
+    extra.push("--tree", hostingTree(treeMib));
     label = `encrypted backup of the ${treeMib} MiB hosting tree`;
   } else {
     const mib = args.get("mib") ?? "512";
