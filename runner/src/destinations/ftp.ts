@@ -30,6 +30,7 @@ import {
   type ObjectWriter,
   type WriterOptions,
 } from "./types";
+import { UploadAbort, uploadAborted } from "./upload-abort";
 import { specUrl, type FtpSpec } from "./url";
 import { Sha256Meter } from "../util/sha256-meter";
 
@@ -317,9 +318,8 @@ class FtpWriter implements ObjectWriter {
   private readonly onAcked?: (bytes: number) => void;
   /** Bytes reported through onAcked so far. */
   private acked = 0;
-  private aborting?: Promise<void>;
+  private readonly aborted = new UploadAbort();
   private suspending?: Promise<TempFileToken | undefined>;
-  private tempRemoved = false;
   private done = false;
   skippedBytes = 0;
 
@@ -413,8 +413,7 @@ class FtpWriter implements ObjectWriter {
       if (!this.keepOnFailure) await this.abort(err).catch(() => {});
       throw this.dest.mapError(`upload of ${this.name}`, err);
     }
-    if (this.aborting || this.suspending)
-      throw new DestinationError("CANCELLED", this.dest.url, `upload of ${this.name} was aborted`);
+    if (this.aborted.requested || this.suspending) throw uploadAborted(this.dest.url, this.name);
     try {
       const client = this.client as Client;
       const size = await client.size(this.temp);
@@ -462,7 +461,7 @@ class FtpWriter implements ObjectWriter {
    * those (checked like any token) and removes it otherwise, and a discard deletes it.
    */
   suspend(): Promise<TempFileToken | undefined> {
-    if (this.done || this.aborting) return Promise.resolve(undefined);
+    if (this.done || this.aborted.requested) return Promise.resolve(undefined);
     this.suspending ??= (async () => {
       const passedOn = this.written - this.stream.readableLength;
       if (!this.stream.destroyed) this.stream.destroy();
@@ -495,22 +494,13 @@ class FtpWriter implements ObjectWriter {
 
   abort(_reason?: unknown): Promise<void> {
     if (this.done) return Promise.resolve();
-    const previous = this.aborting;
-    this.aborting = (async () => {
-      await previous?.catch(() => {});
+    return this.aborted.run(async () => {
       await this.suspending?.catch(() => {});
-      if (this.tempRemoved) return;
       if (!this.stream.destroyed) this.stream.destroy();
       this.client?.close();
       await this.upload?.catch(() => {});
       // The upload's connection is gone; remove the temp file over a fresh one.
       await this.removeTemp();
-      this.tempRemoved = true;
-    })();
-    // A failed cleanup (server unreachable) is not remembered as done: a later abort() tries again.
-    return this.aborting.catch((err: unknown) => {
-      this.aborting = Promise.resolve();
-      throw err;
     });
   }
 }

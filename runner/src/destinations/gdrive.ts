@@ -25,6 +25,7 @@ import {
   type ObjectWriter,
   type WriterOptions,
 } from "./types";
+import { UploadAbort, uploadAborted } from "./upload-abort";
 import { specUrl, type GdriveSpec } from "./url";
 
 const FOLDER = "application/vnd.google-apps.folder";
@@ -463,8 +464,7 @@ class GdriveWriter implements ObjectWriter {
   /** MD5 of every source byte, the held ones included: compared with Drive's md5Checksum at commit. */
   private readonly md5 = createHash("md5");
   private total = 0;
-  private aborting?: Promise<void>;
-  private cancelled = false;
+  private readonly aborted = new UploadAbort();
   private suspending?: Promise<GdriveSessionToken | undefined>;
   /** Cuts the chunk in flight on pause (the session keeps what arrived). */
   private readonly requests = new AbortController();
@@ -510,8 +510,7 @@ class GdriveWriter implements ObjectWriter {
   }
 
   private async accept(input: Buffer): Promise<void> {
-    if (this.aborting || this.suspending)
-      throw new DestinationError("CANCELLED", this.dest.url, `upload of ${this.name} was aborted`);
+    if (this.aborted.requested || this.suspending) throw uploadAborted(this.dest.url, this.name);
     this.md5.update(input);
     const before = this.total;
     this.total += input.length;
@@ -615,7 +614,7 @@ class GdriveWriter implements ObjectWriter {
       },
       {
         retryable: (err) =>
-          !this.aborting &&
+          !this.aborted.requested &&
           !this.suspending &&
           (err instanceof RetryableHttp || (!(err instanceof DestinationError) && isTransient(err))),
       },
@@ -631,8 +630,7 @@ class GdriveWriter implements ObjectWriter {
       if (!this.keepOnFailure) await this.abort(err).catch(() => {});
       throw this.dest.mapError(`upload of ${this.name}`, err);
     }
-    if (this.aborting || this.suspending)
-      throw new DestinationError("CANCELLED", this.dest.url, `upload of ${this.name} was aborted`);
+    if (this.aborted.requested || this.suspending) throw uploadAborted(this.dest.url, this.name);
     let file: DriveFile | undefined = this.completed;
     try {
       if (!file) {
@@ -676,7 +674,7 @@ class GdriveWriter implements ObjectWriter {
    * after a failure, `finishInflight`), then the session is asked what it holds.
    */
   suspend(opts: { finishInflight?: boolean } = {}): Promise<GdriveSessionToken | undefined> {
-    if (this.done || this.aborting) return Promise.resolve(undefined);
+    if (this.done || this.aborted.requested) return Promise.resolve(undefined);
     this.suspending ??= (async () => {
       if (!this.stream.destroyed) this.stream.destroy();
       if (!opts.finishInflight) this.requests.abort();
@@ -696,20 +694,11 @@ class GdriveWriter implements ObjectWriter {
 
   abort(_reason?: unknown): Promise<void> {
     if (this.done) return Promise.resolve();
-    const previous = this.aborting;
-    this.aborting = (async () => {
-      await previous?.catch(() => {});
+    return this.aborted.run(async () => {
       await this.suspending?.catch(() => {});
-      if (this.cancelled) return;
       if (!this.stream.destroyed) this.stream.destroy();
       // Cancelling the session discards what it holds; an unfinished session never becomes a file.
       await this.dest.cancelSession(this.session, `abort upload of ${this.name}`);
-      this.cancelled = true;
-    })();
-    // A cancel that got no answer is not remembered as done: a later abort() tries again.
-    return this.aborting.catch((err: unknown) => {
-      this.aborting = Promise.resolve();
-      throw err;
     });
   }
 }

@@ -33,6 +33,7 @@ import {
   type ObjectWriter,
   type WriterOptions,
 } from "./types";
+import { UploadAbort, uploadAborted } from "./upload-abort";
 import { specUrl, type SftpSpec } from "./url";
 
 // SFTP status codes (draft-ietf-secsh-filexfer-02), as ssh2 puts them on `err.code`.
@@ -460,9 +461,8 @@ class SftpWriter implements ObjectWriter {
   private dropsInARow = 0;
   private progressed = false;
   private resendTurn: Promise<void> = Promise.resolve();
-  private aborting?: Promise<void>;
+  private readonly aborted = new UploadAbort();
   private done = false;
-  private tempRemoved = false;
 
   constructor(
     private readonly dest: SftpDestination,
@@ -520,7 +520,7 @@ class SftpWriter implements ObjectWriter {
   }
 
   private get stopping(): boolean {
-    return this.aborting !== undefined || this.suspending !== undefined;
+    return this.aborted.requested || this.suspending !== undefined;
   }
 
   private ack(position: number, length: number): void {
@@ -562,8 +562,7 @@ class SftpWriter implements ObjectWriter {
   /** Queue `buf` at the current offset in pieces; waits only while MAX_INFLIGHT pieces are pending. */
   private async writeAt(buf: Buffer): Promise<void> {
     for (let off = 0; off < buf.length; off += WRITE_PIECE) {
-      if (this.stopping)
-        throw new DestinationError("CANCELLED", this.dest.url, `upload of ${this.name} was aborted`);
+      if (this.stopping) throw uploadAborted(this.dest.url, this.name);
       while (this.inflight.size >= MAX_INFLIGHT) await Promise.race(this.inflight);
       if (this.failure) throw this.failure;
       const piece = buf.subarray(off, Math.min(buf.length, off + WRITE_PIECE));
@@ -657,8 +656,7 @@ class SftpWriter implements ObjectWriter {
       if (!this.keepOnFailure) await this.abort(err).catch(() => {});
       throw this.dest.mapError(`upload of ${this.name}`, err);
     }
-    if (this.stopping)
-      throw new DestinationError("CANCELLED", this.dest.url, `upload of ${this.name} was aborted`);
+    if (this.stopping) throw uploadAborted(this.dest.url, this.name);
     try {
       const size = await this.dest.op(`check ${this.name}`, (sftp) =>
         call<{ size: number }>((cb) => sftp.stat(this.temp, cb)),
@@ -695,7 +693,7 @@ class SftpWriter implements ObjectWriter {
    * (or its hash left the window) removes the temp and returns undefined.
    */
   suspend(): Promise<TempFileToken | undefined> {
-    if (this.done || this.aborting) return Promise.resolve(undefined);
+    if (this.done || this.aborted.requested) return Promise.resolve(undefined);
     this.suspending ??= (async () => {
       if (!this.stream.destroyed) this.stream.destroy();
       await this.stopTransfers();
@@ -736,21 +734,12 @@ class SftpWriter implements ObjectWriter {
 
   abort(_reason?: unknown): Promise<void> {
     if (this.done) return Promise.resolve();
-    const previous = this.aborting;
-    this.aborting = (async () => {
-      await previous?.catch(() => {});
-      if (this.tempRemoved) return;
+    return this.aborted.run(async () => {
       if (!this.stream.destroyed) this.stream.destroy();
-      // Pending pieces stop retrying once aborting is set; let them settle before closing the file.
+      // Pending pieces stop retrying once the abort is requested; let them settle before closing the file.
       await this.stopTransfers();
       await this.suspending?.catch(() => {});
       await this.removeTemp();
-      this.tempRemoved = true;
-    })();
-    // A failed cleanup (server unreachable) is not remembered as done: a later abort() tries again.
-    return this.aborting.catch((err: unknown) => {
-      this.aborting = Promise.resolve();
-      throw err;
     });
   }
 }
