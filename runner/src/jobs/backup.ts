@@ -60,15 +60,7 @@ export function backupHandler(loadEngine: () => Promise<CreateBackup>): JobHandl
       const { r, copies } = await withCopies(ctx, params, (destination, onProgress) =>
         createBackup({ sources, ...engineOptions(ctx, params, onProgress, destination) }),
       );
-      const result = BackupJobResult.parse({
-        fileName: r.fileName,
-        size: r.size,
-        sha256: r.sha256,
-        fileCount: r.fileCount,
-        durationMs: r.durationMs,
-        bytesIn: r.bytesIn,
-        ...(r.manifestFileName ? { manifestFileName: r.manifestFileName } : {}),
-      });
+      const result = BackupJobResult.parse(writtenArchive(r));
       return {
         result: { ...result, ...(copies && { copies }) },
         warnings: r.warnings.length ? r.warnings : undefined,
@@ -77,10 +69,6 @@ export function backupHandler(loadEngine: () => Promise<CreateBackup>): JobHandl
   };
 }
 
-/**
- * Hosting backup: the entry stream comes from the host inventory (domains x components). A component
- * that fails is one warning and makes the result `partial`; the archive still holds everything else.
- */
 /** What every backup hands the engine, wherever its entries come from. */
 function engineOptions(
   ctx: Parameters<JobHandler["run"]>[0],
@@ -101,6 +89,23 @@ function engineOptions(
   };
 }
 
+/** The archive the engine wrote, as a backup job's result reports it. */
+function writtenArchive(r: BackupResult) {
+  return {
+    fileName: r.fileName,
+    size: r.size,
+    sha256: r.sha256,
+    fileCount: r.fileCount,
+    durationMs: r.durationMs,
+    bytesIn: r.bytesIn,
+    ...(r.manifestFileName ? { manifestFileName: r.manifestFileName } : {}),
+  };
+}
+
+/**
+ * Hosting backup: the entry stream comes from the host inventory (domains x components). A component
+ * that fails is one warning and makes the result `partial`; the archive still holds everything else.
+ */
 async function runHostingBackup(
   ctx: Parameters<JobHandler["run"]>[0],
   params: BackupJobParams,
@@ -115,13 +120,7 @@ async function runHostingBackup(
   );
   const partial = report.failures.length > 0 || r.status === "partial";
   const result = BackupJobResult.parse({
-    fileName: r.fileName,
-    size: r.size,
-    sha256: r.sha256,
-    fileCount: r.fileCount,
-    durationMs: r.durationMs,
-    bytesIn: r.bytesIn,
-    ...(r.manifestFileName ? { manifestFileName: r.manifestFileName } : {}),
+    ...writtenArchive(r),
     status: partial ? "partial" : "complete",
   });
   const warnings = [...r.warnings, ...report.warnings];

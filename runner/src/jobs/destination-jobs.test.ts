@@ -18,7 +18,7 @@ import { startS3Server, type TestS3Server } from "../../../tests/destinations/s3
 import { FanoutDestination } from "./fanout-destination";
 import { LocalDestination } from "../destinations/local";
 import { syncHandler } from "./sync";
-import { jobClaims, s3rverDestination, s3rverKeys } from "./test-helpers";
+import { jobClaims, s3rverDestination, s3rverKeys, syncCopyJob } from "./test-helpers";
 import { testDestinationHandler } from "./test-destination";
 import type { JobContext } from "./types";
 import { JobRejection } from "../daemon/job-verifier";
@@ -172,15 +172,7 @@ describe("destination jobs", () => {
 
   it("sync copies an existing backup, verifies what the destination stores, and reports progress", async () => {
     const progress: { bytes: number; totalBytes?: number; message?: string }[] = [];
-    const claims = claimsOf({
-      type: "sync",
-      params: {
-        binding: BINDING,
-        ...archive,
-        source: { kind: "local" },
-        target: remote("dst_later", "later"),
-      },
-    });
+    const claims = claimsOf(syncCopyJob(BINDING.backupId, archive, remote("dst_later", "later")));
     const secrets = creds(["dst_later"]);
     const h = syncHandler();
     await h.validate!(claims, secrets, config);
@@ -201,16 +193,9 @@ describe("destination jobs", () => {
   });
 
   it("sync refuses a source that does not match the backup record, leaving nothing behind", async () => {
-    const claims = claimsOf({
-      type: "sync",
-      params: {
-        binding: BINDING,
-        ...archive,
-        sha256: "0".repeat(64),
-        source: { kind: "local" },
-        target: remote("dst_bad", "mismatch"),
-      },
-    });
+    const claims = claimsOf(
+      syncCopyJob(BINDING.backupId, { ...archive, sha256: "0".repeat(64) }, remote("dst_bad", "mismatch")),
+    );
     await expect(syncHandler().run(ctxFor(claims, creds(["dst_bad"])))).rejects.toMatchObject({
       code: "INTEGRITY_MISMATCH",
     });
@@ -233,15 +218,7 @@ describe("destination jobs", () => {
 
   it("sync cancelled mid-upload ends CANCELLED-coded and leaves no object under the final name", async () => {
     const ac = new AbortController();
-    const claims = claimsOf({
-      type: "sync",
-      params: {
-        binding: BINDING,
-        ...archive,
-        source: { kind: "local" },
-        target: remote("dst_cancel", "cancelled"),
-      },
-    });
+    const claims = claimsOf(syncCopyJob(BINDING.backupId, archive, remote("dst_cancel", "cancelled")));
     const ctx = {
       ...ctxFor(claims, creds(["dst_cancel"])),
       signal: ac.signal,

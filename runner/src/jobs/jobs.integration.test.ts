@@ -69,6 +69,14 @@ async function run(jobId: string, job: unknown, secrets?: object) {
   );
 }
 
+/** Verify and restore params that read `fileName` from the runner's backup directory. */
+const localArchive = (fileName: string, encryption: { mode: "none" | "password" }) => ({
+  binding: backupParams().binding,
+  fileName,
+  destination: { kind: "local" },
+  encryption,
+});
+
 describe("production job executors", () => {
   it("backs up, verifies and restores a password-encrypted archive", async () => {
     const encryption = { mode: "password" as const };
@@ -82,52 +90,20 @@ describe("production job executors", () => {
     expect(res.fileName).toMatch(/^site_full_\d{8}_\d{6}\.tar\.zst\.enc$/);
     expect(await readdir(path.join(root, "backups"))).toContain(res.fileName);
 
-    const verify = await run(
-      "job_v",
-      {
-        type: "verify",
-        params: {
-          binding: backupParams().binding,
-          fileName: res.fileName,
-          destination: { kind: "local" },
-          encryption,
-        },
-      },
-      { password: "pw-123456" },
-    );
+    const archive = localArchive(res.fileName, encryption);
+    const verify = await run("job_v", { type: "verify", params: archive }, { password: "pw-123456" });
     expect(verify).toMatchObject({
       status: "SUCCEEDED",
       result: { fileName: res.fileName, mode: "password" },
     });
 
-    const wrongPw = await run(
-      "job_v2",
-      {
-        type: "verify",
-        params: {
-          binding: backupParams().binding,
-          fileName: res.fileName,
-          destination: { kind: "local" },
-          encryption,
-        },
-      },
-      { password: "nope" },
-    );
+    const wrongPw = await run("job_v2", { type: "verify", params: archive }, { password: "nope" });
     expect(wrongPw).toMatchObject({ status: "FAILED", error: { code: "WRONG_KEY" } });
 
     const target = path.join(root, "srv", "restored");
     const restore = await run(
       "job_r",
-      {
-        type: "restore",
-        params: {
-          binding: backupParams().binding,
-          fileName: res.fileName,
-          destination: { kind: "local" },
-          encryption,
-          target,
-        },
-      },
+      { type: "restore", params: { ...archive, target } },
       { password: "pw-123456" },
     );
     expect(restore).toMatchObject({ status: "SUCCEEDED" });
@@ -138,12 +114,7 @@ describe("production job executors", () => {
   });
 
   it("refuses restore targets outside the allowed roots and archive names with paths", async () => {
-    const params = {
-      binding: backupParams().binding,
-      fileName: "site_full_20260101_000000.tar.zst",
-      destination: { kind: "local" },
-      encryption: { mode: "none" },
-    };
+    const params = localArchive("site_full_20260101_000000.tar.zst", { mode: "none" });
     expect(
       await run("job_x1", { type: "restore", params: { ...params, target: "/etc/cron.d" } }),
     ).toMatchObject({ type: "job.rejected", code: "SOURCE_NOT_ALLOWED" });

@@ -11,6 +11,7 @@ import type { RunnerConfig } from "../config";
 import { makeRunnerConfig, makeSigningKey } from "../daemon/test-fixtures";
 import { memoryLogger } from "../util/log";
 import { openUploads, startS3Server, type TestS3Server } from "../../../tests/destinations/s3-server";
+import { s3SpecSchema } from "../destinations/url";
 import { syncHandler } from "./sync";
 import {
   expectStoppedByAbort,
@@ -23,13 +24,14 @@ import {
 import { JobFailure, type JobContext } from "./types";
 
 const MiB = 1024 * 1024;
-const PART = 8 * MiB; // the runner's default part size for jobs
+// The runner's default for jobs: a resumed job must skip exactly the parts it finished.
+const PART = s3SpecSchema.shape.partSize.parse(undefined);
 let s3: TestS3Server;
 let config: RunnerConfig;
 let dir: string;
 const archive = {
   fileName: "resume_full_20260101_000000.tar.zst",
-  size: 4 * PART + 5 * MiB + 123,
+  size: 4 * PART + MiB + 123,
   sha256: "",
 };
 
