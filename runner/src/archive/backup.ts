@@ -8,7 +8,7 @@ import type { BackupOptions, BackupResult } from "./types";
 import { ArchiveError, toArchiveError } from "./errors";
 import { createSealContext, type Kdf, type ScryptParams } from "./crypto";
 import { DEFAULT_CHUNK_SIZE, FrameEncoder, MAX_CHUNK_SIZE } from "./frames";
-import { ChunkPool, tarChunks, walkSources, type TarSink } from "./source";
+import { ChunkPool, tarChunks, tarChunksSync, walkSources, type TarSink } from "./source";
 import { TarProducer } from "./tar-producer";
 import { ManifestBuilder, manifestFileName } from "./manifest";
 import type { Manifest } from "./manifest-types";
@@ -113,7 +113,9 @@ export async function createBackup(opts: BackupOptions & BackupInternals): Promi
   try {
     const chunks = producer
       ? producer.chunks()
-      : tarChunks(opts.entries ?? walkSources(opts.sources!, warnings), chunkSize, sink, pool);
+      : opts.entries
+        ? tarChunks(opts.entries, chunkSize, sink, pool)
+        : tarChunksSync(walkSources(opts.sources!, warnings), chunkSize, sink, pool);
     const source = Readable.from(chunks, {
       objectMode: true,
       highWaterMark: 1,

@@ -15,16 +15,31 @@ export interface TarHeaderFields {
   linkname?: string;
 }
 
-const TYPEFLAG: Record<TarType, string> = { file: "0", hardlink: "1", symlink: "2", directory: "5" };
+export const TAR_BLOCK = 512;
+const TYPEFLAG: Record<TarType, number> = { file: 0x30, hardlink: 0x31, symlink: 0x32, directory: 0x35 };
+const PAX_TYPEFLAG = 0x78; // 'x'
 const MAX_OCTAL_11 = 8 ** 11 - 1;
 const MAX_OCTAL_7 = 8 ** 7 - 1;
+const MAGIC = Buffer.from("ustar\x0000", "latin1");
+const SPACE = 0x20;
 
+/**
+ * Zero-padded octal digits and a NUL, written as bytes: the header of every one of ~50k entries is
+ * built on the tar worker's critical path, where number-to-string conversions showed in profiles.
+ */
 function writeOctal(buf: Buffer, value: number, offset: number, width: number): void {
-  const s = Math.floor(value)
-    .toString(8)
-    .padStart(width - 1, "0");
-  buf.write(s, offset, width - 1, "ascii");
+  let v = Math.floor(value);
   buf[offset + width - 1] = 0;
+  if (!(v >= 0)) {
+    // negative or NaN: the bytes the string form always gave
+    const s = v.toString(8).padStart(width - 1, "0");
+    buf.write(s.slice(0, width - 1), offset, "latin1");
+    return;
+  }
+  for (let i = offset + width - 2; i >= offset; i--) {
+    buf[i] = 0x30 + (v % 8);
+    v = Math.floor(v / 8);
+  }
 }
 
 function isPlainAscii(s: string): boolean {
@@ -39,26 +54,53 @@ function paxRecord(key: string, value: string): string {
   return `${len}${body}`;
 }
 
-function ustar(f: TarHeaderFields, name: string, linkname: string, typeflag: string, size: number): Buffer {
-  const b = Buffer.alloc(512);
-  b.write(name, 0, 100, "utf8");
-  writeOctal(b, f.mode & 0o7777, 100, 8);
-  writeOctal(b, Math.min(f.uid, MAX_OCTAL_7), 108, 8);
-  writeOctal(b, Math.min(f.gid, MAX_OCTAL_7), 116, 8);
-  writeOctal(b, Math.min(size, MAX_OCTAL_11), 124, 12);
-  writeOctal(b, Math.min(Math.max(0, f.mtime), MAX_OCTAL_11), 136, 12);
-  b.write(typeflag, 156, 1, "ascii");
-  b.write(linkname, 157, 100, "utf8");
-  b.write("ustar\x0000", 257, 8, "binary");
-  b.fill(0x20, 148, 156);
+/** One ustar block at b[at..at+512); `name` and `linkname` are plain ASCII (cut to 100 here). */
+function ustar(
+  b: Buffer,
+  at: number,
+  f: TarHeaderFields,
+  name: string,
+  linkname: string,
+  typeflag: number,
+  size: number,
+): void {
+  b.fill(0, at, at + TAR_BLOCK);
+  b.write(name.length > 100 ? name.slice(0, 100) : name, at, "latin1");
+  writeOctal(b, f.mode & 0o7777, at + 100, 8);
+  writeOctal(b, Math.min(f.uid, MAX_OCTAL_7), at + 108, 8);
+  writeOctal(b, Math.min(f.gid, MAX_OCTAL_7), at + 116, 8);
+  writeOctal(b, Math.min(size, MAX_OCTAL_11), at + 124, 12);
+  writeOctal(b, Math.min(Math.max(0, f.mtime), MAX_OCTAL_11), at + 136, 12);
+  b[at + 156] = typeflag;
+  if (linkname) b.write(linkname.length > 100 ? linkname.slice(0, 100) : linkname, at + 157, "latin1");
+  MAGIC.copy(b, at + 257);
+  b.fill(SPACE, at + 148, at + 156);
   let sum = 0;
-  for (let i = 0; i < 512; i++) sum += b[i]!;
-  b.write(sum.toString(8).padStart(6, "0") + "\x00 ", 148, 8, "binary");
-  return b;
+  for (let i = at; i < at + TAR_BLOCK; i++) sum += b[i]!;
+  writeOctal(b, sum, at + 148, 7); // six digits and a NUL, then the space still there
+}
+
+/**
+ * Writes the header of one entry at b[at..at+512) when it is a single ustar block and returns 512;
+ * returns 0 and writes nothing when the entry needs a pax header (see encodeTarHeader). Lets the tar
+ * writer build headers in place in its chunk, without a buffer per entry.
+ */
+export function writeUstarHeader(f: TarHeaderFields, b: Buffer, at: number): number {
+  const dir = f.type === "directory" && !f.name.endsWith("/");
+  const link = f.linkname ?? "";
+  const size = f.type === "file" ? f.size : 0;
+  // ASCII: characters are bytes, so the 100-byte limits can be checked on string lengths
+  if (f.name.length + (dir ? 1 : 0) > 100 || !isPlainAscii(f.name)) return 0;
+  if (link.length > 100 || !isPlainAscii(link)) return 0;
+  if (size > MAX_OCTAL_11 || f.uid > MAX_OCTAL_7 || f.gid > MAX_OCTAL_7) return 0;
+  ustar(b, at, f, dir ? f.name + "/" : f.name, link, TYPEFLAG[f.type], size);
+  return TAR_BLOCK;
 }
 
 /** Header bytes for one entry (pax header + ustar header), a multiple of 512. */
 export function encodeTarHeader(f: TarHeaderFields): Buffer {
+  const single = Buffer.allocUnsafe(TAR_BLOCK);
+  if (writeUstarHeader(f, single, 0)) return single;
   const name = f.type === "directory" && !f.name.endsWith("/") ? f.name + "/" : f.name;
   const link = f.linkname ?? "";
   const size = f.type === "file" ? f.size : 0;
@@ -68,17 +110,20 @@ export function encodeTarHeader(f: TarHeaderFields): Buffer {
   if (size > MAX_OCTAL_11) pax.push(paxRecord("size", String(size)));
   if (f.uid > MAX_OCTAL_7) pax.push(paxRecord("uid", String(f.uid)));
   if (f.gid > MAX_OCTAL_7) pax.push(paxRecord("gid", String(f.gid)));
-  const main = ustar(
+  const main = Buffer.allocUnsafe(TAR_BLOCK);
+  ustar(
+    main,
+    0,
     f,
-    isPlainAscii(name) ? name.slice(0, 100) : "pax-long-name",
-    isPlainAscii(link) ? link.slice(0, 100) : "",
+    isPlainAscii(name) ? name : "pax-long-name",
+    isPlainAscii(link) ? link : "",
     TYPEFLAG[f.type],
     size,
   );
-  if (pax.length === 0) return main;
   const data = Buffer.from(pax.join(""), "utf8");
   const paxName = ("PaxHeaders/" + name.replace(/[^\x20-\x7e]/g, "_")).slice(0, 99);
-  const ph = ustar({ ...f, mode: 0o644 }, paxName, "", "x", data.length);
+  const ph = Buffer.allocUnsafe(TAR_BLOCK);
+  ustar(ph, 0, { ...f, mode: 0o644 }, paxName, "", PAX_TYPEFLAG, data.length);
   return Buffer.concat([ph, data, Buffer.alloc(padding(data.length)), main]);
 }
 

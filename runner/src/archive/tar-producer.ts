@@ -19,12 +19,15 @@ export interface ProducerInit {
   maxAhead: number;
 }
 
-export type ToProducer = { type: "buffer"; buf: ArrayBuffer };
+/** A slot's chunk is compressed: the worker may fill it again. */
+export type ToProducer = { type: "free"; slot: number };
 
 export type FromProducer =
+  /** a new chunk buffer, shared; chunks name it by `id` from then on */
+  | { type: "slot"; id: number; sab: SharedArrayBuffer }
   | {
       type: "chunk";
-      buf: ArrayBuffer;
+      slot: number;
       length: number;
       bytes: number;
       files: number;
@@ -41,11 +44,13 @@ export class TarProducer {
   private readonly inbox: FromProducer[] = [];
   private waiting: (() => void) | undefined;
   private finished = false;
+  private readonly slots: Buffer[] = [];
+  private readonly slotIds = new Map<ArrayBufferLike, number>();
 
   private constructor(
     script: URL,
     sources: string[],
-    private readonly chunkSize: number,
+    chunkSize: number,
     private readonly sink: TarSink,
     private readonly manifest: ManifestBuilder,
     maxAhead: number,
@@ -85,11 +90,11 @@ export class TarProducer {
     return this.inbox.shift()!;
   }
 
-  /** Gives a chunk's buffer back once nothing reads it any more (it is detached here). */
+  /** Gives a chunk's slot back once nothing reads the chunk any more: the worker overwrites it. */
   release(chunk: Buffer): void {
-    if (this.finished || chunk.byteOffset !== 0 || chunk.buffer.byteLength !== this.chunkSize) return;
-    const buf = chunk.buffer as ArrayBuffer;
-    this.worker.postMessage({ type: "buffer", buf } satisfies ToProducer, [buf]);
+    const slot = this.slotIds.get(chunk.buffer);
+    if (this.finished || slot === undefined) return;
+    this.worker.postMessage({ type: "free", slot } satisfies ToProducer);
   }
 
   /** Stops the worker (idempotent); chunks() does it itself when it ends or fails. */
@@ -106,6 +111,11 @@ export class TarProducer {
         this.sink.signal?.throwIfAborted();
         const m = await this.next();
         if (m.type === "error") throw new ArchiveError(m.code, m.message);
+        if (m.type === "slot") {
+          this.slots[m.id] = Buffer.from(m.sab);
+          this.slotIds.set(m.sab, m.id);
+          continue;
+        }
         if (m.type === "entries") {
           this.manifest.addJson(m.json, m.n);
           continue;
@@ -130,7 +140,7 @@ export class TarProducer {
             phase: "backup",
           });
         }
-        yield Buffer.from(m.buf, 0, m.length);
+        yield this.slots[m.slot]!.subarray(0, m.length);
       }
     } finally {
       await this.close();
