@@ -2,7 +2,7 @@
  * Auto-sync cost: an encrypted backup (panel key, zstd 3) of the hosting tree written
  *   - to a local directory only, and
  *   - to a local directory AND S3 (s3rver on loopback) at once through FanoutDestination (one read).
- *   tsx bench/auto-sync.ts [--tree-mib 256] [--part-mib 8] [--queue 4]
+ *   tsx bench/auto-sync.ts [--tree-mib 256] [--part-mib 5] [--queue 4]   (S3 defaults: the runner's)
  * Each run is its own child process (peak RSS is that run's maxRSS); s3rver runs in another process.
  * Prints MiB/s, runner CPU, peak RSS, the ratio, and checks the S3 object's sha256 against the archive's.
  */
@@ -13,6 +13,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { LocalDestination } from "../runner/src/destinations/local";
 import { S3Destination } from "../runner/src/destinations/s3";
+import { s3SpecSchema } from "../runner/src/destinations/url";
 import { FanoutDestination } from "../runner/src/jobs/fanout-destination";
 import { startS3Server } from "../tests/destinations/s3-server";
 import { MiB, benchArgs, encryptedBackup, hostingTree, runBenchChild } from "./helpers";
@@ -31,16 +32,18 @@ interface Result {
 
 async function child(target: string): Promise<void> {
   const localDir = await mkdtemp(join(tmpdir(), "cairn-bench-autosync-"));
-  const s3 = new S3Destination({
+  const spec = s3SpecSchema.parse({
     type: "s3",
     bucket: "bench",
     prefix: `autosync-${Date.now()}`,
     endpoint: args.get("endpoint"),
-    region: "us-east-1",
     pathStyle: true,
     credentials: { accessKeyId: "S3RVER", secretAccessKey: "S3RVER" },
-    partSize: Number(args.get("part-mib") ?? 8) * MiB,
-    queueSize: Number(args.get("queue") ?? 4),
+  });
+  const s3 = new S3Destination({
+    ...spec,
+    ...(args.has("part-mib") ? { partSize: Number(args.get("part-mib")) * MiB } : {}),
+    ...(args.has("queue") ? { queueSize: Number(args.get("queue")) } : {}),
   });
   const local = new LocalDestination(localDir);
   const fan =
