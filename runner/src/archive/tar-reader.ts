@@ -29,6 +29,8 @@ function cstr(b: Buffer, off: number, len: number): string {
   return b.toString("utf8", off, end === -1 || end > off + len ? off + len : end);
 }
 
+const isSpace = (c: number) => c === 0x20 || (c >= 0x09 && c <= 0x0d);
+
 function octal(b: Buffer, off: number, len: number): number {
   if (b[off]! & 0x80) {
     // GNU base-256: only positive values that fit a safe integer
@@ -37,6 +39,24 @@ function octal(b: Buffer, off: number, len: number): number {
     if (!Number.isSafeInteger(v)) throw corrupt("tar numeric field too large");
     return v;
   }
+  // The usual field, parsed from the bytes (six per header, ~50k headers per GiB): ASCII spaces,
+  // octal digits, ASCII spaces, then NUL or the field's end. Anything else takes the string path.
+  const end = off + len;
+  let i = off;
+  while (i < end && isSpace(b[i]!)) i++;
+  let v = 0;
+  let digits = 0;
+  for (; i < end; i++, digits++) {
+    const c = b[i]!;
+    if (c < 0x30 || c > 0x37) break;
+    v = v * 8 + (c - 0x30);
+  }
+  while (i < end && isSpace(b[i]!)) i++;
+  if (i === end || b[i] === 0) return digits ? v : 0;
+  return octalText(b, off, len);
+}
+
+function octalText(b: Buffer, off: number, len: number): number {
   const s = cstr(b, off, len).trim();
   if (s === "") return 0;
   if (!/^[0-7]+$/.test(s)) throw corrupt(`tar numeric field is not octal: ${JSON.stringify(s)}`);
@@ -44,8 +64,10 @@ function octal(b: Buffer, off: number, len: number): number {
 }
 
 function checksumOk(b: Buffer): boolean {
-  let sum = 0;
-  for (let i = 0; i < 512; i++) sum += i >= 148 && i < 156 ? 0x20 : b[i]!;
+  // The checksum field itself counts as eight spaces.
+  let sum = 8 * 0x20;
+  for (let i = 0; i < 148; i++) sum += b[i]!;
+  for (let i = 156; i < 512; i++) sum += b[i]!;
   return sum === octal(b, 148, 8);
 }
 

@@ -116,20 +116,22 @@ export async function restoreArchive(o: RestoreOptions): Promise<RestoreResult> 
     let fileCount = 0;
     let lastProgress = 0;
 
-    const ensureParents = (parts: string[]) => {
-      for (let i = 1; i < parts.length; i++) {
-        const pre = parts.slice(0, i).join("/");
-        if (symlinks.has(pre))
-          throw unsafe(`entry ${parts.join("/")} would be written through the symlink ${pre}`);
-      }
-      if (parts.length > 1) {
-        // One recursive mkdir per new parent, not per file: the staging tree is ours alone, so a
-        // directory we created stays there (47k files/GiB made this ~10% of the restore's main thread).
-        const parent = parts.slice(0, -1).join("/");
-        if (!madeDirs.has(parent)) {
-          w.mkdirp(join(stage, ...parts.slice(0, -1)));
-          madeDirs.add(parent);
+    // Paths are built by concatenation: checkEntryPath admits only plain names between single
+    // slashes, so `${stage}/${p}` is what path.join would make, without its per-call normalising.
+    const ensureParents = (p: string) => {
+      const slash = p.lastIndexOf("/");
+      if (slash === -1) return;
+      if (symlinks.size)
+        for (let i = p.indexOf("/"); i !== -1; i = p.indexOf("/", i + 1)) {
+          const pre = p.slice(0, i);
+          if (symlinks.has(pre)) throw unsafe(`entry ${p} would be written through the symlink ${pre}`);
         }
+      // One recursive mkdir per new parent, not per file: the staging tree is ours alone, so a
+      // directory we created stays there (47k files/GiB made this ~10% of the restore's main thread).
+      const parent = p.slice(0, slash);
+      if (!madeDirs.has(parent)) {
+        w.mkdirp(`${stage}/${parent}`);
+        madeDirs.add(parent);
       }
     };
     const madeDirs = new Set<string>();
@@ -143,15 +145,15 @@ export async function restoreArchive(o: RestoreOptions): Promise<RestoreResult> 
       h,
       { selection: sel, signal: o.signal },
       (e, header): EntrySink | null => {
-        const parts = checkEntryPath(e.p);
+        checkEntryPath(e.p);
         const t = header.typeflag;
         if (t !== "0" && t !== "7" && t !== "1" && t !== "2" && t !== "5") {
           throw unsafe(
             `entry ${e.p} is a ${DEVICE_TYPES[t] ?? `special file (type ${JSON.stringify(t)})`}: device nodes, FIFOs and other special files are refused`,
           );
         }
-        ensureParents(parts);
-        const dest = join(stage, ...parts);
+        ensureParents(e.p);
+        const dest = `${stage}/${e.p}`;
         placed++;
         if (e.t === "directory") {
           w.mkdir(dest);
@@ -167,15 +169,15 @@ export async function restoreArchive(o: RestoreOptions): Promise<RestoreResult> 
         }
         if (e.t === "hardlink") {
           const l = e.l ?? "";
-          const lparts = checkEntryPath(l);
+          checkEntryPath(l);
           // Its target is named by its own path, never through an archived symlink; the worker then
           // links only to a regular file already in staging, i.e. restored earlier from this archive.
-          for (let i = 1; i < lparts.length; i++)
-            if (symlinks.has(lparts.slice(0, i).join("/")))
+          for (let i = l.indexOf("/"); i !== -1; i = l.indexOf("/", i + 1))
+            if (symlinks.has(l.slice(0, i)))
               throw unsafe(
                 `hardlink ${e.p} -> ${l}: target is not a regular file restored earlier from this archive`,
               );
-          w.link(join(stage, ...lparts), dest);
+          w.link(`${stage}/${l}`, dest);
           return null;
         }
         const mode = safeMode(e.m);
