@@ -1,4 +1,4 @@
-import { afterAll, describe, expect, it } from "vitest";
+import { afterAll, afterEach, describe, expect, it, vi } from "vitest";
 import { execFileSync } from "node:child_process";
 import {
   mkdirSync,
@@ -29,6 +29,7 @@ import {
   tempDir,
 } from "../archive/test-helpers";
 import { encodeTarHeader, padding, TAR_END } from "../archive/tar-header";
+import { StageWriter } from "./stage-writer";
 
 const dirs: string[] = [];
 afterAll(() => dirs.forEach((d) => rmSync(d, { recursive: true, force: true })));
@@ -283,37 +284,44 @@ describe("file contents are checked against the manifest before the move", () =>
       ]),
       TAR_END,
     ]);
-  // Frames and tags are intact: only the per-file SHA-256 can catch these.
+  afterEach(() => vi.restoreAllMocks());
+  // Frames and tags are intact: only the per-file SHA-256 can catch these. The writer thread hashes
+  // files unless it is behind, when the main thread does: both ways are forced here.
   for (const [what, bad] of [
     ["a file whose bytes differ from its manifest hash", "b.txt"],
     ["an empty file whose manifest hash is not the empty hash", "empty"],
   ] as const)
-    it(what, async () => {
-      const root = tempDir();
-      dirs.push(root);
-      const target = join(root, "target");
-      mkdirSync(target);
-      writeFileSync(join(target, "live.txt"), "live");
-      const tar = fileTar([
-        ["a.txt", "first"],
-        ["b.txt", "second"],
-        ["empty", ""],
-        ["c.txt", "third"],
-      ]);
-      const entries = manifestEntriesOf(tar).map((e) =>
-        e.p === bad ? { ...e, h: createHash("sha256").update("other").digest("hex") } : e,
-      );
-      for (const m of modes) {
-        const store = join(root, `store-${m.name}`);
-        mkdirSync(store);
-        const path = await packTar(tar, store, { entries, enc: m.enc });
-        await expect(restoreArchive({ source: path, target, key: m.key })).rejects.toMatchObject({
-          code: "CORRUPT",
-          message: `content of ${bad} does not match the manifest`,
-        });
-        expect(readdirSync(target)).toEqual(["live.txt"]);
-      }
-    });
+    for (const hasher of ["writer thread", "main thread"])
+      it(`${what} (hashed on the ${hasher})`, async () => {
+        const behind = vi
+          .spyOn(StageWriter.prototype, "behind", "get")
+          .mockReturnValue(hasher === "main thread");
+        const root = tempDir();
+        dirs.push(root);
+        const target = join(root, "target");
+        mkdirSync(target);
+        writeFileSync(join(target, "live.txt"), "live");
+        const tar = fileTar([
+          ["a.txt", "first"],
+          ["b.txt", "second"],
+          ["empty", ""],
+          ["c.txt", "third"],
+        ]);
+        const entries = manifestEntriesOf(tar).map((e) =>
+          e.p === bad ? { ...e, h: createHash("sha256").update("other").digest("hex") } : e,
+        );
+        for (const m of modes) {
+          const store = join(root, `store-${m.name}`);
+          mkdirSync(store);
+          const path = await packTar(tar, store, { entries, enc: m.enc });
+          await expect(restoreArchive({ source: path, target, key: m.key })).rejects.toMatchObject({
+            code: "CORRUPT",
+            message: `content of ${bad} does not match the manifest`,
+          });
+          expect(readdirSync(target)).toEqual(["live.txt"]);
+        }
+        expect(behind).toHaveBeenCalled();
+      });
 });
 
 describe("ownership mapping", () => {

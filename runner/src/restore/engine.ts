@@ -181,9 +181,11 @@ export async function restoreArchive(o: RestoreOptions): Promise<RestoreResult> 
           return null;
         }
         const mode = safeMode(e.m);
-        w.open(dest, mode, e.h ?? "");
+        // Whichever thread has room hashes the file; both check it before anything is moved.
+        const writerHashes = !w.behind;
+        w.open(dest, mode, writerHashes ? (e.h ?? "") : null);
         return {
-          checksContent: true,
+          checksContent: writerHashes,
           write(c: Buffer) {
             w.write(c);
             bytes += c.length;

@@ -4,7 +4,8 @@
  * symlink, link) is queued as an op and run by one worker in queue order, so a file's writes stay in
  * order and a link or child never runs before what it needs. The worker also hashes each file's
  * bytes as it writes them and fails on a SHA-256 other than the manifest's (on the main thread the
- * hashing was a third of its time, and the two cores could not share it). One message per decompressed frame:
+ * hashing was a third of its time), except for files opened while it is behind: the main thread,
+ * which would otherwise wait, hashes those itself. One message per decompressed frame:
  * per-file libuv requests cost more main-thread time than the syscalls they replace (47k files/GiB).
  * Memory is bounded: at most `maxBatches` batches (each about one frame of body bytes) in flight.
  */
@@ -46,12 +47,12 @@ parentPort.on("message", (m) => {
           fd = fs.openSync(op[1], FLAGS, op[2]);
           path = op[1];
           want = op[3];
-          hash = createHash("sha256");
+          hash = want === null ? null : createHash("sha256");
           break;
         case "w": {
           let len = op[1];
           let off = pos;
-          hash.update(data.subarray(off, off + len));
+          if (hash) hash.update(data.subarray(off, off + len));
           while (len > 0) {
             const n = fs.writeSync(fd, data, off, len);
             off += n;
@@ -61,7 +62,7 @@ parentPort.on("message", (m) => {
           break;
         }
         case "c":
-          if (hash.digest("hex") !== want)
+          if (hash && hash.digest("hex") !== want)
             throw Object.assign(new Error("content does not match the manifest"), { code: "BAD_CONTENT", path });
           hash = null;
           if (op[1] >= 0) fs.fchmodSync(fd, op[1]);
@@ -108,7 +109,7 @@ parentPort.on("message", (m) => {
 });
 `;
 
-type Op = (string | number)[];
+type Op = (string | number | null)[];
 type WorkerError = { message: string; code?: string; syscall?: string; path?: string };
 
 /** Owner to set (root with --preserve-owner), or none. */
@@ -193,9 +194,9 @@ export class StageWriter {
   }
   /**
    * Creates the file with `mode` (the process umask applies, as for any open). Its close fails
-   * (CORRUPT) unless the bytes written hash to `sha256` (hex).
+   * (CORRUPT) unless the bytes written hash to `sha256` (hex); null: the caller checks them.
    */
-  open(path: string, mode: number, sha256: string): void {
+  open(path: string, mode: number, sha256: string | null): void {
     this.ops.push(["o", path, mode, sha256]);
   }
   /** Appends to the open file. The bytes are copied at the next flush (the caller may reuse them after). */
@@ -210,6 +211,14 @@ export class StageWriter {
   /** Finishes the open file: chmod (when `chmod` >= 0), chown, mtime, close. */
   close(chmod: number, owner: Owner, mtime: number): void {
     this.ops.push(["c", chmod, owner?.uid ?? -1, owner?.gid ?? -1, mtime]);
+  }
+
+  /**
+   * True while the worker has fallen behind (the batch being written and two more waiting): the
+   * main thread then has time to hash files itself instead of queueing that work too.
+   */
+  get behind(): boolean {
+    return this.inFlight >= this.maxBatches - 1;
   }
 
   private check(): void {
