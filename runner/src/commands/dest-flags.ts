@@ -1,7 +1,7 @@
 import path from "node:path";
 import { ArchiveError } from "../archive/errors";
 import { DestinationError, type Destination } from "../destinations/types";
-import { parseDestinationUrl, type DestinationOptions } from "../destinations/url";
+import type { DestinationOptions } from "../destinations/url";
 
 /**
  * `--dest URL` and archive-location URLs on the CLI (s3://, gs://, sftp://, ftp://, ftps://, gdrive://, file://).
@@ -47,8 +47,12 @@ export function destOptions(v: DestFlagValues): DestinationOptions {
   };
 }
 
-/** Loaded on first use: the remote destinations' clients (AWS SDK, ssh2, ...) weigh ~30 MiB. */
+/**
+ * Loaded on first use: the remote destinations' clients (AWS SDK, ssh2, ...) weigh ~30 MiB, and the
+ * URL parser's zod schemas ~0.2 CPU-s of start-up that a local restore or backup does not need.
+ */
 export async function openDestUrl(url: string, v: DestFlagValues): Promise<Destination> {
+  const { parseDestinationUrl } = await import("../destinations/url");
   const spec = parseDestinationUrl(url, destOptions(v));
   const { openDestination } = await import("../destinations/index");
   return openDestination(spec);
