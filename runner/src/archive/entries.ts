@@ -147,10 +147,11 @@ async function* selectedTar(
   sel: ManifestEntry[],
   full: boolean,
   signal?: AbortSignal,
+  transient?: boolean,
 ): AsyncGenerator<Buffer> {
   const n = h.manifest.frames.length;
   if (full) {
-    for await (const { data } of tarBytes(h, 0, n, signal)) yield data;
+    for await (const { data } of tarBytes(h, 0, n, signal, { transient })) yield data;
     return;
   }
   const offs = frameTarOffsets(h.manifest);
@@ -176,7 +177,7 @@ async function* selectedTar(
     } else runs.push({ from, to, parts: [[s, e]] });
   }
   for (const run of runs) {
-    for await (const { index, data } of tarBytes(h, run.from, run.to, signal)) {
+    for await (const { index, data } of tarBytes(h, run.from, run.to, signal, { transient })) {
       const fs = offs[index]!;
       const fe = fs + data.length;
       for (const [s, e] of run.parts) {
@@ -221,6 +222,11 @@ export async function forEachEntry(
     signal?: AbortSignal;
     /** a selection the caller made already (selectFromArchive), instead of `only`/`select` */
     selection?: Selection;
+    /**
+     * The sink's bytes are valid only until `afterChunk` resolves (they are views into reused
+     * decompression slots): for sinks that copy or write them by then, such as the restore's.
+     */
+    transient?: boolean;
   },
   onEntry: (entry: ManifestEntry, header: TarEntryHeader) => EntrySink | null,
   afterChunk?: () => Promise<void>,
@@ -285,7 +291,7 @@ export async function forEachEntry(
       },
     };
   });
-  for await (const data of selectedTar(h, sel.all ? [] : sel.entries, full, opts.signal)) {
+  for await (const data of selectedTar(h, sel.all ? [] : sel.entries, full, opts.signal, opts.transient)) {
     await fill(Math.ceil(data.length / 512) + 1);
     reader.push(data);
     if (afterChunk) await afterChunk();

@@ -9,8 +9,9 @@ import {
   writeFileSync,
 } from "node:fs";
 import { basename, join } from "node:path";
+import { availableParallelism } from "node:os";
 import { createBackup } from "./index";
-import { openArchive, readFrames, type ArchiveHandle } from "./reader";
+import { openArchive, readFrames, tarBytes, type ArchiveHandle } from "./reader";
 import { BINDING, makeTree, tempDir } from "./test-helpers";
 import { LocalDestination } from "../destinations/local";
 import type { DecryptionKey } from "./types";
@@ -117,5 +118,45 @@ describe("frame reading: the local-file and stream paths agree", () => {
     const before = fds();
     for await (const { index } of readFrames(h, 1, h.manifest.frames.length)) if (index === 2) break;
     expect(fds()).toBe(before);
+  });
+});
+
+describe("transient tar bytes (decompressed into reused shared slots)", () => {
+  for (const mode of ["none", "password"] as const)
+    it(`${mode}: the same bytes as the plain path, frame by frame, with slots reused`, async () => {
+      // 4 KiB frames: many more than there are slots.
+      const r = await createBackup({
+        sources: [join(root, "data")],
+        outDir: join(root, `small-frames-${mode}`),
+        name: "w",
+        kind: "full",
+        level: 3,
+        encryption: mode === "none" ? { mode } : { mode, password: PW },
+        binding: BINDING,
+        chunkSize: 4096,
+        scrypt: { N: 1024, r: 8, p: 1 },
+      });
+      const h = await openArchive({ source: r.path, key: archives[mode]!.key, scryptLimits: LIMITS });
+      const n = h.manifest.frames.length;
+      const plain: Buffer[] = [];
+      for await (const { data } of tarBytes(h, 0, n)) plain.push(data);
+      const transient: Buffer[] = [];
+      const views = new Set<ArrayBufferLike>();
+      for await (const { data } of tarBytes(h, 0, n, undefined, { transient: true })) {
+        views.add(data.buffer);
+        transient.push(Buffer.from(data)); // valid only until the generator resumes
+      }
+      expect(plain.length).toBeGreaterThan(availableParallelism() + 50); // many more frames than slots
+      expect(transient).toEqual(plain);
+      expect(views.size).toBe(1); // one shared ring, no per-frame allocation
+    });
+
+  it("a frame that decompresses to another size than the manifest's -> CORRUPT", async () => {
+    const { h } = await openCopy("none", "local");
+    h.manifest.frames[3]!.d -= 1;
+    const run = async () => {
+      for await (const _ of tarBytes(h, 0, h.manifest.frames.length, undefined, { transient: true }));
+    };
+    await expect(run()).rejects.toMatchObject({ code: "CORRUPT", message: /frame 3 decompressed to/ });
   });
 });

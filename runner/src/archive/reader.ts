@@ -33,6 +33,7 @@ import {
   type PlainHeader,
 } from "./frames";
 import { ManifestReader, manifestFileName, type ManifestMeta } from "./manifest";
+import { FrameDecoder } from "./frame-decoder";
 
 export type ArchiveSource = Destination | string;
 
@@ -429,7 +430,12 @@ export async function* tarBytes(
   from: number,
   to: number,
   signal?: AbortSignal,
+  o: { transient?: boolean } = {},
 ): AsyncGenerator<{ index: number; data: Buffer }> {
+  if (o.transient) {
+    yield* transientTarBytes(h, from, to, signal);
+    return;
+  }
   const n = h.manifest.frames.length;
   const max = Math.max(2, availableParallelism()) + 1;
   const queue: { index: number; p: Promise<Buffer> }[] = [];
@@ -450,6 +456,45 @@ export async function* tarBytes(
   while (queue.length) {
     const q = queue.shift()!;
     yield { index: q.index, data: await q.p };
+  }
+}
+
+/**
+ * As tarBytes, decompressed on a worker into shared slots (see FrameDecoder): each yielded buffer
+ * is valid only until the generator is resumed, when its slot goes back to the decoder.
+ */
+async function* transientTarBytes(
+  h: ArchiveHandle,
+  from: number,
+  to: number,
+  signal?: AbortSignal,
+): AsyncGenerator<{ index: number; data: Buffer }> {
+  const n = h.manifest.frames.length;
+  const ahead = Math.max(2, availableParallelism()) + 1;
+  // One slot per frame decompressing ahead, one for the frame the caller holds.
+  const decoder = new FrameDecoder(h.manifest.chunkSize, ahead + 1, 2 * h.manifest.chunkSize + 128 * 1024);
+  const queue: number[] = [];
+  try {
+    for await (const { index, frame } of readFramesDeferred(h, from, to, signal)) {
+      if (index === 0 || index === n) {
+        await frame;
+        continue;
+      }
+      await decoder.submit(index, await frame);
+      queue.push(index);
+      while (queue.length >= ahead) {
+        const i = queue.shift()!;
+        yield await decoder.result(i, h.manifest.frames[i]!.d);
+        decoder.release(i);
+      }
+    }
+    while (queue.length) {
+      const i = queue.shift()!;
+      yield await decoder.result(i, h.manifest.frames[i]!.d);
+      decoder.release(i);
+    }
+  } finally {
+    await decoder.close();
   }
 }
 

@@ -108,7 +108,8 @@ export class TarReader {
     const need = n - this.partialLen;
     const avail = buf.length - pos.p;
     if (avail < need) {
-      this.partial.push(buf.subarray(pos.p));
+      // A copy: the caller may reuse `buf` once push returns (transient decompression slots).
+      this.partial.push(Buffer.from(buf.subarray(pos.p)));
       this.partialLen += avail;
       pos.p = buf.length;
       return null;

@@ -324,6 +324,37 @@ describe("file contents are checked against the manifest before the move", () =>
       });
 });
 
+describe("entries whose headers span several frames", () => {
+  it("restores names and bodies cut across many small frames (each frame's slot is reused)", async () => {
+    const root = tempDir();
+    dirs.push(root);
+    // A pax header of ~3 KiB (12 components of 250 bytes: each within NAME_MAX).
+    const long = Array.from({ length: 12 }, (_, i) => String(i).padEnd(250, "x")).join("/");
+    const files: [string, Buffer][] = [
+      [long, Buffer.from("long name\n")],
+      ["mid.bin", randomBytes(5000)],
+      [`${"y".repeat(200)}/${"z".repeat(250)}/${"w".repeat(250)}.bin`, randomBytes(700)],
+      ["last.txt", Buffer.from("last\n")],
+    ];
+    const tar = Buffer.concat([
+      ...files.flatMap(([name, body]) => [
+        encodeTarHeader({ name, type: "file", size: body.length, mode: 0o644, uid: 0, gid: 0, mtime: 0 }),
+        body,
+        Buffer.alloc(padding(body.length)),
+      ]),
+      TAR_END,
+    ]);
+    for (const m of modes) {
+      const store = join(root, `store-${m.name}`);
+      mkdirSync(store);
+      const path = await packTar(tar, store, { enc: m.enc, chunkSize: 512 });
+      const target = join(root, `t-${m.name}`);
+      await restoreArchive({ source: path, target, key: m.key });
+      for (const [name, body] of files) expect(readFileSync(join(target, name))).toEqual(body);
+    }
+  });
+});
+
 describe("ownership mapping", () => {
   const asRoot = process.getuid?.() === 0;
   if (!asRoot)

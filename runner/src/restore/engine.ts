@@ -143,7 +143,8 @@ export async function restoreArchive(o: RestoreOptions): Promise<RestoreResult> 
     };
     await forEachEntry(
       h,
-      { selection: sel, signal: o.signal },
+      // transient: the stage writer copies each frame's file bytes at its flush (afterChunk).
+      { selection: sel, signal: o.signal, transient: true },
       (e, header): EntrySink | null => {
         checkEntryPath(e.p);
         const t = header.typeflag;
