@@ -48,7 +48,7 @@ export function destOptions(v: DestFlagValues): DestinationOptions {
 }
 
 /**
- * Loaded on first use: the remote destinations' clients (AWS SDK, ssh2, ...) weigh ~30 MiB, and the
+ * Loaded on first use: the remote destinations' clients (ssh2, basic-ftp, ...) weigh several MiB, and the
  * URL parser's zod schemas ~0.2 CPU-s of start-up that a local restore or backup does not need.
  */
 export async function openDestUrl(url: string, v: DestFlagValues): Promise<Destination> {

@@ -59,7 +59,6 @@ const remote = (): RemoteJobDestination => ({
 });
 const secrets = (): JobSecrets => ({
   password: PASSWORD,
-  // A fresh literal each time: the AWS SDK tags credential objects it has used.
   destinations: { dst_s3: { accessKeyId: "S3RVER", secretAccessKey: "S3RVER" } },
 });
 const s3dest = () =>

@@ -65,8 +65,7 @@ export function remoteTarget(
   };
 }
 
-/** s3rver's key pair as job credentials: a fresh literal each time, since the AWS SDK tags credential
- * objects it has used (`$source`), which the strict schema refuses. */
+/** s3rver's key pair as job credentials (a fresh object each time: tests may change theirs). */
 export const s3rverKeys = (): Record<string, unknown> => ({
   accessKeyId: "S3RVER",
   secretAccessKey: "S3RVER",
