@@ -17,13 +17,15 @@ const { parentPort, workerData } = require("node:worker_threads");
 const { decompress } = require(workerData.zstd);
 const slots = new Uint8Array(workerData.sab);
 const size = workerData.slotSize;
-// Each decompressed frame is a native buffer freed only when its wrapper is collected, and V8
-// waits for 64 MiB of them before it collects on its own: a scavenge every few frames keeps this
-// thread's garbage (and the restore's RSS) small. The flag is process-wide; only new contexts see it.
-const minorGc = (() => {
+// Each frame (the one handed over, and the one decompressed) is a native buffer freed only when its
+// wrapper is collected, and V8 waits for 64 MiB of them before it collects on its own: a scavenge
+// every few frames, and a full collection now and then for wrappers that lived through two
+// scavenges while their decompression ran, keep this thread's garbage (and the restore's RSS)
+// small; this heap is tiny, so both are cheap. The flag is process-wide; only new contexts see it.
+const collect = (() => {
   if (typeof globalThis.gc !== "function") require("node:v8").setFlagsFromString("--expose-gc");
   const gc = typeof globalThis.gc === "function" ? globalThis.gc : require("node:vm").runInNewContext("gc");
-  return () => gc({ type: "minor" });
+  return (type) => gc({ type });
 })();
 let frames = 0;
 parentPort.on("message", (m) => {
@@ -33,7 +35,8 @@ parentPort.on("message", (m) => {
       if (out.length > size) throw new Error("frame larger than its slot: " + out.length);
       slots.set(out, m.slot * size);
       parentPort.postMessage({ index: m.index, len: out.length });
-      if (++frames % 4 === 0) minorGc();
+      if (++frames % 32 === 0) collect("major");
+      else if (frames % 4 === 0) collect("minor");
     },
   ).catch((err) => parentPort.postMessage({ index: m.index, error: String(err && err.message) }));
 });
