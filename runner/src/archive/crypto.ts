@@ -277,15 +277,27 @@ function nonce(prefix: Buffer, counter: number, last: boolean): Buffer {
  * joining them. Synchronous on purpose: the AES-NI work is ~0.3 ms per MiB, less than a WebCrypto
  * round trip through the pool costs (copies, an ArrayBuffer per segment, a thread handoff).
  */
-export function sealSegmentParts(ctx: SealContext, counter: number, last: boolean, plain: Buffer): Buffer[] {
+export function sealSegmentParts(
+  ctx: SealContext,
+  counter: number,
+  last: boolean,
+  plain: Buffer | Buffer[],
+): Buffer[] {
   if (counter > 0xffffffff) throw new ArchiveError("IO_ERROR", "too many segments");
   const c = createCipheriv("aes-256-gcm", ctx.keys.segKey, nonce(ctx.noncePrefix, counter, last));
   c.setAAD(ctx.aad);
+  const pieces = Array.isArray(plain) ? plain : [plain];
   const len = Buffer.alloc(4);
-  len.writeUInt32BE(plain.length, 0);
-  const body = c.update(plain);
+  len.writeUInt32BE(
+    pieces.reduce((n, p) => n + p.length, 0),
+    0,
+  );
+  // A frame may come in pieces (frame, checksum): sealed piece by piece, never joined.
+  const out = [len, ...pieces.map((p) => c.update(p))];
   const fin = c.final();
-  return fin.length ? [len, body, fin, c.getAuthTag()] : [len, body, c.getAuthTag()];
+  if (fin.length) out.push(fin);
+  out.push(c.getAuthTag());
+  return out;
 }
 
 /** Opens one segment body (without the length field). Throws CORRUPT when the tag does not verify. */

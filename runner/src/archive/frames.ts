@@ -5,7 +5,7 @@
 import { createHash } from "node:crypto";
 import { availableParallelism } from "node:os";
 import { Transform, type TransformCallback } from "node:stream";
-import { compressChunk } from "./zstd";
+import { compressChunkParts } from "./zstd";
 import { corrupt } from "./errors";
 import { sealSegmentParts, type SealContext } from "./crypto";
 import type { ArchiveBinding } from "./types";
@@ -179,7 +179,8 @@ export interface FrameEncoderOptions {
 }
 
 interface Done {
-  frame: Buffer;
+  /** the frame, in pieces (frame, checksum) */
+  frame: Buffer[];
   /** the stored bytes: the sealed segment (length prefix, ciphertext+tag), or the frame itself */
   stored: Buffer[];
   d: number;
@@ -214,16 +215,17 @@ export class FrameEncoder extends Transform {
     this.push(b);
   }
 
-  private emitFrame(frame: Buffer, d: number, last: boolean, stored?: Buffer[]): void {
+  private emitFrame(frame: Buffer | Buffer[], d: number, last: boolean, stored?: Buffer[]): void {
+    const pieces = Array.isArray(frame) ? frame : [frame];
     // Encrypted frames are authenticated by their GCM tag; a hash would only cost time.
     if (!last)
       this.frames.push({
-        c: frame.length,
+        c: pieces.reduce((n, p) => n + p.length, 0),
         d,
-        h: this.o.seal ? "" : createHash("sha256").update(frame).digest("hex"),
+        h: this.o.seal ? "" : pieces.reduce((h, p) => h.update(p), createHash("sha256")).digest("hex"),
       });
     const out =
-      stored ?? (this.o.seal ? sealSegmentParts(this.o.seal, this.segment++, last, frame) : [frame]);
+      stored ?? (this.o.seal ? sealSegmentParts(this.o.seal, this.segment++, last, pieces) : pieces);
     for (const b of out) this.emitBytes(b);
   }
 
@@ -239,9 +241,9 @@ export class FrameEncoder extends Transform {
     const seal = this.o.seal;
     const counter = seal ? this.segment++ : 0;
     const d = chunk.length;
-    const p = compressChunk(chunk, this.o.level).then((frame) => {
+    const p = compressChunkParts(chunk, this.o.level).then((frame) => {
       this.o.release?.(chunk);
-      return { frame, stored: seal ? sealSegmentParts(seal, counter, false, frame) : [frame], d };
+      return { frame, stored: seal ? sealSegmentParts(seal, counter, false, frame) : frame, d };
     });
     p.catch(() => {});
     this.queue.push(p);

@@ -85,14 +85,23 @@ export function byteEntropy(b: Uint8Array): number {
  * benchmark tree, no pool round trips, no zstd contexts allocated.)
  */
 export async function compressChunk(data: Buffer, level: number): Promise<Buffer> {
+  return Buffer.concat(await compressChunkParts(data, level));
+}
+
+/**
+ * compressChunk's frame as two pieces, the frame with its checksum flag set and the 4-byte
+ * checksum that follows it, so the frame is never copied to append 4 bytes (a copy of every
+ * compressed byte, and an allocation per frame that drove the main thread's GC).
+ */
+export async function compressChunkParts(data: Buffer, level: number): Promise<[Buffer, Buffer]> {
   // Hashed now: the caller may recycle `data` as soon as the returned promise settles, not before.
   const sum = contentChecksum(data);
   if (data.length >= 8 * SAMPLE) {
     const at = [0, (data.length >> 1) - SAMPLE / 2, data.length - SAMPLE];
     if (at.every((o) => byteEntropy(data.subarray(o, o + SAMPLE)) > INCOMPRESSIBLE_BITS))
-      return withChecksum(rawFrame(data), sum);
+      return checksumParts(rawFrame(data), sum);
   }
-  return withChecksum(await compress(data, level), sum);
+  return checksumParts(await compress(data, level), sum);
 }
 
 /** The frame content checksum: the low 32 bits of XXH64 (seed 0) of the decompressed data. */
@@ -105,11 +114,15 @@ export function contentChecksum(data: Buffer): number {
  * without a checksum whose last block ends the buffer, which is what the binding and rawFrame write.
  */
 export function withChecksum(frame: Buffer, sum: number): Buffer {
+  return Buffer.concat(checksumParts(Buffer.from(frame), sum));
+}
+
+/** withChecksum without the copy: sets the flag in `frame` itself (which the caller owns). */
+function checksumParts(frame: Buffer, sum: number): [Buffer, Buffer] {
   if (frame.readUInt32LE(0) !== 0xfd2fb528 || frame[4]! & 0x04)
     throw new Error("withChecksum: not a zstd frame without checksum");
-  const out = Buffer.allocUnsafe(frame.length + 4);
-  frame.copy(out);
-  out[4] = frame[4]! | 0x04;
-  out.writeUInt32LE(sum >>> 0, frame.length);
-  return out;
+  frame[4] = frame[4]! | 0x04;
+  const tail = Buffer.allocUnsafe(4);
+  tail.writeUInt32LE(sum >>> 0, 0);
+  return [frame, tail];
 }
