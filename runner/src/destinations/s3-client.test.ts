@@ -1,4 +1,4 @@
-import { createServer } from "node:http";
+import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { describe, expect, it } from "vitest";
 import { DEFAULT_RETRY } from "./retry";
@@ -132,38 +132,91 @@ describe("S3Client answers", () => {
   });
 });
 
-describe("S3Destination ranged reads", () => {
+/** An S3Destination against a local server that answers every request with `answer`. */
+async function withFakeS3(
+  answer: (req: IncomingMessage, res: ServerResponse) => void,
+  fn: (dest: S3Destination) => Promise<void>,
+): Promise<void> {
+  const server = createServer((req, res) => {
+    req.resume();
+    answer(req, res);
+  });
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  const dest = new S3Destination({
+    type: "s3",
+    bucket: "bucket",
+    prefix: "",
+    region: "us-east-1",
+    endpoint: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    pathStyle: true,
+    credentials: { accessKeyId: "k", secretAccessKey: "s" },
+    partSize: 5 * 1024 * 1024,
+    queueSize: 1,
+  });
+  try {
+    await fn(dest);
+  } finally {
+    await dest.close();
+    await new Promise((r) => server.close(r));
+  }
+}
+
+describe("S3Destination against a misbehaving server", () => {
   it("refuses a ranged read that the server answers with the whole object (200), since the bytes would be misplaced", async () => {
-    const server = createServer((req, res) => {
-      req.resume();
-      res.writeHead(200, { "content-length": "10" }).end("0123456789");
-    });
-    await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
-    const dest = new S3Destination({
-      type: "s3",
-      bucket: "bucket",
-      prefix: "",
-      region: "us-east-1",
-      endpoint: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
-      pathStyle: true,
-      credentials: { accessKeyId: "k", secretAccessKey: "s" },
-      partSize: 5 * 1024 * 1024,
-      queueSize: 1,
-    });
-    try {
-      const err = (await dest.createReadStream("a.bin", { start: 4 }).catch((e) => e)) as DestinationError;
-      expect(err).toBeInstanceOf(DestinationError);
-      expect(err.code).toBe("PROTOCOL_ERROR");
-      expect(err.message).toContain("ignored the byte range");
-      // Without a range, the same answer is the object.
-      const whole = await dest.createReadStream("a.bin");
-      let text = "";
-      for await (const c of whole) text += String(c);
-      expect(text).toBe("0123456789");
-    } finally {
-      await dest.close();
-      await new Promise((r) => server.close(r));
-    }
+    await withFakeS3(
+      (_req, res) => res.writeHead(200, { "content-length": "10" }).end("0123456789"),
+      async (dest) => {
+        const err = (await dest.createReadStream("a.bin", { start: 4 }).catch((e) => e)) as DestinationError;
+        expect(err).toBeInstanceOf(DestinationError);
+        expect(err.code).toBe("PROTOCOL_ERROR");
+        expect(err.message).toContain("ignored the byte range");
+        // Without a range, the same answer is the object.
+        const whole = await dest.createReadStream("a.bin");
+        let text = "";
+        for await (const c of whole) text += String(c);
+        expect(text).toBe("0123456789");
+      },
+    );
+  });
+
+  it("a listing whose continuation token comes back again is refused instead of paging forever", async () => {
+    let pages = 0;
+    await withFakeS3(
+      (_req, res) => {
+        pages++;
+        res
+          .writeHead(200)
+          .end(
+            "<ListBucketResult><IsTruncated>true</IsTruncated><NextContinuationToken>same</NextContinuationToken>" +
+              "<Contents><Key>a</Key><Size>1</Size></Contents></ListBucketResult>",
+          );
+      },
+      async (dest) => {
+        const err = (await dest.list().catch((e) => e)) as DestinationError;
+        expect([err.code, err.message]).toEqual([
+          "PROTOCOL_ERROR",
+          "s3://bucket: list: the server repeated a continuation token",
+        ]);
+      },
+    );
+    expect(pages).toBe(2);
+  });
+
+  it("a part listing whose marker does not advance is refused instead of paging forever", async () => {
+    await withFakeS3(
+      (_req, res) =>
+        res
+          .writeHead(200)
+          .end(
+            "<ListPartsResult><IsTruncated>true</IsTruncated><NextPartNumberMarker>0</NextPartNumberMarker>" +
+              '<Part><PartNumber>1</PartNumber><ETag>"e"</ETag><Size>5</Size></Part></ListPartsResult>',
+          ),
+      async (dest) => {
+        const err = (await dest.listParts("k", "u").catch((e) => e)) as DestinationError;
+        expect(err.code).toBe("PROTOCOL_ERROR");
+        expect(err.message).toContain("the part marker did not advance");
+      },
+    );
   });
 });
 

@@ -144,10 +144,18 @@ export class S3Destination implements Destination {
           if (!Number.isInteger(n) || n < 1 || !etag) continue;
           out.set(n, { etag: etag.replace(/"/g, ""), size: Number(xmlText(p, "Size") ?? -1) });
         }
-        marker =
+        const next =
           xmlText(page.text, "IsTruncated") === "true"
             ? xmlText(page.text, "NextPartNumberMarker")
             : undefined;
+        // Part number markers only grow; one that does not would page forever.
+        if (next !== undefined && !(Number(next) > Number(marker ?? 0)))
+          throw new DestinationError(
+            "PROTOCOL_ERROR",
+            this.url,
+            `list parts of ${key}: the part marker did not advance`,
+          );
+        marker = next;
       } while (marker);
     } catch (err) {
       if ((err as DestinationError).code === "NOT_FOUND") return null;
@@ -195,30 +203,35 @@ export class S3Destination implements Destination {
   async list(prefix = ""): Promise<ObjectInfo[]> {
     const out: ObjectInfo[] = [];
     let token: string | undefined;
-    try {
-      do {
-        const page = await this.client.send({
-          method: "GET",
-          query: { "list-type": "2", prefix: this.prefix + prefix, "continuation-token": token },
+    const seen = new Set<string>();
+    do {
+      const page = await this.send("list", {
+        method: "GET",
+        query: { "list-type": "2", prefix: this.prefix + prefix, "continuation-token": token },
+      });
+      for (const o of xmlBlocks(page.text, "Contents")) {
+        const key = xmlText(o, "Key");
+        if (!key?.startsWith(this.prefix)) continue;
+        const modified = xmlText(o, "LastModified");
+        out.push({
+          name: key.slice(this.prefix.length),
+          size: Number(xmlText(o, "Size") ?? 0),
+          mtime: modified ? new Date(modified) : undefined,
         });
-        for (const o of xmlBlocks(page.text, "Contents")) {
-          const key = xmlText(o, "Key");
-          if (!key?.startsWith(this.prefix)) continue;
-          const modified = xmlText(o, "LastModified");
-          out.push({
-            name: key.slice(this.prefix.length),
-            size: Number(xmlText(o, "Size") ?? 0),
-            mtime: modified ? new Date(modified) : undefined,
-          });
-        }
-        token =
-          xmlText(page.text, "IsTruncated") === "true"
-            ? xmlText(page.text, "NextContinuationToken")
-            : undefined;
-      } while (token);
-    } catch (err) {
-      throw mapS3Error(this.url, "list", err);
-    }
+      }
+      token =
+        xmlText(page.text, "IsTruncated") === "true"
+          ? xmlText(page.text, "NextContinuationToken")
+          : undefined;
+      // Storage is untrusted: a server that hands back a token it gave before would list forever.
+      if (token !== undefined && seen.has(token))
+        throw new DestinationError(
+          "PROTOCOL_ERROR",
+          this.url,
+          "list: the server repeated a continuation token",
+        );
+      if (token !== undefined) seen.add(token);
+    } while (token);
     return out;
   }
 
